@@ -1,0 +1,85 @@
+"""The seam between the trainer / evaluator and text generation: `RolloutBackend`.
+
+Every backend (transformers, vLLM, OpenAI-compatible HTTP, fake) returns the same
+`Completion` records, so the training loop never knows which one it talks to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. ``temperature == 0`` means greedy."""
+
+    n: int = 1
+    """Samples per prompt (G in GRPO)."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    """Stop strings (besides the tokenizer's EOS). The stop string is kept in the text and
+    token ids (the r1 template stops at and keeps ``</answer>``)."""
+    logprobs: bool = True
+    """Return the sampler's log-prob of each generated token (after temperature)."""
+
+
+@dataclass
+class Completion:
+    """One sampled response."""
+
+    prompt_index: int
+    """Index of the prompt in the `generate` call's ``prompts``."""
+    sample_index: int
+    """0..n-1 within that prompt's group."""
+    prompt_token_ids: list[int]
+    token_ids: list[int]
+    """Generated token ids, including the EOS / stop-string tokens that ended generation."""
+    text: str
+    """Decoded generated text (special tokens skipped)."""
+    finish_reason: str
+    """"stop" (EOS or stop string) or "length" (hit max_new_tokens: truncated)."""
+    logprobs: list[float] | None = None
+    """Sampler's log-prob of each token in ``token_ids`` (temperature applied), or None."""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+@runtime_checkable
+class RolloutBackend(Protocol):
+    """Generation engine used by training and evaluation.
+
+    ``prompt_seeds[i]`` seeds prompt i; sample j of it uses ``derive_seed(prompt_seeds[i], j)``
+    so results do not depend on batch composition.
+    """
+
+    def generate(
+        self, prompts: Sequence[str], params: SamplingParams, prompt_seeds: Sequence[int]
+    ) -> list[Completion]:
+        """Return ``len(prompts) * params.n`` completions, prompt-major
+        (prompt 0 samples 0..n-1, then prompt 1, ...)."""
+        ...
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Load new policy weights (HF parameter names) into the engine."""
+        ...
+
+    def sleep(self) -> None:
+        """Release generation memory (KV cache, weights on GPU) while the learner trains."""
+        ...
+
+    def wake(self) -> None:
+        """Undo `sleep`."""
+        ...
+
+    def close(self) -> None:
+        """Free every resource; the backend is unusable afterwards."""
+        ...
