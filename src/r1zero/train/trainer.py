@@ -1,0 +1,328 @@
+"""The RL training loop, top to bottom.
+
+One step = rollout -> score -> advantages -> batch -> update -> sync -> log
+(-> eval -> checkpoint). Each phase is a short function below; `train` strings them
+together. Departures from the reference recipe (Liu et al. 2025, oat) are listed in
+docs/algorithms.md; the CPU defaults (presets) are smaller in every dimension.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from r1zero.config import ConfigError, TrainConfig
+from r1zero.core.advantages import compute_advantages, zero_variance_groups
+from r1zero.core.algorithms import AlgorithmConfig
+from r1zero.core import losses
+from r1zero.core.metrics import summarize_loss_stats
+from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
+from r1zero.tasks import Problem, Task, TaskVerdict
+from r1zero.templates import Template
+from r1zero.train import checkpoint as ckpt
+from r1zero.train.batching import MicroBatch, TrainSequence, make_micro_batches
+from r1zero.train.learner import response_logprobs
+from r1zero.train.stats import eval_metrics, rollout_metrics, rollout_records
+from r1zero.logging import write_rollouts
+from r1zero.utils import derive_seed
+
+
+@dataclass
+class Trainer:
+    """Everything one run holds; built by `r1zero.train.setup.build_trainer`."""
+
+    cfg: TrainConfig
+    algo: AlgorithmConfig
+    run_dir: Path
+    task: Task
+    template: Template
+    train_problems: list[Problem]
+    test_problems: list[Problem]
+    policy: torch.nn.Module
+    tokenizer: object
+    ref_policy: torch.nn.Module | None
+    backend: RolloutBackend
+    optimizer: torch.optim.Optimizer
+    logger: object
+    state: ckpt.TrainState
+
+
+# ----------------------------------------------------------------------------- phases
+def prompts_for_step(num_problems: int, step: int, per_step: int, seed: int) -> list[int]:
+    """Problem indices for a step: epochs of seeded permutations, read in order.
+
+    The data position is a pure function of the step, so resuming at step s continues
+    exactly where the run stopped.
+    """
+    out = []
+    for k in range(step * per_step, (step + 1) * per_step):
+        epoch, pos = divmod(k, num_problems)
+        g = torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch))
+        out.append(int(torch.randperm(num_problems, generator=g)[pos]))
+    return out
+
+
+def rollout(t: Trainer, step: int, problems: list[Problem]) -> list[Completion]:
+    """Phase 1: G responses per problem, seeded by (seed, step, problem id, sample)."""
+    params = SamplingParams(
+        n=t.cfg.group_size,
+        temperature=t.cfg.temperature,
+        top_p=t.cfg.top_p,
+        max_new_tokens=t.cfg.max_new_tokens,
+        stop=t.template.stop,
+    )
+    prompts = [t.template.render(p.question, t.tokenizer) for p in problems]
+    seeds = [derive_seed(t.cfg.seed, step, p.id) for p in problems]
+    return t.backend.generate(prompts, params, seeds)
+
+
+def score(t: Trainer, problems: list[Problem], completions: list[Completion]) -> list[TaskVerdict]:
+    """Phase 2: verifiable rewards. Truncated responses get 0 and stay in the loss
+    (the reference recipe: an unfinished answer is not an answer)."""
+    verdicts = []
+    for c in completions:
+        v = t.task.verify(c.text, problems[c.prompt_index], template=t.template)
+        if c.truncated:
+            v = TaskVerdict(0.0, False, v.format_ok, "truncated", v.extracted, {})
+        verdicts.append(v)
+    return verdicts
+
+
+def advantages(t: Trainer, rewards: torch.Tensor) -> torch.Tensor:
+    """Phase 3: sequence advantages from the algorithm's baseline and std switches."""
+    return compute_advantages(
+        rewards,
+        t.cfg.group_size,
+        baseline=t.algo.baseline,
+        std_scale=t.algo.std_scale,
+        std_unbiased=t.algo.std_unbiased,
+        eps=t.algo.adv_eps,
+    )  # [B*G]
+
+
+def build_batch(
+    t: Trainer, completions: list[Completion], adv: torch.Tensor, rewards: torch.Tensor
+) -> list[TrainSequence]:
+    """Phase 4: learner sequences. With `filter_zero_variance_groups` (DAPO), groups whose
+    rewards all agree are dropped: their advantage is 0, they only cost compute."""
+    keep = torch.ones(len(completions), dtype=torch.bool)
+    if t.algo.filter_zero_variance_groups:
+        keep = ~zero_variance_groups(rewards, t.cfg.group_size).repeat_interleave(t.cfg.group_size)
+    return [
+        TrainSequence(c.prompt_token_ids, c.token_ids, float(a), c.logprobs)
+        for c, a, k in zip(completions, adv.tolist(), keep.tolist())
+        if k and c.token_ids
+    ]
+
+
+def micro_batch_loss(t: Trainer, mb: MicroBatch, norm: losses.LossNormalizer,
+                     old_lp: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Forward one micro-batch and return (loss share, summable stats)."""
+    want_entropy = "grad" if t.algo.entropy_coef else True
+    lp, ent = response_logprobs(
+        t.policy, mb, temperature=t.cfg.temperature, with_entropy=want_entropy,
+        precision=t.cfg.precision,
+    )  # [n, L-1] each
+    device, mask = lp.device, mb.response_mask.to(lp.device)  # mask [n, L-1]
+    ref_lp = None
+    if t.ref_policy is not None:
+        with torch.no_grad():
+            ref_lp, _ = response_logprobs(t.ref_policy, mb, temperature=t.cfg.temperature,
+                                          precision=t.cfg.precision)
+    sampler = None if mb.sampler_logprobs is None else mb.sampler_logprobs.to(device)
+    loss, stats = losses.policy_loss(
+        lp, None if old_lp is None else old_lp.to(device),  # None: on-policy, ratio 1
+        mb.advantages.to(device), mask, norm, t.algo,
+        ref_logprobs=ref_lp, sampler_logprobs=sampler, entropy=ent,
+    )
+    if sampler is not None:
+        # How far the learner's log-probs are from what the sampler reported (vLLM bf16 vs
+        # learner): large gaps make the on-policy assumption false (see tis_cap).
+        stats["sampler_gap_sum"] = ((lp.detach() - sampler).abs() * mask).sum()
+    return loss, stats
+
+
+def old_logprobs(t: Trainer, mbs: list[MicroBatch]) -> list[torch.Tensor | None]:
+    """π_old log-probs, needed only with several PPO epochs (one epoch is on-policy)."""
+    if t.cfg.epochs == 1:
+        return [None] * len(mbs)
+    with torch.no_grad():
+        return [response_logprobs(t.policy, mb, temperature=t.cfg.temperature,
+                                  precision=t.cfg.precision)[0] for mb in mbs]
+
+
+def update(t: Trainer, seqs: list[TrainSequence]) -> dict[str, float]:
+    """Phase 5: epochs x micro-batches with gradient accumulation, one optimizer step per
+    epoch. The loss normaliser comes from the whole step, so micro-batching is invisible."""
+    mbs = make_micro_batches(seqs, t.cfg.micro_batch_tokens, t.tokenizer.pad_token_id)
+    norm = losses.step_normalizer(
+        [mb.response_mask for mb in mbs], constant=t.algo.norm_constant_for(t.cfg.max_new_tokens)
+    )
+    olds = old_logprobs(t, mbs)
+    totals: dict[str, torch.Tensor] = {}
+    t.policy.train()
+    for _ in range(t.cfg.epochs):
+        t.optimizer.zero_grad(set_to_none=True)
+        for mb, old in zip(mbs, olds):
+            loss, stats = micro_batch_loss(t, mb, norm, old)
+            loss.backward()
+            for k, v in stats.items():
+                totals[k] = totals.get(k, 0.0) + v.detach().cpu()
+        grad_norm = clip_gradients(t.policy, t.cfg.max_grad_norm)
+        t.optimizer.step()
+    t.policy.eval()
+    out = summarize_loss_stats(totals)
+    if "sampler_gap_sum" in totals:
+        out["policy/sampler_logprob_gap"] = float(totals["sampler_gap_sum"] / totals["num_tokens"])
+    out["optim/grad_norm"] = grad_norm
+    out["optim/lr"] = t.optimizer.param_groups[0]["lr"]
+    out["perf/train_tokens"] = sum(mb.num_tokens for mb in mbs) * t.cfg.epochs
+    return out
+
+
+def clip_gradients(model: torch.nn.Module, max_norm: float) -> float:
+    """Global grad-norm (before clipping); clips when max_norm > 0."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    limit = max_norm if max_norm > 0 else float("inf")
+    return float(torch.nn.utils.clip_grad_norm_(params, limit))
+
+
+def sync(t: Trainer) -> None:
+    """Phase 6: push the new weights to the rollout engine (a no-op when it shares them)."""
+    t.backend.update_weights(t.policy.state_dict().items())
+
+
+def evaluate(t: Trainer, step: int) -> dict[str, float]:
+    """Greedy held-out evaluation: the number that says whether RL helped."""
+    if not t.test_problems:
+        return {}
+    params = SamplingParams(
+        n=1, temperature=0.0, max_new_tokens=t.cfg.eval_max_new_tokens or t.cfg.max_new_tokens,
+        stop=t.template.stop,
+    )
+    prompts = [t.template.render(p.question, t.tokenizer) for p in t.test_problems]
+    seeds = [derive_seed(t.cfg.seed, "eval", p.id) for p in t.test_problems]
+    completions = t.backend.generate(prompts, params, seeds)
+    verdicts = score(t, t.test_problems, completions)
+    return eval_metrics(completions, verdicts)
+
+
+# ----------------------------------------------------------------------------- one step
+def train_step(t: Trainer, step: int) -> dict[str, float]:
+    """rollout -> score -> advantages -> batch -> update -> sync; returns the step's metrics."""
+    t0 = time.perf_counter()
+    idx = prompts_for_step(len(t.train_problems), step, t.cfg.prompts_per_step, t.cfg.seed)
+    problems = [t.train_problems[i] for i in idx]
+    completions = rollout(t, step, problems)  # [B*G], prompt-major
+    t1 = time.perf_counter()
+    verdicts = score(t, problems, completions)
+    rewards = torch.tensor([v.reward for v in verdicts], dtype=torch.float)  # [B*G]
+    adv = advantages(t, rewards)  # [B*G]
+    seqs = build_batch(t, completions, adv, rewards)
+    t2 = time.perf_counter()
+    metrics = update(t, seqs) if seqs else {}
+    t3 = time.perf_counter()
+    sync(t)
+    t4 = time.perf_counter()
+    metrics.update(rollout_metrics(completions, verdicts, rewards, t.cfg.group_size))
+    gen_tokens = sum(len(c.token_ids) for c in completions)
+    metrics.update({
+        "perf/step_s": t4 - t0,
+        "perf/gen_s": t1 - t0,
+        "perf/train_s": t3 - t2,
+        "perf/sync_s": t4 - t3,
+        "perf/gen_tokens_per_s": gen_tokens / max(t1 - t0, 1e-9),
+        "perf/train_tokens_per_s": metrics.pop("perf/train_tokens", 0) / max(t3 - t2, 1e-9),
+        "perf/peak_rss_gb": peak_rss_gb(),
+    })
+    records = rollout_records(step, problems, completions, verdicts, adv)
+    keep = records if t.cfg.rollout_samples < 0 else records[: t.cfg.rollout_samples]
+    write_rollouts(t.run_dir, step, keep)
+    return metrics
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+# ----------------------------------------------------------------------------- the loop
+def train(cfg: TrainConfig) -> dict[str, float]:
+    """Run (or resume) training; returns the final metrics. Ctrl-C saves a checkpoint."""
+    from r1zero.train.setup import build_trainer, prepare_config
+
+    cfg = prepare_config(cfg)  # config errors surface here, before any model is loaded
+    t = build_trainer(cfg)
+    from r1zero.logging import Progress
+
+    final: dict[str, float] = {}
+    try:
+        with Progress(cfg.steps, start_step=t.state.step, enabled=cfg.progress) as bar:
+            if t.state.step == 0:
+                final = log_eval(t, 0)
+                t.state.heldout_start = final.get("eval/accuracy")
+            for step in range(t.state.step, cfg.steps):
+                metrics = train_step(t, step)
+                t.state.step = step + 1
+                if cfg.eval_every and (t.state.step % cfg.eval_every == 0 or t.state.step == cfg.steps):
+                    metrics.update(evaluate_timed(t, t.state.step))
+                t.logger.log(t.state.step, metrics)
+                bar.update(t.state.step, reward=metrics.get("reward/mean"),
+                           accuracy=metrics.get("reward/accuracy"))
+                final = metrics
+                if cfg.save_every and t.state.step % cfg.save_every == 0 and t.state.step < cfg.steps:
+                    save(t)
+    except KeyboardInterrupt:
+        path = save(t)
+        print(f"\ninterrupted: saved {path}; continue with `r1zero train --resume {t.run_dir}`",
+              file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        t.logger.close()
+        t.backend.close()
+    save(t)
+    return finish(t, final)
+
+
+def evaluate_timed(t: Trainer, step: int) -> dict[str, float]:
+    start = time.perf_counter()
+    out = evaluate(t, step)
+    out["perf/eval_s"] = time.perf_counter() - start
+    return out
+
+
+def log_eval(t: Trainer, step: int) -> dict[str, float]:
+    """Step-0 evaluation of the untouched model, logged as its own record."""
+    if not t.cfg.eval_every:
+        return {}
+    metrics = evaluate_timed(t, step)
+    t.logger.log(step, metrics)
+    return metrics
+
+
+def save(t: Trainer) -> Path:
+    return ckpt.save_checkpoint(t.run_dir, t.policy, t.tokenizer, t.optimizer, t.state,
+                                t.cfg.keep_checkpoints)
+
+
+def finish(t: Trainer, final: dict[str, float]) -> dict[str, float]:
+    """Plots, then the summary line scripts read (`heldout_accuracy: a -> b`)."""
+    from r1zero.plotting import plot_run
+
+    try:
+        for path in plot_run(t.run_dir):
+            print(f"plot: {path}")
+    except (ValueError, OSError) as e:  # a plot must never cost the finished run
+        print(f"warning: plotting failed: {e}", file=sys.stderr)
+    print(f"run: {t.run_dir}")
+    start, end = t.state.heldout_start, final.get("eval/accuracy")
+    if start is not None and end is not None:
+        print(f"heldout_accuracy: {start:.4f} -> {end:.4f}")
+    return final
