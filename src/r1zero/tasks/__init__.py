@@ -1,0 +1,12 @@
+"""Tasks: problems + a default template + a verifier, and the registry that names them.
+
+Built-in tasks: ``math``, ``gsm8k``, ``arithmetic``, ``countdown``, ``knights_knaves``.
+A user task is any object with ``name``, ``default_template``, ``problems(split)`` and
+``verify(response, problem, *, template)``, returned by a factory named as
+``"package.module:factory"``.
+"""
+
+from r1zero.tasks.base import Problem, Task, TaskVerdict
+from r1zero.tasks.registry import TASKS, get_task
+
+__all__ = ["Problem", "Task", "TaskVerdict", "TASKS", "get_task"]

@@ -1,0 +1,171 @@
+"""Named RL algorithms as data: each is one `AlgorithmConfig`, a combination of the same switches.
+
+Adding a variant is a new row in `ALGORITHMS` (and a test), never a new code path. Dr. GRPO is
+written as GRPO plus its two labelled changes, exactly as the paper presents it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, replace
+from typing import Any
+
+from r1zero.core.advantages import BASELINES, STD_SCALES
+from r1zero.core.losses import AGGREGATIONS, KL_ESTIMATORS
+
+
+@dataclass(frozen=True)
+class AlgorithmConfig:
+    """The switches that define a policy-gradient algorithm on verifiable rewards."""
+
+    baseline: str = "group_mean"
+    """Advantage baseline: group_mean | leave_one_out | batch_mean | none."""
+    std_scale: str = "group"
+    """Divide advantages by the reward std of the group, the batch, or not at all (none)."""
+    std_unbiased: bool = True
+    """Bessel-corrected std (torch.std default, as in the verl and TRL GRPO code)."""
+    adv_eps: float = 1e-6
+    """Added to the std before dividing (verl's 1e-6; TRL uses 1e-4). Unused when std_scale=none."""
+    aggregation: str = "seq-mean-token-mean"
+    """How per-token losses become one number: token-mean | seq-mean-token-mean |
+    seq-mean-token-sum | seq-mean-token-sum-norm (see r1zero.core.losses)."""
+    norm_constant: float | None = None
+    """C in seq-mean-token-sum-norm; None = the generation budget (max_new_tokens)."""
+    clip_low: float = 0.2
+    """PPO clip range below 1: ratios under 1 - clip_low stop pushing down (A < 0)."""
+    clip_high: float = 0.2
+    """PPO clip range above 1: ratios over 1 + clip_high stop pushing up (A > 0). DAPO: 0.28."""
+    dual_clip: float | None = None
+    """Dual-clip constant c > 1 (Ye et al. 2020) bounding the loss of A < 0 tokens; None = off."""
+    kl_beta: float = 0.0
+    """KL-to-reference coefficient in the loss; 0 = no reference model is loaded at all."""
+    kl_estimator: str = "k3"
+    """Per-token KL estimator: k1 | k2 | k3 (GRPO uses k3)."""
+    entropy_coef: float = 0.0
+    """Entropy bonus coefficient (loss -= coef * entropy); 0 = off."""
+    tis_cap: float | None = None
+    """Truncated importance sampling cap for sampler/learner mismatch (e.g. 2.0 with vLLM); None = off."""
+    filter_zero_variance_groups: bool = False
+    """Drop groups whose rewards all agree before the update (DAPO dynamic sampling)."""
+
+    def norm_constant_for(self, max_new_tokens: int) -> float:
+        """C for `step_normalizer`: ``norm_constant``, or the generation budget when None."""
+        return float(self.norm_constant if self.norm_constant is not None else max_new_tokens)
+
+
+# Allowed values for the string switches; validate() and get_algorithm() report them.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "baseline": BASELINES,
+    "std_scale": STD_SCALES,
+    "aggregation": AGGREGATIONS,
+    "kl_estimator": KL_ESTIMATORS,
+}
+
+
+_NUMBERS = ("adv_eps", "norm_constant", "clip_low", "clip_high", "dual_clip", "kl_beta",
+            "entropy_coef", "tis_cap")
+_OPTIONAL = ("norm_constant", "dual_clip", "tis_cap")
+
+
+def validate(cfg: AlgorithmConfig) -> AlgorithmConfig:
+    """Return ``cfg`` unchanged or raise ValueError naming the bad field and what is allowed."""
+    for name, allowed in _CHOICES.items():
+        value = getattr(cfg, name)
+        if value not in allowed:
+            raise ValueError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
+    for name in ("std_unbiased", "filter_zero_variance_groups"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ValueError(f"{name}={getattr(cfg, name)!r} is not allowed; must be True or False")
+    for name in _NUMBERS:
+        value = getattr(cfg, name)
+        if not (value is None and name in _OPTIONAL) and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+        ):
+            raise ValueError(f"{name}={value!r} is not allowed; must be a number")
+    checks = [
+        ("adv_eps", cfg.adv_eps >= 0, ">= 0"),
+        ("clip_low", 0 <= cfg.clip_low < 1, "in [0, 1)"),
+        ("clip_high", cfg.clip_high >= 0, ">= 0"),
+        ("dual_clip", cfg.dual_clip is None or cfg.dual_clip > 1, "None or > 1"),
+        ("kl_beta", cfg.kl_beta >= 0, ">= 0"),
+        ("entropy_coef", cfg.entropy_coef >= 0, ">= 0"),
+        ("tis_cap", cfg.tis_cap is None or cfg.tis_cap > 0, "None or > 0"),
+        ("norm_constant", cfg.norm_constant is None or cfg.norm_constant > 0, "None or > 0"),
+    ]
+    for name, ok, allowed in checks:
+        if not ok:
+            raise ValueError(f"{name}={getattr(cfg, name)!r} is not allowed; must be {allowed}")
+    return cfg
+
+
+# ----------------------------------------------------------------------------- the table
+GRPO = AlgorithmConfig(
+    baseline="group_mean",
+    std_scale="group",  # A = (R - mean) / (std + eps), DeepSeekMath §4.1.2
+    aggregation="seq-mean-token-mean",  # 1/G sum_i 1/|o_i| sum_t, DeepSeekMath eq. 3
+    clip_low=0.2,
+    clip_high=0.2,
+    # beta = 0, as in TRL's default and in the GRPO baseline of the Dr. GRPO paper, so that
+    # GRPO vs Dr. GRPO differ only by the two changes below. DeepSeekMath used 0.04 with k3:
+    # get_algorithm("grpo", kl_beta=0.04) reproduces it (k3 is already the estimator).
+    kl_beta=0.0,
+    kl_estimator="k3",
+)
+
+DR_GRPO = replace(
+    GRPO,
+    std_scale="none",  # change 1: no std division (removes the question-difficulty bias)
+    aggregation="seq-mean-token-sum-norm",  # change 2: / constant, not / |o_i| (removes the length bias)
+)
+
+DAPO = replace(
+    GRPO,
+    clip_high=0.28,  # clip-higher: more room for low-probability tokens to rise (DAPO §3.1)
+    aggregation="token-mean",  # token-level loss: long responses weigh per token (DAPO §3.3)
+    filter_zero_variance_groups=True,  # dynamic sampling: drop all-agree groups (DAPO §3.2)
+    # DAPO's overlong reward shaping is a reward-side choice and lives with the rewards.
+)
+
+RLOO = AlgorithmConfig(
+    baseline="leave_one_out",  # b_i = mean of the other G-1 rewards (Ahmadian et al. 2024)
+    std_scale="none",
+    # REINFORCE on the whole response: -A_i * log pi(o_i), averaged over responses.
+    aggregation="seq-mean-token-sum",
+    clip_low=0.2,  # inactive with one update per rollout (ratio = 1); a guard for more epochs
+    clip_high=0.2,
+    kl_beta=0.0,  # the paper folds KL into the reward; here it stays an opt-in loss term
+)
+
+REINFORCE_PP = AlgorithmConfig(
+    baseline="batch_mean",  # global normalisation over the batch, no per-prompt baseline
+    std_scale="batch",  # (R - mean_batch) / (std_batch + eps), REINFORCE++ (Hu 2025) §3.2
+    aggregation="token-mean",
+    clip_low=0.2,
+    clip_high=0.2,
+    kl_beta=0.0,  # REINFORCE++ puts a k1 KL in the reward; opt in here with kl_beta/kl_estimator
+    kl_estimator="k2",  # the estimator whose loss gradient is the KL(pi || ref) gradient
+)
+
+ALGORITHMS: dict[str, AlgorithmConfig] = {
+    "grpo": GRPO,
+    "dr_grpo": DR_GRPO,
+    "dapo": DAPO,
+    "rloo": RLOO,
+    "reinforce_pp": REINFORCE_PP,
+}
+
+_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AlgorithmConfig))
+
+
+def get_algorithm(name: str, **overrides: Any) -> AlgorithmConfig:
+    """The named preset with ``overrides`` applied, validated.
+
+    Raises ValueError for an unknown name, an unknown field, or a bad value, naming it and
+    listing what is allowed.
+    """
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; choose one of {sorted(ALGORITHMS)}")
+    unknown = sorted(set(overrides) - set(_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown AlgorithmConfig field(s) {unknown}; allowed fields: {list(_FIELDS)}")
+    return validate(replace(ALGORITHMS[name], **overrides))

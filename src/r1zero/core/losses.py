@@ -1,0 +1,308 @@
+"""Per-token policy-gradient terms and the step-normalised aggregation that turns them into a loss.
+
+Pure tensor functions. Shapes: N sequences in a micro-batch, T padded response length;
+``mask`` ``[N, T]`` is 1 on response tokens that enter the loss, 0 on padding.
+
+The one idea that makes the update independent of micro-batch size, accumulation steps and
+world size: every token gets a *weight* computed from statistics of the **whole optimizer
+step** (a `LossNormalizer`), and a micro-batch's loss is ``sum(per_token_loss * weight)``.
+The step loss is then a plain sum over micro-batches (and ranks), so summing their
+gradients reproduces the full-batch gradient exactly.
+
+    aggregation               weight of token t of response i    reference
+    token-mean                1 / T_step                        DAPO (Yu et al. 2025, eq. 8)
+    seq-mean-token-mean       1 / (N_step * |o_i|)              GRPO (Shao et al. 2024, eq. 3)
+    seq-mean-token-sum        1 / N_step                        REINFORCE / RLOO on log pi(o_i)
+    seq-mean-token-sum-norm   1 / (N_step * C)                  Dr. GRPO (Liu et al. 2025, eq. 3)
+
+T_step = response tokens in the step, N_step = responses in the step, |o_i| = tokens of
+response i, C = a constant (the generation budget, max_new_tokens, in the Dr. GRPO code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:  # algorithms imports this module (the choice tuples); only annotate with it
+    from r1zero.core.algorithms import AlgorithmConfig
+
+Aggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
+KLEstimator = Literal["k1", "k2", "k3"]
+
+AGGREGATIONS: tuple[str, ...] = (
+    "token-mean",
+    "seq-mean-token-mean",
+    "seq-mean-token-sum",
+    "seq-mean-token-sum-norm",
+)
+KL_ESTIMATORS: tuple[str, ...] = ("k1", "k2", "k3")
+
+
+# ----------------------------------------------------------------------------- normaliser
+@dataclass(frozen=True)
+class LossNormalizer:
+    """Statistics of one whole optimizer step (all micro-batches, all ranks).
+
+    Attributes:
+        num_sequences: N_step, response rows in the step (a row with no response token still
+            counts: it is a sample the policy produced, as in the GRPO / Dr. GRPO means).
+        num_tokens: T_step, response tokens (mask == 1) in the step.
+        constant: C for ``seq-mean-token-sum-norm`` (None when the mode does not need it).
+
+    Across ranks: all-reduce (sum) ``torch.tensor([num_sequences, num_tokens])`` and rebuild;
+    that is the only collective the loss needs, and it happens once per step, outside here.
+    """
+
+    num_sequences: float
+    num_tokens: float
+    constant: float | None = None
+
+
+def step_normalizer(masks: Tensor | Iterable[Tensor], *, constant: float | None = None) -> LossNormalizer:
+    """Build the `LossNormalizer` from the masks of every micro-batch of the step.
+
+    Args:
+        masks: one ``[N, T]`` mask or an iterable of them (one per micro-batch; T may differ).
+        constant: C for ``seq-mean-token-sum-norm`` (pass ``cfg.norm_constant_for(max_new_tokens)``).
+    """
+    if isinstance(masks, Tensor):
+        masks = [masks]
+    num_sequences = 0.0
+    num_tokens = 0.0
+    for mask in masks:
+        num_sequences += float(mask.shape[0])
+        num_tokens += float(mask.sum().item())  # one host sync per micro-batch, once per step
+    if constant is not None and constant <= 0:
+        raise ValueError(f"constant must be > 0, got {constant}")
+    return LossNormalizer(num_sequences=num_sequences, num_tokens=num_tokens, constant=constant)
+
+
+def token_weights(mask: Tensor, normalizer: LossNormalizer, aggregation: Aggregation) -> Tensor:
+    """Per-token loss weights of a micro-batch, ``[N, T]`` -> ``[N, T]`` (0 on padding).
+
+    sum over the step's micro-batches of ``(x * w).sum()`` equals the chosen mean of x over
+    the whole step (module table). Empty totals are clamped to 1 so an all-padding step gives
+    a zero loss rather than NaN.
+    """
+    m = mask.to(torch.get_default_dtype()) if not mask.is_floating_point() else mask  # [N, T]
+    n_step = max(normalizer.num_sequences, 1.0)
+    if aggregation == "token-mean":
+        return m / max(normalizer.num_tokens, 1.0)
+    if aggregation == "seq-mean-token-mean":
+        # |o_i| clamped to 1: an empty response contributes 0 either way, never 0/0.
+        lengths = m.sum(dim=1, keepdim=True).clamp(min=1.0)  # [N, 1]
+        return m / (lengths * n_step)
+    if aggregation == "seq-mean-token-sum":
+        return m / n_step
+    if aggregation == "seq-mean-token-sum-norm":
+        if normalizer.constant is None:
+            raise ValueError("seq-mean-token-sum-norm needs LossNormalizer.constant (e.g. max_new_tokens)")
+        return m / (n_step * normalizer.constant)
+    raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+
+
+def aggregate(values: Tensor, mask: Tensor, normalizer: LossNormalizer, aggregation: Aggregation) -> Tensor:
+    """Scalar ``sum(values * token_weights)``: this micro-batch's share of the step mean."""
+    return (values * token_weights(mask, normalizer, aggregation)).sum()
+
+
+# ----------------------------------------------------------------------------- PG term
+def clipped_pg_loss(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    *,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    dual_clip: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Per-token PPO clipped surrogate (to minimise), with clip-higher and optional dual clip.
+
+        rho_t = exp(logp_t - old_logp_t)
+        l_t   = max(-A rho_t, -A clip(rho_t, 1 - clip_low, 1 + clip_high))   PPO eq. 7; DAPO eq. 10
+        if dual_clip = c and A < 0:  l_t = min(l_t, -c A)                    Ye et al. 2020, eq. 5
+
+    The dual clip bounds the loss of a negative-advantage token whose ratio has exploded
+    (rho > c): the pessimistic max would otherwise grow without bound and its gradient is cut.
+
+    Args:
+        logprobs: ``[N, T]`` log pi_theta(o_t), with grad.
+        old_logprobs: ``[N, T]`` log pi_old(o_t) (the learner's own scoring before the update).
+        advantages: ``[N]`` or ``[N, T]``.
+    Returns:
+        (loss ``[N, T]``, ratio ``[N, T]`` detached). Padding is not masked here.
+    """
+    adv = advantages.unsqueeze(1) if advantages.dim() == 1 else advantages  # [N, 1] | [N, T]
+    ratio = torch.exp(logprobs - old_logprobs.detach())  # [N, T]
+    unclipped = -adv * ratio  # [N, T]
+    clipped = -adv * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)  # [N, T]
+    loss = torch.maximum(unclipped, clipped)  # [N, T]
+    if dual_clip is not None:
+        if dual_clip <= 1.0:
+            raise ValueError(f"dual_clip must be > 1, got {dual_clip}")
+        capped = torch.minimum(loss, -adv * dual_clip)  # [N, T]
+        loss = torch.where(adv < 0, capped, loss)  # [N, T]
+    return loss, ratio.detach()
+
+
+def clip_masks(
+    ratio: Tensor, advantages: Tensor, *, clip_low: float, clip_high: float, dual_clip: float | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Which tokens lost their gradient to clipping, ``[N, T]`` bool each.
+
+    low: rho < 1 - clip_low and A < 0;  high: rho > 1 + clip_high and A > 0 (the only cases in
+    which the clipped branch is the max); dual: A < 0 and rho > c (the -cA cap is active).
+    """
+    adv = advantages.unsqueeze(1) if advantages.dim() == 1 else advantages  # [N, 1] | [N, T]
+    low = (ratio < 1.0 - clip_low) & (adv < 0)  # [N, T]
+    high = (ratio > 1.0 + clip_high) & (adv > 0)  # [N, T]
+    dual = (ratio > dual_clip) & (adv < 0) if dual_clip is not None else torch.zeros_like(low)
+    return low, high, dual
+
+
+def tis_weight(old_logprobs: Tensor, sampler_logprobs: Tensor, cap: float) -> Tensor:
+    """Truncated importance weight for the sampler / learner mismatch, ``[N, T]``, detached.
+
+        w_t = min(exp(old_logp_t - sampler_logp_t), cap)
+
+    vLLM samples with different kernels (and often precision) than the learner scores with,
+    so the behaviour policy is pi_sampler, not pi_old; w corrects for it token by token and
+    the cap bounds the variance (Yao et al. 2025, "Your efficient RL framework secretly brings
+    you off-policy RL training"). It is a constant coefficient: no gradient flows through it.
+    """
+    log_w = (old_logprobs - sampler_logprobs).detach()  # [N, T]
+    return torch.exp(log_w).clamp(max=cap)
+
+
+# ----------------------------------------------------------------------------- KL
+def kl_estimate(logprobs: Tensor, ref_logprobs: Tensor, estimator: KLEstimator = "k3") -> Tensor:
+    """Per-token estimate of KL(pi_theta || pi_ref) from tokens sampled by pi_theta, ``[N, T]``.
+
+    With log r = ref_logp - logp (Schulman 2020, "Approximating KL divergence"):
+        k1 = -log r                  unbiased, can be negative, high variance
+        k2 = (log r)^2 / 2           biased (E[k2] = 1/2 E[(log pi/ref)^2] ~ KL for close
+                                     policies), never negative
+        k3 = (r - 1) - log r         unbiased, never negative (GRPO's estimator, eq. 4)
+
+    As a *loss* (differentiating through logp only, on-policy samples), the expected gradient
+    of k2 is the true gradient of KL(pi || ref); k1's is zero; k3's is the gradient of the
+    forward KL(ref || pi). This is why `AlgorithmConfig` lets you choose.
+    """
+    log_r = ref_logprobs.detach() - logprobs  # [N, T]
+    if estimator == "k1":
+        return -log_r
+    if estimator == "k2":
+        return 0.5 * log_r.square()
+    if estimator == "k3":
+        # Clamp only the exponent: a reference that puts ~0 mass on a sampled token would give
+        # exp(+large) = inf and poison the whole step; 20 nats is already a useless signal.
+        return torch.exp(log_r.clamp(max=20.0)) - 1.0 - log_r
+    raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {estimator!r}")
+
+
+# ----------------------------------------------------------------------------- full loss
+def policy_loss(
+    logprobs: Tensor,
+    old_logprobs: Tensor | None,
+    advantages: Tensor,
+    mask: Tensor,
+    normalizer: LossNormalizer,
+    cfg: AlgorithmConfig,
+    *,
+    ref_logprobs: Tensor | None = None,
+    sampler_logprobs: Tensor | None = None,
+    entropy: Tensor | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """One micro-batch's share of the step loss, and summable statistics for metrics.
+
+        l_t = w^TIS_t * pg_t + beta * kl_t - entropy_coef * H_t
+        loss = sum_{i,t} l_{i,t} * weight_{i,t}           (weights: `token_weights`)
+
+    pg_t is `clipped_pg_loss`, kl_t is `kl_estimate` (only when ``cfg.kl_beta != 0``; no
+    reference model otherwise), H_t the token entropy. KL and entropy use the same
+    aggregation as the PG term so one normaliser governs the whole objective. TIS weights
+    the PG term only: KL and entropy are regularisers of pi_theta, not off-policy estimates.
+
+    Args:
+        logprobs: ``[N, T]`` log pi_theta of the response tokens, with grad.
+        old_logprobs: ``[N, T]``; None means on-policy (= logprobs.detach(), ratio 1).
+        advantages: ``[N]`` per sequence or ``[N, T]`` per token.
+        mask: ``[N, T]`` bool or float, 1 on tokens in the loss.
+        normalizer: the step's `LossNormalizer` (same object for every micro-batch).
+        cfg: the `AlgorithmConfig` with the switches.
+        ref_logprobs: ``[N, T]`` log pi_ref, required iff ``cfg.kl_beta != 0``.
+        sampler_logprobs: ``[N, T]`` log-probs reported by the sampler, required iff
+            ``cfg.tis_cap`` is set.
+        entropy: ``[N, T]`` token entropy with grad, required iff ``cfg.entropy_coef != 0``
+            (also logged when given).
+
+    Returns:
+        loss: scalar. Summing it over the step's micro-batches gives the step loss.
+        stats: detached scalar tensors that are *sums* over this micro-batch, so the trainer
+            adds them over micro-batches and ranks and divides once (see
+            `r1zero.core.metrics.summarize_loss_stats`).
+    """
+    m = mask.to(logprobs.dtype)  # [N, T]
+    if old_logprobs is None:
+        old_logprobs = logprobs.detach()
+    weights = token_weights(m, normalizer, cfg.aggregation)  # [N, T]
+
+    pg, ratio = clipped_pg_loss(
+        logprobs, old_logprobs, advantages,
+        clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip,
+    )  # [N, T], [N, T]
+    if cfg.tis_cap is not None:
+        if sampler_logprobs is None:
+            raise ValueError("cfg.tis_cap is set but sampler_logprobs was not given")
+        # Padding (and any token the sampler could not score, NaN) gets w = 1: a NaN there
+        # would survive the 0 weight (NaN * 0 = NaN) and poison the whole step.
+        usable = (m > 0) & ~torch.isnan(sampler_logprobs)  # [N, T]
+        sampler_logprobs = torch.where(usable, sampler_logprobs, old_logprobs.detach())  # [N, T]
+        w_tis = tis_weight(old_logprobs, sampler_logprobs, cfg.tis_cap)  # [N, T]
+        pg = pg * w_tis
+    per_token = pg  # [N, T]
+    stats: dict[str, Tensor] = {}
+
+    if cfg.kl_beta != 0.0:
+        if ref_logprobs is None:
+            raise ValueError(f"cfg.kl_beta={cfg.kl_beta} needs ref_logprobs (set kl_beta=0 to drop it)")
+        # Same reason: a -inf reference log-prob on padding must not reach exp / backward.
+        ref_logprobs = torch.where(m > 0, ref_logprobs, logprobs.detach())  # [N, T]
+        kl = kl_estimate(logprobs, ref_logprobs, cfg.kl_estimator)  # [N, T]
+        per_token = per_token + cfg.kl_beta * kl
+        stats["kl_sum"] = (kl.detach() * m).sum()
+        stats["kl_loss"] = (cfg.kl_beta * kl.detach() * weights).sum()
+    if cfg.entropy_coef != 0.0 and entropy is None:
+        raise ValueError(f"cfg.entropy_coef={cfg.entropy_coef} needs the token entropy")
+    if entropy is not None:
+        if cfg.entropy_coef != 0.0:
+            per_token = per_token - cfg.entropy_coef * entropy
+        stats["entropy_sum"] = (entropy.detach() * m).sum()
+
+    loss = (per_token * weights).sum()
+
+    low, high, dual = clip_masks(
+        ratio, advantages, clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip
+    )  # [N, T] bool each
+    log_ratio = (logprobs - old_logprobs).detach()  # [N, T]
+    stats.update(
+        loss=loss.detach(),
+        pg_loss=(pg.detach() * weights).sum(),
+        num_tokens=m.sum(),
+        num_sequences=torch.tensor(float(m.shape[0]), dtype=m.dtype, device=m.device),
+        clip_low_count=(low.to(m.dtype) * m).sum(),
+        clip_high_count=(high.to(m.dtype) * m).sum(),
+        dual_clip_count=(dual.to(m.dtype) * m).sum(),
+        # KL(pi_old || pi_theta) on the old policy's samples: k3 with the roles swapped.
+        approx_kl_sum=((torch.exp(log_ratio) - 1.0 - log_ratio) * m).sum(),
+        ratio_sum=(ratio * m).sum(),
+    )
+    if cfg.tis_cap is not None:
+        stats["tis_weight_sum"] = (w_tis * m).sum()
+        stats["tis_capped_count"] = ((w_tis >= cfg.tis_cap).to(m.dtype) * m).sum()
+    return loss, stats

@@ -1,0 +1,162 @@
+"""Answer equivalence: a fast exact path over parsed structure, sympy only for scalar
+leaves that need it (in a killable worker process).
+
+Policy (strict on purpose: a false accept is a reward hack, a false reject only noise):
+
+* numbers are exact rationals: ``0.5 == 1/2 == \\frac{1}{2}``, ``1,000 == 1000 == 1e3``,
+  but ``0.33 != 1/3`` and ``0.333333 != 1/3``; a decimal matches a fraction only to 1e-9
+  relative (rounded answers are wrong answers; 16-digit ones are not rounded);
+* percent: gold ``50\\%`` accepts ``50``, ``50\\%`` and ``0.5`` (as the public graders do);
+  the same holds with the roles swapped;
+* sets and bare comma lists are order-insensitive, tuples/points and intervals are
+  ordered, and interval brackets must match; a collection never equals one of its items;
+* ``x = 3`` matches ``3``; two named answers must share the name (``x=3`` is not ``y=3``);
+* units, ``\\$``, degree signs, ``\\text{}`` and spacing are ignored; choice letters
+  match however wrapped (``(B)``, ``B``, ``\\text{(B)}``); words compare case-insensitively;
+* other scalars are compared by sympy: exactly for rationals, 1e-9 relative for other
+  constants, simplify + random points for expressions with variables.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from fractions import Fraction
+
+from .fastpath import Choice, Expr, Matrix, Named, Num, Seq, Text, parse_answer
+from .normalize import clean, squash
+from .symbolic import REL_TOL
+from .worker import POOL, WorkerError, WorkerTimeout
+
+_ORDERLESS = {"set", "list"}
+_CACHE_MAX = 100_000
+_cache: dict[tuple[str, str], bool] = {}
+_cache_lock = threading.Lock()
+
+
+class GradingTimeout(Exception):
+    """The comparison ran past its deadline."""
+
+
+def _symbolic(pred: str, gold: str, deadline: float) -> bool:
+    """Cached sympy comparison in the worker pool, bounded by ``deadline``."""
+    key = (pred, gold)
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise GradingTimeout
+    try:
+        result = POOL.compare(pred, gold, left)
+    except WorkerTimeout as e:
+        raise GradingTimeout from e
+    except WorkerError:
+        return False  # a crashed worker means sympy could not decide: reject, do not raise
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()  # crude but bounded; hit rates come from repeats within a batch
+        _cache[key] = result
+    return result
+
+
+def _same_value(a: Fraction, b: Fraction, decimal: bool) -> bool:
+    """Exact equality; a long decimal may differ from a repeating fraction by ``REL_TOL``
+    (``0.0833333333333333`` is 1/12 to 16 digits), which ``0.333333`` for 1/3 is not."""
+    if a == b:
+        return True
+    return decimal and abs(a - b) <= REL_TOL * max(abs(a), abs(b))
+
+
+def _nums_equal(p: Num, g: Num) -> bool:
+    """Exact rational equality with the percent policy from the module docstring."""
+    dec = p.decimal != g.decimal
+    if _same_value(p.value, g.value, dec):
+        return True
+    if g.pct and not p.pct and _same_value(p.value * 100, g.value, dec):
+        return True
+    return p.pct and not g.pct and _same_value(p.value, g.value * 100, dec)
+
+
+def _match_orderless(ps: tuple, gs: tuple, deadline: float) -> bool:
+    """Every gold item matched by a distinct predicted item (counts must agree)."""
+    if len(ps) != len(gs):
+        return False
+    left = list(ps)
+    for g in gs:
+        for i, p in enumerate(left):
+            if nodes_equal(p, g, deadline):
+                del left[i]
+                break
+        else:
+            return False
+    return True
+
+
+def _seqs_equal(p: Seq, g: Seq, deadline: float) -> bool:
+    """Collections: kinds must be compatible, then items compared (ordered or not)."""
+    if p.kind in _ORDERLESS and g.kind in _ORDERLESS or p.kind == g.kind == "union":
+        return _match_orderless(p.items, g.items, deadline)
+    if p.kind != g.kind or len(p.items) != len(g.items):
+        return False
+    return all(nodes_equal(a, b, deadline) for a, b in zip(p.items, g.items))
+
+
+def _latex(node) -> str | None:
+    """Source spelling of a scalar leaf for the symbolic comparer (None: not a scalar)."""
+    if isinstance(node, Expr):
+        return node.latex
+    if isinstance(node, Num):
+        return node.text
+    return None
+
+
+def nodes_equal(p, g, deadline: float) -> bool:
+    """Structural equality of two parsed answers; scalar leaves may go to sympy."""
+    if time.monotonic() > deadline:
+        raise GradingTimeout
+    if isinstance(p, Named) or isinstance(g, Named):
+        if isinstance(p, Named) and isinstance(g, Named) and p.name != g.name:
+            return False
+        p = p.value if isinstance(p, Named) else p
+        g = g.value if isinstance(g, Named) else g
+        return nodes_equal(p, g, deadline)
+    if isinstance(p, Num) and isinstance(g, Num):
+        return _nums_equal(p, g)
+    if isinstance(p, Seq) and isinstance(g, Seq):
+        return _seqs_equal(p, g, deadline)
+    if isinstance(p, Matrix) and isinstance(g, Matrix):
+        shape_ok = [len(r) for r in p.rows] == [len(r) for r in g.rows]
+        return shape_ok and all(
+            nodes_equal(a, b, deadline) for ra, rb in zip(p.rows, g.rows) for a, b in zip(ra, rb)
+        )
+    if isinstance(p, Choice) and isinstance(g, Choice):
+        return p.letter == g.letter
+    if isinstance(p, Text) and isinstance(g, Text):
+        return p.words == g.words
+    lp, lg = _latex(p), _latex(g)
+    if lp is None or lg is None or not isinstance(p, Expr) and not isinstance(g, Expr):
+        return False  # different kinds of answer (e.g. a set vs a number, text vs math)
+    if lp == lg:
+        return True
+    return _symbolic(lp, lg, deadline)
+
+
+def equal_by_deadline(pred: str, gold: str, deadline: float) -> bool:
+    """``answers_equal`` against an absolute ``time.monotonic()`` deadline; raises
+    GradingTimeout when it cannot decide in time."""
+    cp, cg = clean(pred), clean(gold)
+    if squash(cp) == squash(cg) and cp:
+        return True
+    return nodes_equal(parse_answer(cp), parse_answer(cg), deadline)
+
+
+def answers_equal(pred: str, gold: str, *, timeout_s: float = 5.0) -> bool:
+    """True when the answer ``pred`` is equivalent to ``gold`` (both bare answers, not
+    responses). Never raises on text; a time-out counts as not equal."""
+    if not isinstance(pred, str) or not isinstance(gold, str):
+        return False
+    try:
+        return equal_by_deadline(pred, gold, time.monotonic() + timeout_s)
+    except GradingTimeout:
+        return False

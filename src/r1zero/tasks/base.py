@@ -1,0 +1,95 @@
+"""The task contract: a `Problem`, the `TaskVerdict` a verifier returns, the `Task` protocol,
+and small helpers that several verifiers share.
+
+A task is problems + a default template + a verifier. Verifiers read model text, so they
+must never raise, never hang and never ``eval``: every path ends in a verdict with a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from r1zero.templates import Template
+
+Split = Literal["train", "test"]
+SPLITS: tuple[str, ...] = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One question with its gold answer.
+
+    ``answer`` is task specific: a string (math), a list of acceptable strings
+    (OlympiadBench / Minerva alternatives), or structured data (knights and knaves roles).
+    ``meta`` carries everything else the verifier or a report may need.
+    """
+
+    id: str
+    question: str
+    answer: Any
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskVerdict:
+    """A verifier's judgement of one response.
+
+    ``reward`` is what the trainer optimises; ``correct`` is what accuracy metrics count
+    (they differ when a task pays a format reward). ``reason`` is a short machine-readable
+    label (``correct``, ``no_answer``, ``format_error``, ``wrong_numbers``, ``wrong_value``,
+    ``wrong_answer``, ...). ``components`` splits the reward into named parts for logging.
+    """
+
+    reward: float
+    correct: bool
+    format_ok: bool
+    reason: str
+    extracted: str | None = None
+    components: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What the trainer and evaluator need from a task."""
+
+    name: str
+    default_template: str
+
+    def problems(self, split: Split) -> list[Problem]:
+        """The problems of ``split`` ("train" or "test"), in a deterministic order."""
+        ...
+
+    def verify(self, response: str, problem: Problem, *, template: Template) -> TaskVerdict:
+        """Score one response; never raises on model text."""
+        ...
+
+
+def check_split(split: str) -> str:
+    """Validate a split name so a typo fails loudly instead of returning no problems."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    return split
+
+
+def last_tag_block(text: str, tag: str = "answer") -> str | None:
+    """Content of the last complete ``<tag>...</tag>`` block, or None.
+
+    Uses ``rfind`` rather than a regex so megabyte responses cost one linear scan and no
+    backtracking. The last block wins, as in the reference verifiers: a model that
+    "changes its mind" is judged on its final answer.
+    """
+    close = text.rfind(f"</{tag}>")
+    if close < 0:
+        return None
+    open_ = text.rfind(f"<{tag}>", 0, close)
+    if open_ < 0:
+        return None
+    return text[open_ + len(tag) + 2 : close]
+
+
+def bad_input_verdict(response: object) -> TaskVerdict | None:
+    """A zero verdict when ``response`` is not a string (e.g. None from a failed request)."""
+    if isinstance(response, str):
+        return None
+    return TaskVerdict(0.0, False, False, "bad_input")

@@ -1,0 +1,64 @@
+"""Task registry: resolve a `TaskConfig` to a `Task`, by registered name or by a user's
+``package.module:factory`` import path (the factory is called with the TaskConfig)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from r1zero.config import ConfigError, TaskConfig
+from r1zero.tasks.base import Task
+from r1zero.tasks.countdown import CountdownTask
+from r1zero.tasks.knights_knaves import KnightsKnavesTask
+from r1zero.tasks.math import ArithmeticTask, make_gsm8k, make_math
+
+TaskFactory = Callable[[TaskConfig], Task]
+
+TASKS: dict[str, TaskFactory] = {
+    "math": make_math,
+    "gsm8k": make_gsm8k,
+    "arithmetic": ArithmeticTask,
+    "countdown": CountdownTask,
+    "knights_knaves": KnightsKnavesTask,
+}
+"""Built-in tasks. Adding one is a row here plus a module with a factory."""
+
+
+def get_task(cfg: TaskConfig) -> Task:
+    """Build the task named by ``cfg.name`` (a key of `TASKS` or ``"pkg.module:factory"``)."""
+    name = cfg.name
+    if name in TASKS:
+        return TASKS[name](cfg)
+    if ":" in name:
+        return _check_task(_import_factory(name)(cfg), name)
+    raise ConfigError(
+        f"unknown task {name!r}: use one of {', '.join(TASKS)} or an import path "
+        "'package.module:factory' to your own task factory"
+    )
+
+
+def _import_factory(path: str) -> TaskFactory:
+    """Import ``module:attribute``; errors name the part that failed."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"task path {path!r} must look like 'package.module:factory'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(f"task {path!r}: cannot import module {module_name!r} ({e})") from e
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ConfigError(f"task {path!r}: module {module_name!r} has no callable {attr!r}")
+    return factory
+
+
+def _check_task(task: object, path: str) -> Task:
+    """Fail at startup, not mid-training, if a user factory returns the wrong thing."""
+    if not isinstance(task, Task):
+        missing = [a for a in ("name", "default_template", "problems", "verify")
+                   if not hasattr(task, a)]
+        raise ConfigError(
+            f"task factory {path!r} returned {type(task).__name__}, which is not a Task "
+            f"(missing: {', '.join(missing)})"
+        )
+    return task

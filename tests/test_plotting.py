@@ -1,0 +1,108 @@
+"""`r1zero plot`: figures from a synthetic metrics.jsonl, skipping of absent / null
+metrics, the derived length gap, run overlays, and clear errors when nothing is there."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from r1zero.plotting import LEN_GAP, load_metrics, plot_compare, plot_run
+
+
+def _write_metrics(run_dir, n_steps=60, *, kl=False, seed=0):
+    """A GRPO-like run: wrong answers grow longer than right ones. No KL unless asked
+    (beta = 0), no reflection rate at all, entropy null on some steps."""
+    rng = random.Random(seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "metrics.jsonl", "w") as f:
+        for s in range(1, n_steps + 1):
+            rec = {
+                "step": s, "time": 1000.0 + s,
+                "reward/mean": 0.2 + 0.005 * s + rng.uniform(-0.05, 0.05),
+                "reward/accuracy": 0.2 + 0.005 * s,
+                "reward/zero_var_group_frac": 0.3,
+                "rollout/len_mean": 60 + s, "rollout/len_correct": 50.0,
+                "rollout/len_incorrect": 60.0 + 2 * s, "rollout/len_truncated": 96.0,
+                "rollout/truncated_frac": 0.1,
+                "policy/entropy": None if s % 7 == 0 else 1.2 - 0.01 * s,
+                "policy/clip_frac_low": 0.01, "policy/clip_frac_high": 0.02,
+                "optim/grad_norm": 0.5, "perf/step_s": 20.0, "perf/gen_s": 4.0,
+            }
+            if kl:
+                rec["policy/kl"] = 0.001 * s
+            if s % 10 == 0:
+                rec.update({"eval/accuracy": 0.3, "eval/len_mean": 70.0})
+            f.write(json.dumps(rec) + "\n")
+
+
+def test_plot_run_writes_pngs_and_skips_absent_groups(tmp_path):
+    run = tmp_path / "run"
+    _write_metrics(run)
+    paths = plot_run(run)
+    names = [p.name for p in paths]
+    assert names == ["reward.png", "length.png", "entropy.png", "clip.png", "optim.png", "throughput.png"]
+    for p in paths:
+        assert p.parent == run / "plots"
+        assert p.stat().st_size > 1000 and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # No reflection rate and no KL logged -> no such figures (rather than empty axes).
+    assert not (run / "plots" / "reflection.png").exists()
+    assert not (run / "plots" / "kl.png").exists()
+
+
+def test_plot_run_custom_out_dir_and_kl_when_present(tmp_path):
+    run = tmp_path / "run"
+    _write_metrics(run, n_steps=5, kl=True)
+    paths = plot_run(run, out_dir=tmp_path / "figs")
+    assert (tmp_path / "figs" / "kl.png") in paths
+    assert all(p.parent == tmp_path / "figs" for p in paths)
+
+
+def test_plot_run_tolerates_truncated_last_line(tmp_path):
+    run = tmp_path / "run"
+    _write_metrics(run, n_steps=3)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "reward/me')
+    assert plot_run(run)
+
+
+def test_length_gap_is_derived(tmp_path):
+    _write_metrics(tmp_path, n_steps=3)
+    records = load_metrics(tmp_path)
+    # len_incorrect - len_correct = (60 + 2s) - 50
+    assert [r[LEN_GAP] for r in records] == [12.0, 14.0, 16.0]
+
+
+def test_plot_run_missing_file_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
+        plot_run(tmp_path)
+
+
+def test_plot_run_empty_file_names_it(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("")
+    with pytest.raises(ValueError, match="metrics.jsonl"):
+        plot_run(tmp_path)
+
+
+def test_plot_run_only_unknown_metrics_gives_no_figures(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "custom/x": 1.0, "reward/mean": null}\n')
+    assert plot_run(tmp_path) == []
+
+
+def test_plot_compare_overlays_runs(tmp_path):
+    _write_metrics(tmp_path / "grpo", seed=0)
+    _write_metrics(tmp_path / "dr_grpo", seed=1)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "metrics.jsonl").write_text('{"step": 1, "reward/mean": 0.1}\n')
+    out = tmp_path / "cmp" / "len.png"
+    with pytest.warns(UserWarning, match="rollout/len_incorrect"):
+        path = plot_compare([tmp_path / "grpo", tmp_path / "dr_grpo", tmp_path / "other"],
+                            "rollout/len_incorrect", out)
+    assert path == out and out.stat().st_size > 1000
+
+
+def test_plot_compare_metric_absent_everywhere(tmp_path):
+    _write_metrics(tmp_path / "a", n_steps=3)
+    with pytest.raises(ValueError, match="policy/kl"), pytest.warns(UserWarning):
+        plot_compare([tmp_path / "a"], "policy/kl", tmp_path / "x.png")
