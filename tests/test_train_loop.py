@@ -123,12 +123,16 @@ def test_resume_continues_the_same_curve(tiny_dir, tmp_path):
 def test_micro_batching_does_not_change_the_update(tiny_dir, tmp_path):
     one = tmp_path / "one"
     many = tmp_path / "many"
-    train(_cfg(tiny_dir, one, steps=1, micro_batch_tokens=100_000, eval_every=0))
-    train(_cfg(tiny_dir, many, steps=1, micro_batch_tokens=64, eval_every=0))
+    # A large Adam eps makes the step proportional to the gradient (the first Adam step is
+    # otherwise ~lr*sign(g), which turns float noise in near-zero gradients into full steps).
+    kw = dict(steps=1, eval_every=0, adam_eps=1e-2, lr=1.0)
+    train(_cfg(tiny_dir, one, micro_batch_tokens=100_000, **kw))
+    train(_cfg(tiny_dir, many, micro_batch_tokens=64, **kw))
     a, b = _weights(one, 1), _weights(many, 1)
     start = tiny_model(seed=0)[0].state_dict()
-    assert any(not torch.equal(a[n], start[n]) for n in a), "the step did not move the weights"
-    for name in a:
-        # Adam moves every weight by ~lr = 1e-3; 1e-5 allows float summation-order noise
-        # (Adam divides tiny gradients by their own size) but not a normaliser error.
-        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-5)
+    moved = max(float((a[n] - start[n]).abs().max()) for n in a)
+    differ = max(float((a[n] - b[n]).abs().max()) for n in a)
+    # Float summation order differs between the two layouts; a normaliser computed per
+    # micro-batch instead of per step would differ by the order of the step itself.
+    assert moved > 1e-3, "the step did not move the weights"
+    assert differ < 1e-3 * moved, (differ, moved)

@@ -99,6 +99,10 @@ class TrainConfig:
     """AdamW learning rate (constant, as in the reference recipe)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    adam_eps: float = 1e-8
+    """AdamW epsilon."""
     max_grad_norm: float = 1.0
     """Clip the global gradient norm to this (<= 0 disables)."""
     epochs: int = 1

@@ -90,7 +90,8 @@ def build_trainer(cfg: TrainConfig):
     if cfg.algo.kl_beta > 0:  # β = 0 (the reference recipe): no reference model at all
         ref, _ = load_model(model_path, device=str(device))
         ref.eval().requires_grad_(False)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  betas=cfg.adam_betas, eps=cfg.adam_eps)
     state = ckpt.TrainState(step=0)
     if resume_from is not None:
         state = ckpt.load_trainer_state(resume_from, optimizer)
