@@ -97,8 +97,8 @@ def cmd_eval(args: list[str]) -> int:
 
     cfg = tyro.cli(EvalConfig, args=args, prog="r1zero eval")
     cfg.validate()
-    run_eval(cfg)
-    return 0
+    result = run_eval(cfg)
+    return 130 if isinstance(result, dict) and result.get("interrupted") else 0
 
 
 def cmd_analyze(args: list[str]) -> int:
@@ -106,6 +106,7 @@ def cmd_analyze(args: list[str]) -> int:
 
     from r1zero.analysis import AnalyzeConfig, run_analyze
 
+    args = _positional_first(args, "--run-dir")  # `r1zero analyze RUN_DIR`
     cfg = tyro.cli(AnalyzeConfig, args=args, prog="r1zero analyze")
     cfg.validate()
     run_analyze(cfg)
@@ -133,7 +134,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from r1zero.config import ConfigError
 
     errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
-    for module, name in (("r1zero.data", "DataError"), ("r1zero.models", "ModelLoadError")):
+    for module, name in (("r1zero.data", "DataError"), ("r1zero.models", "ModelNotFoundError")):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
         except (ImportError, AttributeError):

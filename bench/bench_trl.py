@@ -1,0 +1,83 @@
+"""r1zero vs TRL's GRPOTrainer on the same CPU setting, in one run (`make bench-trl`).
+
+Setting (issue 4): the packaged SmolLM2-135M-Instruct, 8 prompts x 8 samples of two-digit
+additions, at most 96 new tokens, temperature 1.0, Dr. GRPO loss, beta 0, one update per
+batch. Each side runs in its own process (clean peak memory); seconds per optimizer step
+are the median over the steps after the first (warm-up). Prints both, then the line
+`speedup_vs_trl: <TRL s/step / r1zero s/step>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_trl(model_dir: str, steps: int, bf16: bool) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "trl.json"
+        cmd = [sys.executable, str(ROOT / "bench" / "trl_peer.py"), model_dir, "--steps", str(steps),
+               "--json", str(out)] + (["--bf16"] if bf16 else [])
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
+
+
+def run_r1zero(steps: int, backend: str, precision: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        cmd = [sys.executable, "-m", "r1zero", "train", "--preset", "arith", "--steps", str(steps),
+               "--eval-every", "0", "--save-every", "0", "--lr", "1e-6", "--backend", backend,
+               "--precision", precision, "--run-dir", str(run), "--no-progress"]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        rows = [r for r in rows if "perf/step_s" in r]
+        step_s = [r["perf/step_s"] for r in rows]
+        warm = step_s[1:] or step_s
+        info = json.loads((run / "run_info.json").read_text())
+        return {
+            "s_per_step": statistics.median(warm),
+            "s_per_step_all": statistics.mean(step_s),
+            "gen_s": statistics.median(r["perf/gen_s"] for r in rows[1:] or rows),
+            "train_s": statistics.median(r["perf/train_s"] for r in rows[1:] or rows),
+            "sync_s": statistics.median(r["perf/sync_s"] for r in rows[1:] or rows),
+            "completions_per_s": 64 / statistics.median(warm),
+            "peak_rss_gb": max(r["perf/peak_rss_gb"] for r in rows),
+            "backend": backend,
+            "precision": precision,
+            "versions": info.get("versions"),
+        }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trl-steps", type=int, default=3, help="TRL steps (the first is warm-up)")
+    p.add_argument("--r1zero-steps", type=int, default=5, help="r1zero steps (the first is warm-up)")
+    p.add_argument("--backend", default="auto", help="r1zero rollout backend (auto/vllm/hf)")
+    p.add_argument("--precision", default="bf16-autocast")
+    p.add_argument("--trl-bf16", action="store_true", help="run TRL in bf16 (no faster here)")
+    a = p.parse_args()
+
+    from r1zero.models import resolve_model_path
+
+    model_dir = resolve_model_path("smollm2-135m-instruct")
+    r1 = run_r1zero(a.r1zero_steps, a.backend, a.precision)
+    print(f"r1zero: {r1['s_per_step']:.1f} s/step (gen {r1['gen_s']:.1f} + train {r1['train_s']:.1f}"
+          f" + sync {r1['sync_s']:.2f}), {r1['completions_per_s']:.2f} completions/s, "
+          f"peak RSS {r1['peak_rss_gb']:.1f} GiB [{r1['backend']}, {r1['precision']}]", flush=True)
+    trl = run_trl(model_dir, a.trl_steps, a.trl_bf16)
+    print(f"trl {trl.get('trl_version')}: {trl['s_per_step']:.1f} s/step, "
+          f"{trl['completions_per_s']:.2f} completions/s, peak RSS {trl['peak_rss_gb']:.1f} GiB "
+          f"[{'bf16' if trl.get('bf16') else 'fp32'}]")
+    print(json.dumps({"r1zero": r1, "trl": trl}, default=str))
+    print(f"speedup_vs_trl: {trl['s_per_step'] / r1['s_per_step']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
