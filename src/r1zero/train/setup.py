@@ -57,9 +57,8 @@ def build_backend(cfg: TrainConfig, policy, tokenizer, model_path: str):
     if kind == "hf":
         return make_backend("hf", model=policy, tokenizer=tokenizer)
     return make_backend(
-        "vllm", model_path=model_path, tokenizer=tokenizer, dtype=cfg.vllm_dtype,
+        "vllm", model_path=model_path, dtype=cfg.vllm_dtype,
         gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, seed=cfg.seed,
-        max_model_len=None,
     )
 
 
