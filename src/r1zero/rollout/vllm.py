@@ -37,6 +37,12 @@ VLLM_INSTALL_HINT = (
 )
 
 
+CPU_PREFILL_BUDGET = 8192
+"""vLLM-CPU: tokens one scheduler step may prefill (``max_num_batched_tokens``)."""
+CPU_MAX_SEQS = 128
+"""vLLM-CPU: requests submitted together (below the scheduler's max_num_seqs)."""
+
+
 def _configure_env(on_cpu: bool) -> None:
     """Process-level vLLM settings; only effective before vLLM's first import."""
     # In-process engine core + "uni" executor: see the module docstring.
@@ -98,6 +104,7 @@ class VLLMBackend:
             # A fixed KV budget: the automatic one subtracts this whole process's RSS (the
             # trainer's too) from the requested share of RAM and can come out negative.
             kwargs["kv_cache_memory_bytes"] = int(cpu_kv_cache_gib * 2**30)
+            kwargs.setdefault("max_num_batched_tokens", CPU_PREFILL_BUDGET)
         else:
             kwargs.update(gpu_memory_utilization=gpu_memory_utilization,
                           enable_sleep_mode=self.sleep_enabled)
@@ -134,12 +141,32 @@ class VLLMBackend:
                     logprobs=0 if params.logprobs else None,  # 0 = the sampled token only
                     seed=derive_seed(prompt_seeds[i], j),
                 ))
-        outputs = self.llm.generate(requests, sampling, use_tqdm=False)
+        outputs = []
+        for lo, hi in self._request_chunks(prompt_ids, params.n):
+            outputs += self.llm.generate(requests[lo:hi], sampling[lo:hi], use_tqdm=False)
         n = params.n
         return [
             _to_completion(k // n, k % n, prompt_ids[k // n], out.outputs[0], params.logprobs)
             for k, out in enumerate(outputs)  # vLLM returns outputs in request order
         ]
+
+    def _request_chunks(self, prompt_ids: list[list[int]], n: int) -> list[tuple[int, int]]:
+        """Request ranges to submit together. On CPU every range is admitted whole in the
+        first scheduler step (prompt tokens of all its requests within the prefill budget,
+        at most CPU_MAX_SEQS requests): vLLM-CPU 0.32 crashes ("CPU Generator does not use
+        offset") when a seeded request's prefill is split across steps. GPUs: one range."""
+        total = len(prompt_ids) * n
+        if not self.on_cpu:
+            return [(0, total)]
+        chunks, start, tokens = [], 0, 0
+        for k in range(total):
+            length = len(prompt_ids[k // n])
+            if k > start and (tokens + length > CPU_PREFILL_BUDGET or k - start >= CPU_MAX_SEQS):
+                chunks.append((start, k))
+                start, tokens = k, 0
+            tokens += length
+        chunks.append((start, total))
+        return chunks
 
     # ------------------------------------------------------------------ weights / memory
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:

@@ -9,6 +9,7 @@ concern: it scores them 0 and keeps them in the loss.
 from __future__ import annotations
 
 import operator
+import re
 import random
 from collections.abc import Callable
 
@@ -19,7 +20,9 @@ from r1zero.templates import Template
 from r1zero.utils import derive_seed
 
 
-def grade_math(response: str, gold: str | list[str], template: Template) -> TaskVerdict:
+def grade_math(
+    response: str, gold: str | list[str], template: Template, *, fallbacks: bool = False
+) -> TaskVerdict:
     """Reward 1/0 from `r1zero.grading.grade`, reading the answer where ``template`` puts it.
 
     ``format_ok`` means an answer could be extracted at all (a boxed answer, or the r1
@@ -32,7 +35,7 @@ def grade_math(response: str, gold: str | list[str], template: Template) -> Task
     # (and so that importing r1zero.tasks stays cheap: math-verify pulls in sympy).
     from r1zero.grading import grade
 
-    verdict = grade(response, gold, answer_format=template.answer_format)
+    verdict = grade(response, gold, answer_format=template.answer_format, fallbacks=fallbacks)
     reward = 1.0 if verdict.correct else 0.0
     return TaskVerdict(
         reward=reward,
@@ -78,7 +81,7 @@ class MathTask:
         )
 
     def verify(self, response: str, problem: Problem, *, template: Template) -> TaskVerdict:
-        return grade_math(response, problem.answer, template)
+        return grade_math(response, problem.answer, template, fallbacks=self.cfg.answer_fallbacks)
 
 
 def make_math(cfg: TaskConfig) -> MathTask:
@@ -101,6 +104,7 @@ OPERATIONS: dict[str, Callable[[int, int], int]] = {
     "-": operator.sub,
     "*": operator.mul,
 }
+_INTEGER = re.compile(r"[-−]?\d+")
 _ENUMERATE_BELOW = 100_000
 """Problem spaces smaller than this are enumerated and shuffled instead of sampled."""
 
@@ -148,7 +152,12 @@ class ArithmeticTask:
         return self._splits[split]
 
     def verify(self, response: str, problem: Problem, *, template: Template) -> TaskVerdict:
-        return grade_math(response, problem.answer, template)
+        v = grade_math(response, problem.answer, template, fallbacks=self.cfg.answer_fallbacks)
+        if v.correct and not _INTEGER.fullmatch((v.extracted or "").replace(" ", "")):
+            # An equivalent expression ("\\boxed{47 + 85}") is right as mathematics but
+            # skips the computation this task is about: a reward hack, not an answer.
+            return TaskVerdict(0.0, False, True, "not_a_number", v.extracted, {"correct": 0.0})
+        return v
 
     def _draw(self, count: int) -> list[tuple[int, str, int]]:
         """``count`` distinct (a, op, b) triples in a seeded random order."""

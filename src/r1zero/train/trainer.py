@@ -165,10 +165,20 @@ def old_logprobs(t: Trainer, mbs: list[MicroBatch]) -> list[torch.Tensor | None]
 def update(t: Trainer, seqs: list[TrainSequence]) -> dict[str, float]:
     """Phase 5: epochs x micro-batches with gradient accumulation, one optimizer step per
     epoch. The loss normaliser comes from the whole step, so micro-batching is invisible."""
-    mbs = make_micro_batches(seqs, t.cfg.micro_batch_tokens, t.tokenizer.pad_token_id)
-    norm = losses.step_normalizer(
-        [mb.response_mask for mb in mbs], constant=t.algo.norm_constant_for(t.cfg.max_new_tokens)
+    norm = losses.LossNormalizer(  # = step_normalizer over every response of the step
+        num_sequences=float(len(seqs)),
+        num_tokens=float(sum(len(s.response_ids) for s in seqs)),
+        constant=t.algo.norm_constant_for(t.cfg.max_new_tokens),
     )
+    if t.algo.kl_beta == 0 and t.algo.entropy_coef == 0:
+        # Exact shortcut: with A = 0 and no KL / entropy term a response's every token has
+        # loss 0 and gradient 0 (for any ratio), so it is left out of the forward/backward.
+        # It still counts in the normaliser above. Early in RL most groups agree (all
+        # wrong), so this often halves the update's cost.
+        seqs = [s for s in seqs if s.advantage != 0.0]
+        if not seqs:
+            return zero_gradient_step(t)
+    mbs = make_micro_batches(seqs, t.cfg.micro_batch_tokens, t.tokenizer.pad_token_id)
     olds = old_logprobs(t, mbs)
     totals: dict[str, torch.Tensor] = {}
     t.policy.train()
@@ -189,6 +199,17 @@ def update(t: Trainer, seqs: list[TrainSequence]) -> dict[str, float]:
     out["optim/lr"] = t.optimizer.param_groups[0]["lr"]
     out["perf/train_tokens"] = sum(mb.num_tokens for mb in mbs) * t.cfg.epochs
     return out
+
+
+def zero_gradient_step(t: Trainer) -> dict[str, float]:
+    """The optimizer step of a batch whose gradient is exactly zero: Adam still moves the
+    weights by its momentum, as it would have after a full forward/backward."""
+    for p in t.policy.parameters():
+        p.grad = torch.zeros_like(p)
+    t.optimizer.step()
+    t.optimizer.zero_grad(set_to_none=True)
+    return {"optim/grad_norm": 0.0, "optim/lr": t.optimizer.param_groups[0]["lr"],
+            "perf/train_tokens": 0}
 
 
 def clip_gradients(model: torch.nn.Module, max_norm: float) -> float:
