@@ -29,12 +29,15 @@ def run_trl(model_dir: str, steps: int, bf16: bool) -> dict:
         return json.loads(out.read_text())
 
 
-def run_r1zero(steps: int, backend: str, precision: str) -> dict:
+def run_r1zero(steps: int, backend: str, precision: str, skip: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
+        # TRL's setting: T = 1.0, lr 1e-6, boxed-only rewards (no answer fallbacks).
         cmd = [sys.executable, "-m", "r1zero", "train", "--preset", "arith", "--steps", str(steps),
-               "--eval-every", "0", "--save-every", "0", "--lr", "1e-6", "--backend", backend,
-               "--precision", precision, "--run-dir", str(run), "--no-progress"]
+               "--eval-every", "0", "--save-every", "0", "--lr", "1e-6", "--temperature", "1.0",
+               "--task.no-answer-fallbacks", "--backend", backend, "--precision", precision,
+               "--run-dir", str(run), "--no-progress",
+               "--skip-zero-advantage" if skip else "--no-skip-zero-advantage"]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         rows = [r for r in rows if "perf/step_s" in r]
@@ -50,6 +53,7 @@ def run_r1zero(steps: int, backend: str, precision: str) -> dict:
             "completions_per_s": 64 / statistics.median(warm),
             "peak_rss_gb": max(r["perf/peak_rss_gb"] for r in rows),
             "backend": backend,
+            "skip_zero_advantage": skip,
             "precision": precision,
             "versions": info.get("versions"),
         }
@@ -62,15 +66,24 @@ def main() -> None:
     p.add_argument("--backend", default="auto", help="r1zero rollout backend (auto/vllm/hf)")
     p.add_argument("--precision", default="bf16-autocast")
     p.add_argument("--trl-bf16", action="store_true", help="run TRL in bf16 (no faster here)")
+    p.add_argument("--with-skip", action="store_true",
+                   help="also time r1zero's default exact zero-advantage skip")
     a = p.parse_args()
 
     from r1zero.models import resolve_model_path
 
     model_dir = resolve_model_path("smollm2-135m-instruct")
-    r1 = run_r1zero(a.r1zero_steps, a.backend, a.precision)
+    # Headline: the full update over all 64 responses (no zero-advantage shortcut), so the
+    # comparison does not depend on how many groups happened to be all-wrong.
+    r1 = run_r1zero(a.r1zero_steps, a.backend, a.precision, skip=False)
     print(f"r1zero: {r1['s_per_step']:.1f} s/step (gen {r1['gen_s']:.1f} + train {r1['train_s']:.1f}"
           f" + sync {r1['sync_s']:.2f}), {r1['completions_per_s']:.2f} completions/s, "
-          f"peak RSS {r1['peak_rss_gb']:.1f} GiB [{r1['backend']}, {r1['precision']}]", flush=True)
+          f"peak RSS {r1['peak_rss_gb']:.1f} GiB [{r1['backend']}, {r1['precision']}, full update]",
+          flush=True)
+    if a.with_skip:
+        r1s = run_r1zero(a.r1zero_steps, a.backend, a.precision, skip=True)
+        print(f"r1zero (exact zero-advantage skip, default): {r1s['s_per_step']:.1f} s/step "
+              f"(train {r1s['train_s']:.1f})", flush=True)
     trl = run_trl(model_dir, a.trl_steps, a.trl_bf16)
     print(f"trl {trl.get('trl_version')}: {trl['s_per_step']:.1f} s/step, "
           f"{trl['completions_per_s']:.2f} completions/s, peak RSS {trl['peak_rss_gb']:.1f} GiB "

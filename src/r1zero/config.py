@@ -113,6 +113,9 @@ class TrainConfig:
     micro_batch_tokens: int = 4096
     """Token budget of one micro-batch (prompt + response tokens incl. padding). Gradient
     accumulation covers the rest of the step; results do not depend on it."""
+    skip_zero_advantage: bool = True
+    """Leave responses with advantage 0 out of the forward/backward when beta = 0 and there
+    is no entropy bonus (exact: their loss and gradient are 0). Off = always run them."""
     precision: str = "bf16-autocast"
     """Learner precision: fp32, or bf16-autocast (fp32 weights, bf16 matmuls)."""
 
@@ -210,48 +213,32 @@ def _preset_arith() -> TrainConfig:
     )
 
 
+def _gpu_recipe(**fields: Any) -> TrainConfig:
+    """The reference recipe's update (Dr. GRPO, G = 8, lr 1e-6 constant, T = 1.0, one PPO
+    epoch, no KL) with the task-specific fields given; meant for a GPU with vLLM."""
+    return TrainConfig(steps=200, group_size=8, lr=1e-6, eval_every=20, **fields)
+
+
 def _preset_countdown() -> TrainConfig:
     """TinyZero / pilot-study Countdown with the r1 template and the 0 / 0.1 / 1 reward.
-    Realistic with a ~1.5B+ model on a GPU (vLLM)."""
-    return TrainConfig(
+    Realistic with a ~1.5B+ model."""
+    return _gpu_recipe(
         task=TaskConfig(name="countdown", num_numbers=(3, 4), num_train=20000, num_test=200),
-        template="r1",
-        steps=200,
-        prompts_per_step=64,
-        group_size=8,
-        max_new_tokens=1024,
-        lr=1e-6,
-        eval_every=20,
+        template="r1", prompts_per_step=64, max_new_tokens=1024,
     )
 
 
 def _preset_gsm8k() -> TrainConfig:
-    """GSM8K word problems (pass --task.train-path/--task.test-path); a GPU recipe."""
-    return TrainConfig(
-        task=TaskConfig(name="gsm8k", num_test=500),
-        template="qwen_math",
-        steps=200,
-        prompts_per_step=64,
-        group_size=8,
-        max_new_tokens=1024,
-        lr=1e-6,
-        eval_every=20,
-    )
+    """GSM8K word problems (pass --task.train-path/--task.test-path)."""
+    return _gpu_recipe(task=TaskConfig(name="gsm8k", num_test=500), template="qwen_math",
+                       prompts_per_step=64, max_new_tokens=1024)
 
 
 def _preset_math() -> TrainConfig:
     """The paper's Oat-Zero recipe: MATH-level problems, qwen_math template, Dr. GRPO,
-    128 prompts x 8 samples, 3000 tokens, lr 1e-6 (pass --task.train-path); GPU + vLLM."""
-    return TrainConfig(
-        task=TaskConfig(name="math", num_test=500),
-        template="qwen_math",
-        steps=200,
-        prompts_per_step=128,
-        group_size=8,
-        max_new_tokens=3000,
-        lr=1e-6,
-        eval_every=20,
-    )
+    128 prompts x 8 samples, 3000 tokens, lr 1e-6 (pass --task.train-path)."""
+    return _gpu_recipe(task=TaskConfig(name="math", num_test=500), template="qwen_math",
+                       prompts_per_step=128, max_new_tokens=3000)
 
 
 PRESETS: dict[str, typing.Callable[[], TrainConfig]] = {

@@ -170,7 +170,7 @@ def update(t: Trainer, seqs: list[TrainSequence]) -> dict[str, float]:
         num_tokens=float(sum(len(s.response_ids) for s in seqs)),
         constant=t.algo.norm_constant_for(t.cfg.max_new_tokens),
     )
-    if t.algo.kl_beta == 0 and t.algo.entropy_coef == 0:
+    if t.cfg.skip_zero_advantage and t.algo.kl_beta == 0 and t.algo.entropy_coef == 0:
         # Exact shortcut: with A = 0 and no KL / entropy term a response's every token has
         # loss 0 and gradient 0 (for any ratio), so it is left out of the forward/backward.
         # It still counts in the normaliser above. Early in RL most groups agree (all
