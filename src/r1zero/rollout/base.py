@@ -53,6 +53,12 @@ class Completion:
         return self.finish_reason == "length"
 
 
+def check_prompt_seeds(prompts: Sequence[str], prompt_seeds: Sequence[int]) -> None:
+    """Every backend's argument check: exactly one seed per prompt."""
+    if len(prompt_seeds) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(prompt_seeds)} prompt_seeds")
+
+
 @runtime_checkable
 class RolloutBackend(Protocol):
     """Generation engine used by training and evaluation.

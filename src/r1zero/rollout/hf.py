@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from r1zero.models import eos_token_ids
-from r1zero.rollout.base import Completion, SamplingParams
+from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
 from r1zero.utils import derive_seed
 
 
@@ -108,8 +108,7 @@ class HFBackend:
     def generate(
         self, prompts: Sequence[str], params: SamplingParams, prompt_seeds: Sequence[int]
     ) -> list[Completion]:
-        if len(prompt_seeds) != len(prompts):
-            raise ValueError(f"{len(prompts)} prompts but {len(prompt_seeds)} prompt_seeds")
+        check_prompt_seeds(prompts, prompt_seeds)
         prompt_ids = encode_prompts(self.tokenizer, prompts)
         per_chunk = max(1, self.batch_size // params.n)
         was_training = self.model.training

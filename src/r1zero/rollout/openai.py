@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from r1zero.rollout.base import Completion, SamplingParams
+from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
 from r1zero.utils import derive_seed
 
 ENDPOINTS = {"completions": "/completions", "chat": "/chat/completions"}
@@ -86,8 +86,7 @@ class OpenAIBackend:
         always None (remote log-probs are not the learner's and are not needed for eval)."""
         if self._closed.is_set():
             raise OpenAIBackendError("OpenAIBackend is closed")
-        if len(prompt_seeds) != len(prompts):
-            raise ValueError("need one seed per prompt")
+        check_prompt_seeds(prompts, prompt_seeds)
         jobs = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
         futures = [
             self._pool.submit(self._one, prompts[i], params, derive_seed(prompt_seeds[i], j))

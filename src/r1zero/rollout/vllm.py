@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from r1zero.rollout.base import Completion, SamplingParams
+from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
 from r1zero.rollout.hf import encode_prompts
 from r1zero.utils import derive_seed
 
@@ -123,8 +123,7 @@ class VLLMBackend:
         from vllm import SamplingParams as VSamplingParams
         from vllm import TokensPrompt
 
-        if len(prompt_seeds) != len(prompts):
-            raise ValueError(f"{len(prompts)} prompts but {len(prompt_seeds)} prompt_seeds")
+        check_prompt_seeds(prompts, prompt_seeds)
         # We tokenise (not vLLM) so every backend feeds the model identical prompt ids.
         prompt_ids = encode_prompts(self.tokenizer, prompts)
         requests, sampling = [], []
