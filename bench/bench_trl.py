@@ -88,7 +88,11 @@ def main() -> None:
     print(f"trl {trl.get('trl_version')}: {trl['s_per_step']:.1f} s/step, "
           f"{trl['completions_per_s']:.2f} completions/s, peak RSS {trl['peak_rss_gb']:.1f} GiB "
           f"[{'bf16' if trl.get('bf16') else 'fp32'}]")
-    print(json.dumps({"r1zero": r1, "trl": trl}, default=str))
+    import os
+
+    allocator = "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "glibc malloc"
+    print(f"allocator (both sides): {allocator}")
+    print(json.dumps({"r1zero": r1, "trl": trl, "allocator": allocator}, default=str))
     print(f"speedup_vs_trl: {trl['s_per_step'] / r1['s_per_step']:.2f}")
 
 
