@@ -94,9 +94,10 @@ def build_trainer(cfg: TrainConfig):
     state = ckpt.TrainState(step=0)
     if resume_from is not None:
         state = ckpt.load_trainer_state(resume_from, optimizer)
-    write_run_info(run_dir, config_to_dict(cfg))
+    resolved = dataclasses.asdict(cfg)
+    write_run_info(run_dir, resolved)
     logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
-                           wandb_project=cfg.wandb_project, config=config_to_dict(cfg))
+                           wandb_project=cfg.wandb_project, config=resolved)
     backend = build_backend(cfg, policy, tokenizer, model_path)
     t = Trainer(cfg, cfg.algo, run_dir, task, template, train_problems, test_problems, policy,
                 tokenizer, ref, backend, optimizer, logger, state)
@@ -104,6 +105,3 @@ def build_trainer(cfg: TrainConfig):
         backend.update_weights(policy.state_dict().items())  # the engine started from the base
     return t
 
-
-def config_to_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)

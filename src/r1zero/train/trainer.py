@@ -8,17 +8,15 @@ docs/algorithms.md; the CPU defaults (presets) are smaller in every dimension.
 
 from __future__ import annotations
 
-import math
-import os
 import resource
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from r1zero.config import ConfigError, TrainConfig
+from r1zero.config import TrainConfig
 from r1zero.core.advantages import compute_advantages, zero_variance_groups
 from r1zero.core.algorithms import AlgorithmConfig
 from r1zero.core import losses
