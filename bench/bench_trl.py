@@ -64,7 +64,7 @@ def main() -> None:
     p.add_argument("--trl-steps", type=int, default=3, help="TRL steps (the first is warm-up)")
     p.add_argument("--r1zero-steps", type=int, default=5, help="r1zero steps (the first is warm-up)")
     p.add_argument("--backend", default="auto", help="r1zero rollout backend (auto/vllm/hf)")
-    p.add_argument("--precision", default="bf16-autocast")
+    p.add_argument("--precision", default="bf16", help="r1zero learner precision")
     p.add_argument("--trl-bf16", action="store_true", help="run TRL in bf16 (no faster here)")
     p.add_argument("--with-skip", action="store_true",
                    help="also time r1zero's default exact zero-advantage skip")

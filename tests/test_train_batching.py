@@ -1,8 +1,10 @@
 """Micro-batch planning/collation and learner log-probs on right-padded rows."""
 
+import pytest
 import torch
 
-from r1zero.train.batching import TrainSequence, collate, make_micro_batches, plan_micro_batches
+from r1zero.train.batching import (TrainSequence, collate, collate_packed, make_micro_batches,
+                                   plan_micro_batches, plan_packed)
 from r1zero.train.learner import response_logprobs
 
 
@@ -70,3 +72,112 @@ def test_response_logprobs_match_per_sequence_forward():
             got = lp[r][mb.response_mask[r].bool()]
             torch.testing.assert_close(got, ref[p - 1 :], rtol=1e-5, atol=1e-5)
             assert (ent[r][mb.response_mask[r].bool()] > 0).all()
+
+
+def test_packed_collate_puts_each_prompt_once_and_no_padding():
+    seqs = [TrainSequence([1, 2, 3], [4, 5], 1.0, [-0.1, -0.2]),
+            TrainSequence([1, 2, 3], [6], -1.0, [-0.3]),
+            TrainSequence([7, 8], [9, 9, 9], 0.5, [-0.4, -0.5, -0.6])]
+    mb = collate_packed(seqs, [0, 1, 2])
+    pk = mb.packed
+    # prefixes [1,2] and [7]; then suffixes [3,4,5], [3,6], [8,9,9,9]
+    assert pk.input_ids.tolist() == [[1, 2, 7, 3, 4, 5, 3, 6, 8, 9, 9, 9]]
+    assert pk.position_ids.tolist() == [[0, 1, 0, 2, 3, 4, 2, 3, 1, 2, 3, 4]]
+    assert mb.num_tokens == 12
+    assert pk.targets.tolist() == [[4, 5, 0], [6, 0, 0], [9, 9, 9]]
+    assert pk.hidden_index.tolist() == [[3, 4, 0], [6, 0, 0], [8, 9, 10]]
+    assert mb.response_mask.tolist() == [[1, 1, 0], [1, 0, 0], [1, 1, 1]]
+    assert mb.sampler_logprobs[2].tolist() == torch.tensor([-0.4, -0.5, -0.6]).tolist()
+    seg = pk.segments
+    # segment 2 = the suffix [3,4,5]: sees prefix [1,2] fully, itself causally
+    assert seg.k_index[2, :5].tolist() == [0, 1, 3, 4, 5]
+    assert seg.mask[2, :3, :5].int().tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]
+    # every flat token's output comes from exactly one query slot of its own segment
+    assert sorted(seg.q_index.flatten()[seg.gather_back].tolist()) == list(range(12))
+    assert seg.q_index.flatten()[seg.gather_back].tolist() == list(range(12))
+
+
+def test_packed_plan_keeps_groups_together_within_budget():
+    seqs = [TrainSequence([1] * 10, [2] * 5, 0.0)] * 3 + [TrainSequence([3] * 10, [4] * 5, 0.0)] * 3
+    # one group = prefix 9 + 3 suffixes of 6 = 27 tokens
+    assert plan_packed(seqs, 54) == [[0, 1, 2, 3, 4, 5]]
+    assert plan_packed(seqs, 30) == [[0, 1, 2], [3, 4, 5]]
+    assert plan_packed(seqs, 21) == [[0, 1], [2], [3, 4], [5]]  # split groups repeat the prefix
+    one = [TrainSequence([5], [1], 0.0), TrainSequence([5], [2, 2], 0.0)]  # no prefix at all
+    mb = collate_packed(one, [0, 1])
+    assert mb.packed.input_ids.tolist() == [[5, 1, 5, 2, 2]]
+
+
+def _groups(seed: int, vocab: int) -> list[TrainSequence]:
+    """3 groups x 4 responses; prompts of different lengths, so prefixes are padded."""
+    import random
+
+    rng = random.Random(seed)
+    seqs = []
+    for _ in range(3):
+        prompt = [rng.randrange(5, vocab) for _ in range(rng.randint(3, 9))]
+        for _ in range(4):
+            response = [rng.randrange(5, vocab) for _ in range(rng.randint(1, 7))]
+            seqs.append(TrainSequence(prompt, response, rng.choice([-1.0, 1.0])))
+    return seqs
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16-autocast"])
+def test_packed_gives_the_same_logprobs_and_gradients(precision):
+    """One flat row through the segment kernel is the same function of the weights as
+    padded full rows (values, entropy and gradients)."""
+    from r1zero.testing import tiny_model
+    from r1zero.train.learner import set_attention, supports_packing
+
+    model, tok = tiny_model(seed=0)
+    assert supports_packing(model)
+    seqs = _groups(0, 200)
+
+    def run(packed: bool):
+        set_attention(model, "auto", torch.device("cpu"), packed)
+        model.zero_grad(set_to_none=True)
+        per_seq = {}
+        for mb in make_micro_batches(seqs, token_budget=40, pad_id=tok.pad_token_id, packed=packed):
+            assert (mb.packed is not None) == packed
+            lp, ent = response_logprobs(model, mb, temperature=0.9, with_entropy=True,
+                                        precision=precision)
+            (lp * mb.advantages[:, None]).sum().backward()
+            for r, i in enumerate(mb.index):
+                per_seq[i] = (lp[r][mb.response_mask[r].bool()].detach(),
+                              ent[r][mb.response_mask[r].bool()])
+        return per_seq, [p.grad.clone() for p in model.parameters()]
+
+    full, g_full = run(False)
+    packed, g_packed = run(True)
+    assert sorted(full) == sorted(packed) == list(range(len(seqs)))
+    tol = dict(rtol=0, atol=1e-5) if precision == "fp32" else dict(rtol=0, atol=0.05)
+    for i in full:
+        torch.testing.assert_close(packed[i][0], full[i][0], **tol)
+        torch.testing.assert_close(packed[i][1], full[i][1], **tol)
+    for a, b in zip(g_full, g_packed):
+        if precision == "fp32":
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+        else:
+            assert torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0) > 0.99
+
+
+def test_packing_is_refused_for_sliding_window_models():
+    from r1zero.testing import tiny_model
+    from r1zero.train.learner import supports_packing
+
+    model, _ = tiny_model(seed=0)
+    model.config.sliding_window, model.config.use_sliding_window = 16, True
+    assert not supports_packing(model)
+
+
+def test_segment_kernel_falls_back_to_sdpa_without_segments():
+    """The same module still runs ordinary (e.g. generation) calls after the switch."""
+    from r1zero.testing import tiny_model
+    from r1zero.train.learner import set_attention
+
+    model, _ = tiny_model(seed=0)
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    want = model(input_ids=ids, attention_mask=mask).logits
+    set_attention(model, "auto", torch.device("cpu"), packed=True)
+    torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits, want)

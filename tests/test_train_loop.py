@@ -136,3 +136,35 @@ def test_micro_batching_does_not_change_the_update(tiny_dir, tmp_path):
     # micro-batch instead of per step would differ by the order of the step itself.
     assert moved > 1e-3, "the step did not move the weights"
     assert differ < 1e-3 * moved, (differ, moved)
+
+
+def test_bf16_run_checkpoints_fp32_master_and_resumes_exactly(tiny_dir, tmp_path):
+    """precision=bf16: forward/backward on a bf16 copy, fp32 master weights in checkpoints,
+    so a resumed run still reproduces the straight one."""
+    kw = dict(precision="bf16", eval_every=0)
+    straight = tmp_path / "straight"
+    train(_cfg(tiny_dir, straight, steps=2, **kw))
+    resumed = tmp_path / "resumed"
+    train(_cfg(tiny_dir, resumed, steps=1, **kw))
+    train(_cfg(tiny_dir, resumed, steps=2, resume=str(resumed), **kw))
+    a, b = _weights(straight, 2), _weights(resumed, 2)
+    assert all(v.dtype == torch.float32 for v in a.values())
+    start = tiny_model(seed=0)[0].state_dict()
+    # lr 1e-3 moves weights by far less than bf16's spacing: only an fp32 master keeps them.
+    assert any(not torch.equal(a[n], start[n]) for n in a)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_kl_entropy_bonus_and_ppo_epochs_run_on_packed_batches(tiny_dir, tmp_path, precision):
+    """The reference model, the entropy bonus (entropy with gradient) and PPO epochs (old
+    log-probs) all go through the packed learner path."""
+    from r1zero.core.algorithms import ALGORITHMS
+
+    algo = replace(ALGORITHMS["grpo"], kl_beta=0.04, entropy_coef=0.01)
+    run = tmp_path / "run"
+    train(_cfg(tiny_dir, run, steps=1, eval_every=0, epochs=2, algo=algo, precision=precision))
+    last = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert last["policy/kl_ref"] >= 0 and last["policy/entropy"] > 0
+    assert "loss/kl" in last and torch.isfinite(torch.tensor(last["loss/total"]))

@@ -116,8 +116,19 @@ class TrainConfig:
     skip_zero_advantage: bool = True
     """Leave responses with advantage 0 out of the forward/backward when beta = 0 and there
     is no entropy bonus (exact: their loss and gradient are 0). Off = always run them."""
-    precision: str = "bf16-autocast"
-    """Learner precision: fp32, or bf16-autocast (fp32 weights, bf16 matmuls)."""
+    packed: bool = True
+    """Packed micro-batches: one flat row without padding, each distinct prompt run once
+    and shared by its responses through a segment-restricted attention kernel (exact).
+    Used when the model supports it (transformers attention interface, no sliding windows)
+    and --attn-implementation is auto; off = length-sorted right-padded rows."""
+    attn_implementation: str = "auto"
+    """Attention kernel of the learner: auto (the segment kernel when packed; else eager on
+    CPU, where it measured faster than sdpa for RL's short rows, and the model's own choice
+    on GPU), or a transformers implementation name (eager, sdpa, ...; implies padded rows)."""
+    precision: str = "bf16"
+    """Learner precision: bf16 (bf16 weights for forward/backward, fp32 master weights and
+    gradient accumulation for the optimizer), bf16-autocast (fp32 weights, bf16 matmuls),
+    or fp32. Log-softmax and the loss are always computed in fp32."""
 
     # --- evaluation, checkpoints, logging
     eval_every: int = 10
@@ -163,7 +174,8 @@ class TrainConfig:
             (self.micro_batch_tokens >= 64, "micro_batch_tokens must be >= 64"),
             (self.backend in ("auto", "hf", "vllm"), "backend must be auto, hf or vllm"),
             (self.truncation in ("zero", "mask", "keep"), "truncation must be zero, mask or keep"),
-            (self.precision in ("fp32", "bf16-autocast"), "precision must be fp32 or bf16-autocast"),
+            (self.precision in ("fp32", "bf16-autocast", "bf16"),
+             "precision must be bf16, bf16-autocast or fp32"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
             (self.eval_every >= 0 and self.save_every >= 0, "eval_every/save_every must be >= 0"),
             (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),

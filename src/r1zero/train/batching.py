@@ -4,6 +4,16 @@ Sequences are sorted by length and packed greedily under a token budget
 (rows x longest row), so padding is small and memory is bounded. Because the loss
 normaliser is computed once for the whole step (see `r1zero.core.losses`), how the step is
 cut into micro-batches does not change the update.
+
+Packed layout (the default where the model allows it, see
+`r1zero.train.segment_attention`): the G responses of a group share one prompt, and under
+causal attention the prompt's hidden states do not depend on what follows it. A packed
+micro-batch is one flat row with no padding: each distinct prompt once (minus its last
+token), then every response preceded by its prompt's last token. Attention is restricted
+per segment (a response sees its own prompt and its own earlier tokens), positions restart
+per sequence, so the result is the same function of the weights as padded full rows. For
+the default task (prompt ~50 tokens, response ~57, 8 samples per prompt) it cuts the
+learner's tokens by about 30 % against length-sorted padded rows.
 """
 
 from __future__ import annotations
@@ -26,19 +36,69 @@ class TrainSequence:
 
 
 @dataclass
+class Segments:
+    """Which flat tokens attend to which, for `r1zero.train.segment_attention`.
+
+    A segment is a distinct prompt's prefix (causal over itself) or a sequence's suffix
+    (its prefix in full, then causal over itself). Its queries are padded to ``Lq`` and its
+    keys to ``Lk``; padded slots are masked and their outputs dropped.
+    """
+
+    q_index: torch.Tensor  # [M, Lq] long, flat token of each query slot
+    k_index: torch.Tensor  # [M, Lk] long, flat token of each key slot
+    mask: torch.Tensor  # [M, Lq, Lk] bool, True = may attend
+    gather_back: torch.Tensor  # [N] long, slot (in M*Lq order) holding flat token i's output
+
+    def to(self, device: torch.device) -> "Segments":
+        return Segments(*(t.to(device) for t in (self.q_index, self.k_index, self.mask,
+                                                  self.gather_back)))
+
+    def bias(self, dtype: torch.dtype) -> torch.Tensor:
+        """Additive mask ``[M, 1, 1, Lq, Lk]`` (0 or the dtype's lowest value), built once
+        per dtype and reused by every layer."""
+        cache = self.__dict__.setdefault("_bias", {})
+        if dtype not in cache:
+            low = torch.finfo(dtype).min
+            cache[dtype] = torch.zeros(self.mask.shape, dtype=dtype, device=self.mask.device) \
+                .masked_fill_(~self.mask, low)[:, None, None]
+        return cache[dtype]
+
+
+@dataclass
+class Packed:
+    """A micro-batch as one flat row (see the module docstring)."""
+
+    input_ids: torch.Tensor  # [1, N] long
+    position_ids: torch.Tensor  # [1, N] long, restarting at 0 for every sequence
+    segments: Segments
+    hidden_index: torch.Tensor  # [n, R] long, flat position whose hidden state predicts
+    #                             response token t of sequence r (0 where t >= its length)
+    targets: torch.Tensor  # [n, R] long, the response tokens (0-padded)
+
+
+@dataclass
 class MicroBatch:
-    """Right-padded rows; position t predicts token t+1, so targets are ``input_ids[:, 1:]``."""
+    """Right-padded rows; position t predicts token t+1, so targets are ``input_ids[:, 1:]``.
+
+    With ``packed`` the rows exist only for the loss: ``response_mask``,
+    ``sampler_logprobs`` and the log-probs are ``[n, R]``, aligned with response tokens, and
+    the model runs on ``packed`` (``input_ids``/``attention_mask`` are then None).
+    """
 
     index: list[int]
     """Positions of these rows in the step's sequence list."""
-    input_ids: torch.Tensor  # [n, L] long
-    attention_mask: torch.Tensor  # [n, L] long
+    input_ids: torch.Tensor | None  # [n, L] long
+    attention_mask: torch.Tensor | None  # [n, L] long
     response_mask: torch.Tensor  # [n, L-1] float, 1 where the target token is a response token
     advantages: torch.Tensor  # [n] float
     sampler_logprobs: torch.Tensor | None  # [n, L-1] float, aligned with response_mask
+    packed: Packed | None = None
 
     @property
     def num_tokens(self) -> int:
+        """Tokens the learner runs (padding excluded; a shared prompt counts once)."""
+        if self.packed is not None:
+            return self.packed.input_ids.shape[1]
         return int(self.attention_mask.sum())
 
 
@@ -63,20 +123,27 @@ def plan_micro_batches(lengths: Sequence[int], token_budget: int) -> list[list[i
     return groups
 
 
+def right_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids [n, longest], mask [n, longest])`` of right-padded integer rows."""
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(list(r), dtype=torch.long)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
 def collate(seqs: Sequence[TrainSequence], index: list[int], pad_id: int) -> MicroBatch:
     """Right-pad the chosen sequences to their own longest length (no wasted columns)."""
     rows = [seqs[i] for i in index]
-    length = max(len(s.prompt_ids) + len(s.response_ids) for s in rows)
-    n = len(rows)
-    input_ids = torch.full((n, length), pad_id, dtype=torch.long)
-    attention = torch.zeros((n, length), dtype=torch.long)
+    input_ids, attention = right_pad([s.prompt_ids + s.response_ids for s in rows], pad_id)
+    n, length = input_ids.shape
     resp_mask = torch.zeros((n, length - 1))
     have_sampler = all(s.sampler_logprobs is not None for s in rows)
     sampler = torch.zeros((n, length - 1)) if have_sampler else None
     for r, s in enumerate(rows):
         p, o = len(s.prompt_ids), len(s.response_ids)
-        input_ids[r, : p + o] = torch.tensor(s.prompt_ids + s.response_ids)
-        attention[r, : p + o] = 1
         # Target position t (predicting token t+1) is a response token for t in [p-1, p+o-1).
         resp_mask[r, p - 1 : p + o - 1] = 1.0
         if sampler is not None:
@@ -85,9 +152,103 @@ def collate(seqs: Sequence[TrainSequence], index: list[int], pad_id: int) -> Mic
     return MicroBatch(index, input_ids, attention, resp_mask, adv, sampler)
 
 
+def collate_packed(seqs: Sequence[TrainSequence], index: list[int]) -> MicroBatch:
+    """One flat row: distinct prompt prefixes (prompt minus its last token), then each
+    sequence's suffix (last prompt token + response), with the attention segments."""
+    rows = [seqs[i] for i in index]
+    flat: list[int] = []
+    positions: list[int] = []
+    prefix_at: dict[tuple[int, ...], list[int]] = {}  # prompt prefix -> its flat tokens
+    queries: list[list[int]] = []  # per segment: flat tokens (its queries and own keys)
+    shared: list[list[int]] = []  # per segment: flat tokens it sees in full (its prefix)
+
+    def place(tokens: Sequence[int], start_position: int) -> list[int]:
+        at = list(range(len(flat), len(flat) + len(tokens)))
+        flat.extend(tokens)
+        positions.extend(range(start_position, start_position + len(tokens)))
+        return at
+
+    for s in rows:
+        key = tuple(s.prompt_ids[:-1])
+        if key and key not in prefix_at:
+            prefix_at[key] = place(key, 0)
+            queries.append(prefix_at[key])
+            shared.append([])
+    n, longest = len(rows), max(len(s.response_ids) for s in rows)
+    hidden_index = torch.zeros((n, longest), dtype=torch.long)
+    targets = torch.zeros((n, longest), dtype=torch.long)
+    resp_mask = torch.zeros((n, longest))
+    have_sampler = all(s.sampler_logprobs is not None for s in rows)
+    sampler = torch.zeros((n, longest)) if have_sampler else None
+    for r, s in enumerate(rows):
+        own = place([s.prompt_ids[-1], *s.response_ids], len(s.prompt_ids) - 1)
+        queries.append(own)
+        shared.append(prefix_at.get(tuple(s.prompt_ids[:-1]), []))
+        o = len(s.response_ids)
+        hidden_index[r, :o] = torch.tensor(own[:o])  # token own[t] predicts response token t
+        targets[r, :o] = torch.tensor(s.response_ids)
+        resp_mask[r, :o] = 1.0
+        if sampler is not None:
+            sampler[r, :o] = torch.tensor(s.sampler_logprobs, dtype=torch.float)
+    packed = Packed(torch.tensor([flat]), torch.tensor([positions]),
+                    segment_plan(queries, shared, len(flat)), hidden_index, targets)
+    adv = torch.tensor([s.advantage for s in rows], dtype=torch.float)
+    return MicroBatch(index, None, None, resp_mask, adv, sampler, packed)
+
+
+def segment_plan(queries: list[list[int]], shared: list[list[int]], num_tokens: int) -> Segments:
+    """Index tensors and the mask for `Segments` (see there)."""
+    m = len(queries)
+    lq = max(len(q) for q in queries)
+    lk = max(len(sh) + len(q) for q, sh in zip(queries, shared))
+    q_index = torch.zeros((m, lq), dtype=torch.long)
+    k_index = torch.zeros((m, lk), dtype=torch.long)
+    mask = torch.zeros((m, lq, lk), dtype=torch.bool)
+    gather_back = torch.empty(num_tokens, dtype=torch.long)
+    for i, (q, sh) in enumerate(zip(queries, shared)):
+        q_index[i, : len(q)] = torch.tensor(q)
+        q_index[i, len(q):] = q[0]  # padding slots: any real token; their outputs are dropped
+        k_index[i, : len(sh) + len(q)] = torch.tensor(sh + q)
+        p = len(sh)
+        mask[i, :, :p] = True  # the whole prefix
+        mask[i, : len(q), p : p + len(q)] = torch.ones(len(q), len(q), dtype=torch.bool).tril()
+        mask[i, len(q):, p] = True  # padding queries see one real key: no empty softmax row
+        gather_back[torch.tensor(q)] = i * lq + torch.arange(len(q))
+    return Segments(q_index, k_index, mask, gather_back)
+
+
+def plan_packed(seqs: Sequence[TrainSequence], token_budget: int) -> list[list[int]]:
+    """Whole groups (sequences with the same prompt) first-fit into micro-batches whose
+    packed size (each prefix once + suffixes) stays within ``token_budget``; a group that
+    does not fit in an empty micro-batch is split."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, s in enumerate(seqs):
+        groups.setdefault(tuple(s.prompt_ids[:-1]), []).append(i)
+    plans: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for prefix, members in groups.items():
+        for i in members:
+            extra = 1 + len(seqs[i].response_ids)
+            if not current or all(tuple(seqs[j].prompt_ids[:-1]) != prefix for j in current):
+                extra += len(prefix)
+            if current and size + extra > token_budget:
+                plans.append(current)
+                current, size = [], 0
+                extra = len(prefix) + 1 + len(seqs[i].response_ids)
+            current.append(i)
+            size += extra
+    if current:
+        plans.append(current)
+    return plans
+
+
 def make_micro_batches(
-    seqs: Sequence[TrainSequence], token_budget: int, pad_id: int
+    seqs: Sequence[TrainSequence], token_budget: int, pad_id: int, packed: bool = False
 ) -> list[MicroBatch]:
-    """Plan and collate all micro-batches of a step."""
+    """Plan and collate all micro-batches of a step: packed (see the module docstring) or
+    length-sorted right-padded rows."""
+    if packed:
+        return [collate_packed(seqs, idx) for idx in plan_packed(seqs, token_budget)]
     lengths = [len(s.prompt_ids) + len(s.response_ids) for s in seqs]
     return [collate(seqs, idx, pad_id) for idx in plan_micro_batches(lengths, token_budget)]

@@ -68,6 +68,8 @@ def build_trainer(cfg: TrainConfig):
     from r1zero.models import load_model, resolve_model_path
     from r1zero.tasks import get_task
     from r1zero.templates import get_template
+    from r1zero.train.learner import check_output_layer, set_attention, supports_packing
+    from r1zero.train.precision import compute_model
     from r1zero.train.trainer import Trainer
 
     run_dir = Path(cfg.run_dir)
@@ -85,10 +87,15 @@ def build_trainer(cfg: TrainConfig):
     model_path = resolve_model_path(cfg.model)
     policy, tokenizer = load_model(str(resume_from or model_path), device=str(device))
     policy.eval()
+    check_output_layer(policy)
+    learner = compute_model(policy, cfg.precision)
+    packed = cfg.packed and cfg.attn_implementation == "auto" and supports_packing(learner)
+    set_attention(learner, cfg.attn_implementation, device, packed)
     ref = None
     if cfg.algo.kl_beta > 0:  # β = 0 (the reference recipe): no reference model at all
         ref, _ = load_model(model_path, device=str(device))
-        ref.eval().requires_grad_(False)
+        ref = compute_model(ref, cfg.precision).eval().requires_grad_(False)
+        set_attention(ref, cfg.attn_implementation, device, packed)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                   betas=cfg.adam_betas, eps=cfg.adam_eps)
     state = ckpt.TrainState(step=0)
@@ -98,9 +105,11 @@ def build_trainer(cfg: TrainConfig):
     write_run_info(run_dir, resolved)
     logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
                            wandb_project=cfg.wandb_project, config=resolved)
-    backend = build_backend(cfg, policy, tokenizer, model_path)
+    # The transformers backend samples from the learner's module (bf16 when precision is
+    # bf16: ~1.4x faster generation on CPU), updated in place by every optimizer step.
+    backend = build_backend(cfg, learner, tokenizer, model_path)
     t = Trainer(cfg, cfg.algo, run_dir, task, template, train_problems, test_problems, policy,
-                tokenizer, ref, backend, optimizer, logger, state)
+                learner, packed, tokenizer, ref, backend, optimizer, logger, state)
     if resume_from is not None:
         backend.update_weights(policy.state_dict().items())  # the engine started from the base
     return t

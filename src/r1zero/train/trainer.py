@@ -27,6 +27,7 @@ from r1zero.templates import Template
 from r1zero.train import checkpoint as ckpt
 from r1zero.train.batching import MicroBatch, TrainSequence, make_micro_batches
 from r1zero.train.learner import response_logprobs
+from r1zero.train.precision import copy_weights, fold_gradients
 from r1zero.train.stats import eval_metrics, rollout_metrics, rollout_records
 from r1zero.logging import write_rollouts
 from r1zero.utils import derive_seed
@@ -44,6 +45,11 @@ class Trainer:
     train_problems: list[Problem]
     test_problems: list[Problem]
     policy: torch.nn.Module
+    """The fp32 (master) weights: what the optimizer steps, checkpoints save and syncs send."""
+    learner: torch.nn.Module
+    """What forward/backward runs on: the policy itself, or its bf16 copy (precision.py)."""
+    packed: bool
+    """Packed micro-batches (batching.py) or right-padded rows."""
     tokenizer: object
     ref_policy: torch.nn.Module | None
     backend: RolloutBackend
@@ -129,7 +135,7 @@ def micro_batch_loss(t: Trainer, mb: MicroBatch, norm: losses.LossNormalizer,
     """Forward one micro-batch and return (loss share, summable stats)."""
     want_entropy = "grad" if t.algo.entropy_coef else True
     lp, ent = response_logprobs(
-        t.policy, mb, temperature=t.cfg.temperature, with_entropy=want_entropy,
+        t.learner, mb, temperature=t.cfg.temperature, with_entropy=want_entropy,
         precision=t.cfg.precision,
     )  # [n, L-1] each
     device, mask = lp.device, mb.response_mask.to(lp.device)  # mask [n, L-1]
@@ -156,7 +162,7 @@ def old_logprobs(t: Trainer, mbs: list[MicroBatch]) -> list[torch.Tensor | None]
     if t.cfg.epochs == 1:
         return [None] * len(mbs)
     with torch.no_grad():
-        return [response_logprobs(t.policy, mb, temperature=t.cfg.temperature,
+        return [response_logprobs(t.learner, mb, temperature=t.cfg.temperature,
                                   precision=t.cfg.precision)[0] for mb in mbs]
 
 
@@ -176,20 +182,22 @@ def update(t: Trainer, seqs: list[TrainSequence]) -> dict[str, float]:
         seqs = [s for s in seqs if s.advantage != 0.0]
         if not seqs:
             return zero_gradient_step(t)
-    mbs = make_micro_batches(seqs, t.cfg.micro_batch_tokens, t.tokenizer.pad_token_id)
+    mbs = make_micro_batches(seqs, t.cfg.micro_batch_tokens, t.tokenizer.pad_token_id, t.packed)
     olds = old_logprobs(t, mbs)
     totals: dict[str, torch.Tensor] = {}
-    t.policy.train()
+    t.learner.train()
     for _ in range(t.cfg.epochs):
         t.optimizer.zero_grad(set_to_none=True)
         for mb, old in zip(mbs, olds):
             loss, stats = micro_batch_loss(t, mb, norm, old)
             loss.backward()
+            fold_gradients(t.learner, t.policy)  # bf16 grads -> fp32 master grads (or no-op)
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0.0) + v.detach().cpu()
         grad_norm = clip_gradients(t.policy, t.cfg.max_grad_norm)
         t.optimizer.step()
-    t.policy.eval()
+        copy_weights(t.policy, t.learner)
+    t.learner.eval()
     out = summarize_loss_stats(totals)
     if "sampler_gap_sum" in totals:
         out["policy/sampler_logprob_gap"] = float(totals["sampler_gap_sum"] / totals["num_tokens"])
@@ -206,6 +214,7 @@ def zero_gradient_step(t: Trainer) -> dict[str, float]:
         p.grad = torch.zeros_like(p)
     t.optimizer.step()
     t.optimizer.zero_grad(set_to_none=True)
+    copy_weights(t.policy, t.learner)
     return {"optim/grad_norm": 0.0, "optim/lr": t.optimizer.param_groups[0]["lr"],
             "perf/train_tokens": 0}
 

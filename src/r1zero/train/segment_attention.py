@@ -1,0 +1,73 @@
+"""Attention restricted to segments of one flat row: the kernel behind packed micro-batches
+(`r1zero.train.batching.Packed`).
+
+Registered with transformers' `AttentionInterface` under `NAME`, so any model whose
+attention goes through that interface (Llama, Qwen2/3, Mistral without sliding windows,
+...) runs packed rows unchanged: projections, MLPs and norms see only real tokens, and
+only the attention step regroups tokens per segment. For segment m with query slots
+``q_index[m]`` and key slots ``k_index[m]``:
+
+    O_m = softmax(Q_m K_mᵀ · scale + mask_m) V_m,   then every token's row is gathered back.
+
+Short segments (RL rows of a few hundred tokens) make the regrouped attention a small
+share of the work. On CPU it is computed as plain matmuls (torch's flash kernel measured
+slower for such rows); on GPU through `scaled_dot_product_attention` with the boolean mask
+(memory-efficient kernel, no [Lq, Lk] score matrix kept). Calls without segments (e.g.
+generation with the transformers backend on the same module) fall back to sdpa.
+"""
+
+from __future__ import annotations
+
+import torch
+
+NAME = "r1zero_segments"
+KWARG = "r1zero_segments"
+"""The keyword the learner passes to the decoder; transformers forwards it to attention."""
+
+
+def segment_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
+                      **kwargs):
+    """``query [1, H, N, D]``, ``key/value [1, Hkv, N, D]`` -> ``([1, N, H, D], None)``."""
+    seg = kwargs.pop(KWARG, None)
+    if seg is None:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask,
+                                      scaling=scaling, dropout=dropout, **kwargs)
+    heads, kv_heads, dim = query.shape[1], key.shape[1], query.shape[3]
+    m, lq = seg.q_index.shape
+    lk = seg.k_index.shape[1]
+    scale = scaling if scaling is not None else dim ** -0.5
+    p_drop = dropout if module.training else 0.0
+    # index_select (backward: index_add) rather than advanced indexing (backward: a slow
+    # accumulating index_put on CPU).
+    q = query[0].index_select(1, seg.q_index.flatten()).view(heads, m, lq, dim)
+    k = key[0].index_select(1, seg.k_index.flatten()).view(kv_heads, m, lk, dim).transpose(0, 1)
+    v = value[0].index_select(1, seg.k_index.flatten()).view(kv_heads, m, lk, dim).transpose(0, 1)
+    if query.device.type == "cpu":
+        # Grouped-query attention without repeating K/V: the G query heads of one K/V head
+        # are stacked along the query axis, [M, Hkv, G*Lq, D].
+        g = heads // kv_heads
+        qg = (q * scale).view(kv_heads, g, m, lq, dim).permute(2, 0, 1, 3, 4).reshape(m, kv_heads, g * lq, dim)
+        scores = torch.matmul(qg, k.transpose(-1, -2)).view(m, kv_heads, g, lq, lk)
+        scores = scores + seg.bias(scores.dtype)  # [M, 1, 1, Lq, Lk]: 0 or -inf-like
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+        probs = torch.nn.functional.dropout(probs, p=p_drop, training=module.training)
+        out = torch.matmul(probs.view(m, kv_heads, g * lq, lk), v)  # [M, Hkv, G*Lq, D]
+        out = out.view(m, kv_heads, g, lq, dim).permute(0, 3, 1, 2, 4)  # [M, Lq, Hkv, G, D]
+    else:
+        out = torch.nn.functional.scaled_dot_product_attention(
+            q.transpose(0, 1), k, v, attn_mask=seg.mask[:, None], dropout_p=p_drop, scale=scale,
+            enable_gqa=heads != kv_heads,
+        ).transpose(1, 2)  # [M, Lq, H, D]
+    out = out.reshape(m * lq, heads, dim).index_select(0, seg.gather_back)  # [N, H, D]
+    return out[None], None
+
+
+def register() -> None:
+    """Make `NAME` a valid ``attn_implementation`` (idempotent)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(NAME, segment_attention)
+    AttentionMaskInterface.register(NAME, sdpa_mask)  # masks for the sdpa fallback
