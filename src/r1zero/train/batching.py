@@ -19,7 +19,7 @@ learner's tokens by about 30 % against length-sorted padded rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -48,6 +48,7 @@ class Segments:
     k_index: torch.Tensor  # [M, Lk] long, flat token of each key slot
     mask: torch.Tensor  # [M, Lq, Lk] bool, True = may attend
     gather_back: torch.Tensor  # [N] long, slot (in M*Lq order) holding flat token i's output
+    _bias: dict = field(default_factory=dict, init=False, repr=False)
 
     def to(self, device: torch.device) -> "Segments":
         return Segments(*(t.to(device) for t in (self.q_index, self.k_index, self.mask,
@@ -56,12 +57,10 @@ class Segments:
     def bias(self, dtype: torch.dtype) -> torch.Tensor:
         """Additive mask ``[M, 1, 1, Lq, Lk]`` (0 or the dtype's lowest value), built once
         per dtype and reused by every layer."""
-        cache = self.__dict__.setdefault("_bias", {})
-        if dtype not in cache:
-            low = torch.finfo(dtype).min
-            cache[dtype] = torch.zeros(self.mask.shape, dtype=dtype, device=self.mask.device) \
-                .masked_fill_(~self.mask, low)[:, None, None]
-        return cache[dtype]
+        if dtype not in self._bias:
+            bias = torch.zeros(self.mask.shape, dtype=dtype, device=self.mask.device)
+            self._bias[dtype] = bias.masked_fill_(~self.mask, torch.finfo(dtype).min)[:, None, None]
+        return self._bias[dtype]
 
 
 @dataclass
@@ -226,18 +225,18 @@ def plan_packed(seqs: Sequence[TrainSequence], token_budget: int) -> list[list[i
         groups.setdefault(tuple(s.prompt_ids[:-1]), []).append(i)
     plans: list[list[int]] = []
     current: list[int] = []
-    size = 0
+    size, present = 0, set()  # packed size of `current`; prefixes already in it
     for prefix, members in groups.items():
         for i in members:
-            extra = 1 + len(seqs[i].response_ids)
-            if not current or all(tuple(seqs[j].prompt_ids[:-1]) != prefix for j in current):
-                extra += len(prefix)
+            suffix = 1 + len(seqs[i].response_ids)
+            extra = suffix + (0 if prefix in present else len(prefix))
             if current and size + extra > token_budget:
                 plans.append(current)
-                current, size = [], 0
-                extra = len(prefix) + 1 + len(seqs[i].response_ids)
+                current, size, present = [], 0, set()
+                extra = suffix + len(prefix)
             current.append(i)
             size += extra
+            present.add(prefix)
     if current:
         plans.append(current)
     return plans

@@ -23,6 +23,8 @@ import torch
 NAME = "r1zero_segments"
 KWARG = "r1zero_segments"
 """The keyword the learner passes to the decoder; transformers forwards it to attention."""
+MATMUL_DEVICES = ("cpu",)
+"""Device types that use plain matmuls; the others use scaled_dot_product_attention."""
 
 
 def segment_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
@@ -44,7 +46,7 @@ def segment_attention(module, query, key, value, attention_mask, scaling=None, d
     q = query[0].index_select(1, seg.q_index.flatten()).view(heads, m, lq, dim)
     k = key[0].index_select(1, seg.k_index.flatten()).view(kv_heads, m, lk, dim).transpose(0, 1)
     v = value[0].index_select(1, seg.k_index.flatten()).view(kv_heads, m, lk, dim).transpose(0, 1)
-    if query.device.type == "cpu":
+    if query.device.type in MATMUL_DEVICES:
         # Grouped-query attention without repeating K/V: the G query heads of one K/V head
         # are stacked along the query axis, [M, Hkv, G*Lq, D].
         g = heads // kv_heads
@@ -56,9 +58,11 @@ def segment_attention(module, query, key, value, attention_mask, scaling=None, d
         out = torch.matmul(probs.view(m, kv_heads, g * lq, lk), v)  # [M, Hkv, G*Lq, D]
         out = out.view(m, kv_heads, g, lq, dim).permute(0, 3, 1, 2, 4)  # [M, Lq, Hkv, G, D]
     else:
+        if heads != kv_heads:  # (sdpa's enable_gqa needs torch >= 2.5; we support 2.4)
+            k = k.repeat_interleave(heads // kv_heads, dim=1)
+            v = v.repeat_interleave(heads // kv_heads, dim=1)
         out = torch.nn.functional.scaled_dot_product_attention(
             q.transpose(0, 1), k, v, attn_mask=seg.mask[:, None], dropout_p=p_drop, scale=scale,
-            enable_gqa=heads != kv_heads,
         ).transpose(1, 2)  # [M, Lq, H, D]
     out = out.reshape(m * lq, heads, dim).index_select(0, seg.gather_back)  # [N, H, D]
     return out[None], None
