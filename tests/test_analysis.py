@@ -30,8 +30,7 @@ from r1zero.rollout.base import Completion
 from r1zero.templates import get_template
 from r1zero.utils import derive_seed
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} not present")
+from tests.helpers import DATA, needs_data
 
 
 # ---------------------------------------------------------------------- keywords

@@ -10,8 +10,7 @@ import pytest
 
 from r1zero.data import DataError, last_boxed, load_problems
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared evaluation data not present")
+from tests.helpers import DATA, needs_data
 
 
 def _jsonl(path: Path, records: list) -> Path:

@@ -20,8 +20,7 @@ from r1zero.evaluation import (
     run_eval,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} not present")
+from tests.helpers import DATA, needs_data
 
 
 # ---------------------------------------------------------------------- validation

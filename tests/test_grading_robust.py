@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from r1zero.grading import Verdict, answers_equal, grade, grade_file
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "jsonl"
+from tests.helpers import DATA as SHARED_DATA
+
+DATA = SHARED_DATA / "jsonl"
 
 ADVERSARIAL = [
     "\\boxed{" + "\\frac{" * 10_000 + "1" + "}{2}" * 10_000 + "}",  # endless nesting

@@ -7,7 +7,6 @@ import dataclasses
 import sys
 import time
 import types
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,8 @@ from r1zero.config import ConfigError, TaskConfig
 from r1zero.tasks import TASKS, Problem, Task, TaskVerdict, get_task
 from r1zero.templates import get_template
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared evaluation data not present")
+from tests.helpers import DATA, needs_data
+
 BOXED, R1 = get_template("qwen_math"), get_template("r1")
 
 
