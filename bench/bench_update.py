@@ -1,9 +1,8 @@
 """Learner update speed: one optimizer step over an RL-shaped batch, per precision mode.
 
 Workload (issue 4's setting, ../shared/notes/cpu-speed.md): the packaged
-SmolLM2-135M-Instruct, 64 responses to chat-templated two-digit additions (prompt about
-66 tokens), response lengths drawn from 20..96 tokens (about 3.7k response tokens, 7.9k in
-all), Dr. GRPO loss, beta 0, AdamW, the full update (no zero-advantage skip). Every
+SmolLM2-135M-Instruct, 8 chat-templated two-digit additions (prompt about 50 tokens) x 8
+responses of 20..96 random tokens (about 3.7k response tokens, 6.9k in all), Dr. GRPO loss, beta 0, AdamW, the full update (no zero-advantage skip). Every
 configuration runs the same sequences in the same process; the first step of each is a
 warm-up. A configuration is PRECISION:LAYOUT with LAYOUT `full` (every row carries its
 whole prompt, length-sorted, right-padded) or `packed` (one flat row, each distinct prompt

@@ -75,3 +75,10 @@ def test_models_with_post_processed_logits_are_refused():
     model.config.final_logit_softcapping = 30.0
     with pytest.raises(ConfigError, match="final_logit_softcapping"):
         check_output_layer(model)
+
+
+def test_entropy_can_be_skipped_without_changing_logprobs():
+    h, w, _, t = _inputs(dtype=torch.float32)
+    lp, ent = token_logprobs(h, w, t, temperature=0.8, with_entropy=False)
+    assert ent is None
+    torch.testing.assert_close(lp, token_logprobs(h, w, t, temperature=0.8)[0])

@@ -53,7 +53,7 @@ def response_logprobs(
     else:
         h = h.to(weight.dtype)
     lp, ent = token_logprobs(h, weight, targets, bias=bias, temperature=temperature,
-                             entropy_grad=with_entropy == "grad")
+                             with_entropy=bool(with_entropy), entropy_grad=with_entropy == "grad")
     logprobs = torch.zeros(mask.shape, device=device, dtype=lp.dtype).masked_scatter(mask, lp)
     entropy = None
     if with_entropy:

@@ -8,12 +8,12 @@ fp32 weights the optimizer steps.
   micro-batch its bf16 gradients are added, in fp32, to the fp32 policy's ``.grad``
   ("master weights"), the optimizer steps the fp32 policy, and the new weights are copied
   back to the bf16 copy. Standard mixed precision (Micikevicius et al. 2018, without loss
-  scaling: bf16 has fp32's exponent range). The fp32 policy is what is checkpointed,
-  evaluated with the transformers backend and synced to vLLM, so resume stays exact.
+  scaling: bf16 has fp32's exponent range). The fp32 policy is what is checkpointed and
+  synced to vLLM, so resume stays exact; the transformers backend samples from the bf16
+  copy.
 
-On this 2-core CPU (../shared/notes/cpu-speed.md, 64 sequences): fp32 43.7 s, bf16 autocast
-18.9 s, bf16 weights + fp32 master 17.7 s per update; `bench/bench_update.py` measures it
-in one run.
+On this 2-core CPU (`bench/bench_update.py`, 64 sequences, padded rows, one run): bf16
+autocast 22.8 s, bf16 weights + fp32 master 19.7 s per update (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ import contextlib
 import copy
 
 import torch
-
-PRECISIONS = ("fp32", "bf16-autocast", "bf16")
-
 
 def compute_model(policy: torch.nn.Module, precision: str) -> torch.nn.Module:
     """The module forward/backward runs on: a bf16 copy for ``bf16``, else the policy.

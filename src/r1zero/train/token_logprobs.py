@@ -30,7 +30,7 @@ ROWS_PER_CHUNK = 64
 
 class _TokenLogprobs(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, weight, bias, targets, temperature, entropy_grad):
+    def forward(ctx, h, weight, bias, targets, temperature, with_entropy, entropy_grad):
         with torch.autocast(h.device.type, enabled=False):
             logits = h @ weight.t()  # [k, V] in the inputs' dtype
             if bias is not None:
@@ -39,7 +39,7 @@ class _TokenLogprobs(torch.autograd.Function):
         acc = torch.promote_types(logits.dtype, torch.float32)  # fp32 (fp64 stays fp64)
         lp = torch.empty(k, dtype=acc, device=h.device)
         lse = torch.empty_like(lp)
-        ent = torch.empty_like(lp)
+        ent = torch.zeros_like(lp)  # stays 0 when the entropy is not asked for
         inv_t = 1.0 / temperature
         for s in range(0, k, ROWS_PER_CHUNK):
             z = logits[s:s + ROWS_PER_CHUNK].to(acc, copy=True)  # [c, V], never a view
@@ -49,8 +49,9 @@ class _TokenLogprobs(torch.autograd.Function):
             t = targets[s:s + ROWS_PER_CHUNK, None]
             lp[s:s + ROWS_PER_CHUNK] = z.gather(-1, t).squeeze(-1) - c_lse
             lse[s:s + ROWS_PER_CHUNK] = c_lse
-            p = (z - c_lse[:, None]).exp_()  # [c, V]
-            ent[s:s + ROWS_PER_CHUNK] = c_lse - torch.linalg.vecdot(p, z)
+            if with_entropy:
+                p = (z - c_lse[:, None]).exp_()  # [c, V]
+                ent[s:s + ROWS_PER_CHUNK] = c_lse - torch.linalg.vecdot(p, z)
         ctx.save_for_backward(h, weight, logits, targets, lse, ent)
         ctx.has_bias = bias is not None
         ctx.inv_t = inv_t
@@ -84,7 +85,7 @@ class _TokenLogprobs(torch.autograd.Function):
             grad_h = grad_logits @ weight if ctx.needs_input_grad[0] else None
             grad_w = grad_logits.t() @ h if ctx.needs_input_grad[1] else None
         grad_b = grad_logits.sum(0) if ctx.has_bias else None
-        return grad_h, grad_w, grad_b, None, None, None
+        return grad_h, grad_w, grad_b, None, None, None, None
 
 
 def token_logprobs(
@@ -94,15 +95,20 @@ def token_logprobs(
     *,
     bias: torch.Tensor | None = None,
     temperature: float = 1.0,
+    with_entropy: bool = True,
     entropy_grad: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(log π(targets) [k], entropy [k])`` in fp32 for hidden states ``h [k, d]`` under the
-    output layer ``weight [V, d]`` (+ ``bias``) at ``temperature`` (formulas above).
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(log π(targets) [k], entropy [k] | None)`` in fp32 for hidden states ``h [k, d]``
+    under the output layer ``weight [V, d]`` (+ ``bias``) at ``temperature`` (formulas above).
 
-    ``h`` and ``weight`` must share a dtype (the caller casts under autocast). The entropy
-    carries a gradient only with ``entropy_grad`` (an entropy bonus); otherwise it is a
-    metric and costs no backward work.
+    ``h`` and ``weight`` must share a dtype (the caller casts under autocast). Without
+    ``with_entropy`` (reference and old-policy log-probs) the entropy pass is skipped and
+    None returned. The entropy carries a gradient only with ``entropy_grad`` (an entropy
+    bonus); otherwise it is a metric and costs no backward work.
     """
     if h.dtype != weight.dtype:
         raise TypeError(f"hidden states ({h.dtype}) and output weights ({weight.dtype}) differ")
-    return _TokenLogprobs.apply(h, weight, bias, targets, float(temperature), bool(entropy_grad))
+    with_entropy = with_entropy or entropy_grad
+    lp, ent = _TokenLogprobs.apply(h, weight, bias, targets, float(temperature),
+                                   bool(with_entropy), bool(entropy_grad))
+    return lp, (ent if with_entropy else None)
