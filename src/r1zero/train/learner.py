@@ -86,8 +86,9 @@ def supports_packing(model: torch.nn.Module) -> bool:
 
 def set_attention(model: torch.nn.Module, name: str, device: torch.device, packed: bool) -> None:
     """Choose the learner's attention kernel. ``auto``: the segment kernel for packed
-    micro-batches; otherwise eager on CPU (a profile put torch's CPU flash kernel at ~3 s of a 20 s
-    update on RL's short rows, mostly in its backward) and the model's default elsewhere."""
+    micro-batches; otherwise eager on CPU (a profile put torch's CPU flash kernel at ~3 s
+    of a 20 s update on RL's short rows, mostly in its backward) and the model's default
+    elsewhere."""
     if name == "auto" and packed:
         segment_attention.register()
         name = segment_attention.NAME
