@@ -32,10 +32,10 @@ def run_trl(model_dir: str, steps: int, bf16: bool) -> dict:
 def run_r1zero(steps: int, backend: str, precision: str, skip: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        # TRL's setting: T = 1.0, lr 1e-6, boxed-only rewards (no answer fallbacks).
+        # TRL's setting: T = 1.0, lr 1e-6, boxed-only rewards (the paper's extraction).
         cmd = [sys.executable, "-m", "r1zero", "train", "--preset", "arith", "--steps", str(steps),
                "--eval-every", "0", "--save-every", "0", "--lr", "1e-6", "--temperature", "1.0",
-               "--task.no-answer-fallbacks", "--backend", backend, "--precision", precision,
+               "--task.extract", "boxed", "--backend", backend, "--precision", precision,
                "--run-dir", str(run), "--no-progress",
                "--skip-zero-advantage" if skip else "--no-skip-zero-advantage"]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

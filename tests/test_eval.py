@@ -130,7 +130,7 @@ def test_gold_answers_score_one_and_wrong_answers_zero(tmp_path, tokenizer):
     assert {"benchmark", "problem_id", "prompt", "response", "extracted", "correct", "reason",
             "length", "finish_reason"} <= samples[0].keys()
     saved = json.loads((out / "results.json").read_text())
-    assert saved["grader"]["answer_format"] == "boxed" and saved["sampling"]["max_new_tokens"] == 64
+    assert saved["grader"]["extract"] == "boxed" and saved["sampling"]["max_new_tokens"] == 64
     table = (out / "results.md").read_text()
     assert "| metric | AIME24 | AMC | MATH500 | Minerva | OlympiadBench | Avg |" in table
     assert "| Accuracy (%) | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in table

@@ -1,11 +1,12 @@
-"""Extraction tests: last brace-matched box, r1 answer tags, opt-in fallbacks, and the
-reasons ``grade`` reports when there is no usable answer."""
+"""Extraction tests: last brace-matched box (and final runs of boxes), r1 answer tags, the
+``auto`` mode, gold extraction, and the reasons ``grade`` reports when there is no usable
+answer."""
 
 from __future__ import annotations
 
 import pytest
 
-from r1zero.grading import extract_answer, grade
+from r1zero.grading import extract_answer, extract_gold, grade
 
 BOXED = [
     ("The answer is \\boxed{5}.", "5"),
@@ -59,39 +60,80 @@ R1_BAD = [
 
 @pytest.mark.parametrize("response,expected", R1)
 def test_extract_r1(response, expected):
-    assert extract_answer(response, answer_format="r1") == expected
+    assert extract_answer(response, mode="r1") == expected
 
 
 @pytest.mark.parametrize("response", R1_BAD)
 def test_r1_missing_tags_is_format_error(response):
-    assert extract_answer(response, answer_format="r1") is None
-    v = grade(response, "5", answer_format="r1")
+    assert extract_answer(response, mode="r1") is None
+    v = grade(response, "5", extract="r1")
     assert (v.correct, v.reason) == (False, "format_error")
 
 
-FALLBACK = [
+AUTO = [
     ("Thus the answer is 42.", "42"),
     ("Final answer: 3/4", "3/4"),
     ("The final answer is $\\frac{1}{2}$. I hope it is correct.", "\\frac{1}{2}"),
-    ("we get 3 apples and 7 pears", "7"),
+    ("we get 3 apples and 7 pears", "7"),  # last number: the final resort
     ("total 1,000", "1,000"),
-    ("no numbers here", None),
+    ("no numbers here", "no numbers here"),  # short text is read whole (a word answer)
+    ("-7", "-7"),
+    ("\\frac{7}{3}", "\\frac{7}{3}"),  # whole, not the last number 3
+    ("$$g(t) = 2t$$", "g(t) = 2t"),
+    ("\\boxed{} so 12", "12"),  # an empty box (the instruction echoed) is skipped
+    ("<answer> 5 </answer>", "5"),
+    ("Die Antwort ist 12.", "12"),
+    ("答案是：$x=5$", "x=5"),
+    ("Ответ: 7", "7"),
+    ("#### 1,234", "1,234"),
+    ("概率是5/12", "5/12"),
+    ("Step 1 " + "blah " * 30 + "so we get $x = 4$ and then $y = 2$", "y = 2"),
+    ("Step 1 " + "blah " * 30 + "so the roots are $3$ and $5$", "3, 5"),
+]
+RUNS = [
+    ("\\boxed{3}, \\boxed{5}", "3, 5"),
+    ("\\boxed{(1, 4)} \\quad\\text{and}\\quad \\boxed{(4, 1)}", "(1, 4), (4, 1)"),
+    ("$x = \\boxed{3}$ and $y = \\boxed{5}$", "x=3, y=5"),
+    ("\\boxed{3} is wrong, so \\boxed{5}", "5"),  # prose between: not a run
+    ("\\boxed{5}\n\n**Final Answer**\n\\boxed{5}", "5"),
+    ("\\boxed{5} \\boxed{5}", "5"),  # a repeated box is one answer
 ]
 
 
-@pytest.mark.parametrize("response,expected", FALLBACK)
-def test_fallbacks(response, expected):
-    assert extract_answer(response, fallbacks=True) == expected
+@pytest.mark.parametrize("response,expected", AUTO)
+def test_extract_auto(response, expected):
+    assert extract_answer(response, mode="auto") == expected
 
 
-def test_fallbacks_are_off_by_default():
+@pytest.mark.parametrize("response,expected", RUNS)
+def test_final_run_of_boxes_is_one_collection(response, expected):
+    assert extract_answer(response) == expected
+
+
+def test_boxed_mode_reads_boxes_only():
     assert extract_answer("The answer is 42.") is None
     assert grade("The answer is 42.", "42").reason == "no_answer"
-    assert grade("The answer is 42.", "42", fallbacks=True).correct
+    assert grade("The answer is 42.", "42", extract="auto").correct
 
 
-def test_box_beats_fallback():
-    assert extract_answer("the answer is 3 so \\boxed{4}", fallbacks=True) == "4"
+def test_box_beats_everything_in_auto():
+    assert extract_answer("the answer is 3 so \\boxed{4}", mode="auto") == "4"
+
+
+@pytest.mark.parametrize(
+    "gold,expected",
+    [
+        ("$60$ km", "60  km"),
+        ("\\(x=3\\)", "x=3"),
+        ("$$\\frac{1}{2}$$", "\\frac{1}{2}"),
+        ("5, 7", "5, 7"),  # a short gold is taken whole: never cut to its last number
+        ("We add: $2+3=5$, so the total is $\\boxed{5}$.", "5"),
+        ("First we note that " + "x " * 60 + "so the answer is $12$.", "12"),
+        ("\\text{Monday}", "\\text{Monday}"),
+    ],
+)
+def test_extract_gold(gold, expected):
+    assert extract_gold(gold) == expected
 
 
 @pytest.mark.parametrize(
@@ -116,8 +158,8 @@ def test_grade_reasons(response, gold, correct, reason):
     assert (v.correct, v.reason) == (correct, reason)
 
 
-def test_grade_unknown_format_is_bad_input():
-    assert grade("\\boxed{5}", "5", answer_format="xml").reason == "bad_input"
+def test_grade_unknown_mode_is_bad_input():
+    assert grade("\\boxed{5}", "5", extract="xml").reason == "bad_input"
 
 
 def test_verdict_is_frozen():

@@ -55,7 +55,7 @@ def test_adversarial_returns_fast(response, gold):
 
 
 def test_adversarial_r1_format():
-    v = grade("</think>" * 100_000 + " <answer>" * 1000, "5", answer_format="r1", timeout_s=1.0)
+    v = grade("</think>" * 100_000 + " <answer>" * 1000, "5", extract="r1", timeout_s=1.0)
     assert v.reason == "format_error"
 
 

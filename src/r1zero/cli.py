@@ -66,7 +66,7 @@ def cmd_grade(args: list[str]) -> int:
     from r1zero.grading import grade_file
 
     cfg = tyro.cli(GradeConfig, args=args, prog="r1zero grade")
-    summary = grade_file(cfg.input, cfg.output, fallbacks=cfg.fallbacks)
+    summary = grade_file(cfg.input, cfg.output, extract=cfg.extract)
     print(f"graded {summary['count']} responses: accuracy {summary['accuracy']:.4f} "
           f"({summary['correct']} correct) -> {cfg.output}")
     for reason, n in sorted(summary["reasons"].items(), key=lambda kv: -kv[1]):

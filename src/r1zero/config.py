@@ -10,7 +10,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from r1zero.core.algorithms import ALGORITHMS, AlgorithmConfig
 
@@ -35,9 +35,11 @@ class TaskConfig:
     """Field holding the question (auto-detected when None: problem, question, ...)."""
     answer_field: str | None = None
     """Field holding the gold answer (auto-detected when None: answer, final_answer, ...)."""
-    answer_fallbacks: bool = False
-    """math / gsm8k / arithmetic: when the response has no (or an empty) \\boxed{}, also
-    accept "the answer is X" or the last number. Off in the reference recipe."""
+    extract: Literal["boxed", "r1", "auto"] | None = None
+    """math / gsm8k / arithmetic: where the answer is read (r1zero.grading.extract). None =
+    the template's own format (the last \\boxed{}, or the r1 answer tags), as the
+    reference recipe rewards; auto also reads unboxed answers ("the answer is X", a short
+    response, the last number) and is the arith demo's setting."""
     num_train: int = 2000
     """Generated tasks: number of training problems."""
     num_test: int = 100
@@ -207,12 +209,12 @@ def _preset_arith() -> TrainConfig:
 
     Two departures from the reference recipe, both measured (docs/benchmarks.md): the
     4-bit packaged model almost never puts a number inside \\boxed{} (0/64 greedy, 0.4%
-    sampled), so an unboxed final number is accepted too (answer_fallbacks; the box still
+    sampled), so an unboxed answer is read too (extract=auto; the box still
     wins when present); and rollouts use T = 0.7, where 53% of groups hold a correct
     sample against 23% at T = 1.0 (a group with no correct sample teaches nothing)."""
     return TrainConfig(
         task=TaskConfig(name="arithmetic", digits=2, operations=("+",), num_train=2000,
-                        num_test=100, answer_fallbacks=True),
+                        num_test=100, extract="auto"),
         template="chat",
         steps=24,
         prompts_per_step=8,
@@ -301,8 +303,11 @@ class GradeConfig:
     r1 means the answer must sit in <answer> tags)."""
     output: str
     """Output JSONL: each input record plus `correct`, `extracted` and `reason`."""
-    fallbacks: bool = False
-    """Also accept unboxed answers ("The answer is 5", last number). Off for RL rewards."""
+    extract: Literal["boxed", "r1", "auto"] = "auto"
+    """Where the answer is read: auto (box, answer tags, "the answer is" phrases in several
+    languages, a short response whole, the last math span, the last number), boxed (the
+    paper's training reward) or r1 (answer tags). Records with "template": "r1" always use
+    r1."""
 
 
 @dataclass

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from r1zero.config import ConfigError
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
@@ -106,8 +106,9 @@ class EvalConfig:
     """Evaluate only the first N problems of each set."""
     seed: int = 0
     """Base seed; each sample's seed derives from (seed, benchmark, problem id, sample index)."""
-    fallbacks: bool = False
-    """Grader: also accept unboxed answers ("the answer is 5"); off in the paper's protocol."""
+    extract: Literal["boxed", "r1", "auto"] | None = None
+    """Grader: where the answer is read; None = the template's format (the last \\boxed{}, or
+    the r1 answer tags: the paper's protocol); auto also reads unboxed answers."""
     grade_timeout_s: float = 5.0
     """Grader: time limit per equivalence check (a timeout counts as incorrect)."""
     out_dir: str = "runs/eval"
@@ -329,7 +330,7 @@ def generation_settings(cfg: EvalConfig, template: Template) -> dict[str, Any]:
         "template": template.name, "template_text": template.text, "stop": list(template.stop),
         "temperature": cfg.sampling_temperature, "top_p": cfg.top_p,
         "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
-        "answer_format": template.answer_format, "fallbacks": cfg.fallbacks,
+        "extract": cfg.extract or template.answer_format,
     }
 
 
@@ -373,8 +374,8 @@ def grade_sample(cfg: EvalConfig, item: tuple[BenchmarkSet, Any], prompt: str,
     from r1zero.grading import grade
 
     bench, problem = item
-    verdict = grade(c.text, problem.answer, answer_format=template.answer_format,
-                    fallbacks=cfg.fallbacks, timeout_s=cfg.grade_timeout_s)
+    verdict = grade(c.text, problem.answer, extract=cfg.extract or template.answer_format,
+                    timeout_s=cfg.grade_timeout_s)
     return {
         "benchmark": bench.key, "problem_id": problem.id, "sample_index": c.sample_index,
         "prompt": prompt, "response": c.text, "gold": problem.answer,
@@ -455,7 +456,7 @@ def summarize(cfg: EvalConfig, sets: Sequence[BenchmarkSet], template: Template,
         "sampling": {"n": cfg.samples, "temperature": cfg.sampling_temperature, "top_p": cfg.top_p,
                      "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed, "stop": list(template.stop)},
         "template": {"name": template.name, "text": template.text},
-        "grader": {"answer_format": template.answer_format, "fallbacks": cfg.fallbacks,
+        "grader": {"extract": cfg.extract or template.answer_format,
                    "timeout_s": cfg.grade_timeout_s, "versions": _versions()},
         "benchmarks": per_bench,
         "average": average_metrics(per_bench.values()),
@@ -501,7 +502,7 @@ def results_markdown(results: dict[str, Any]) -> str:
     s = results["sampling"]
     head = (f"Model `{results['config']['model']}`, template `{results['template']['name']}`, "
             f"{s['n']} sample(s)/problem at T={s['temperature']:g}, top-p {s['top_p']:g}, "
-            f"{s['max_new_tokens']} new tokens, grader `{results['grader']['answer_format']}`"
+            f"{s['max_new_tokens']} new tokens, grader `{results['grader']['extract']}`"
             + ("" if results["complete"] else " — **incomplete run**") + "\n")
     cols = [b["title"] for b in benches.values()] + ["Avg"]
     lines = [head, "| metric | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]

@@ -23,11 +23,12 @@ import threading
 import time
 from fractions import Fraction
 
-from .fastpath import Choice, Expr, Matrix, Named, Num, Seq, Text, parse_answer
+from .fastpath import MAX_ELEMENTS, Choice, Expr, Matrix, Named, Num, Seq, Text, parse_answer
 from .normalize import clean, squash
 from .symbolic import REL_TOL
 from .worker import POOL, WorkerError, WorkerTimeout
 
+_REL_TOL = Fraction(REL_TOL)  # the same tolerance, as an exact rational
 _ORDERLESS = {"set", "list"}
 _CACHE_MAX = 100_000
 _cache: dict[tuple[str, str], bool] = {}
@@ -65,7 +66,8 @@ def _same_value(a: Fraction, b: Fraction, decimal: bool) -> bool:
     (``0.0833333333333333`` is 1/12 to 16 digits), which ``0.333333`` for 1/3 is not."""
     if a == b:
         return True
-    return decimal and abs(a - b) <= REL_TOL * max(abs(a), abs(b))
+    # Exact: a float tolerance would overflow (or turn into inf) for 10^{309} and up.
+    return decimal and abs(a - b) <= _REL_TOL * max(abs(a), abs(b))
 
 
 def _nums_equal(p: Num, g: Num) -> bool:
@@ -76,6 +78,20 @@ def _nums_equal(p: Num, g: Num) -> bool:
     if g.pct and not p.pct and _same_value(p.value * 100, g.value, dec):
         return True
     return p.pct and not g.pct and _same_value(p.value, g.value * 100, dec)
+
+
+def _decimal_comma(seq: Seq) -> Num | None:
+    """``3,75`` read as 3.75 (a decimal comma), for comparison with a non-integer number
+    only: against a list it stays the list (3, 75), against 375 it is neither."""
+    if seq.kind != "list" or len(seq.items) != 2:
+        return None
+    a, b = seq.items
+    if not (isinstance(a, Num) and isinstance(b, Num)) or a.pct or b.pct:
+        return None
+    if not (a.text.lstrip("-").isdigit() and b.text.isdigit()) or len(b.text) == 3:
+        return None  # "3,750" is thousands, never a decimal comma
+    value = abs(a.value) + Fraction(int(b.text), 10 ** len(b.text))
+    return Num(-value if a.text.startswith("-") else value, decimal=True, text=f"{a.text}.{b.text}")
 
 
 def _match_orderless(ps: tuple, gs: tuple, deadline: float) -> bool:
@@ -95,7 +111,7 @@ def _match_orderless(ps: tuple, gs: tuple, deadline: float) -> bool:
 
 def _seqs_equal(p: Seq, g: Seq, deadline: float) -> bool:
     """Collections: kinds must be compatible, then items compared (ordered or not)."""
-    if p.kind in _ORDERLESS and g.kind in _ORDERLESS or p.kind == g.kind == "union":
+    if p.kind in _ORDERLESS and g.kind in _ORDERLESS or {p.kind, g.kind} <= {"union", "list"}:
         return _match_orderless(p.items, g.items, deadline)
     if p.kind != g.kind or len(p.items) != len(g.items):
         return False
@@ -115,6 +131,10 @@ def nodes_equal(p, g, deadline: float) -> bool:
     """Structural equality of two parsed answers; scalar leaves may go to sympy."""
     if time.monotonic() > deadline:
         raise GradingTimeout
+    for named, other in ((p, g), (g, p)):
+        if isinstance(named, Named) and isinstance(other, Expr) and "=" in other.latex:
+            # "y = -x/2 + 3/4" against the equation "2x + 4y - 3 = 0": the same line.
+            return named.text != "" and _symbolic(named.text, other.latex, deadline)
     if isinstance(p, Named) or isinstance(g, Named):
         if isinstance(p, Named) and isinstance(g, Named) and p.name != g.name:
             return False
@@ -123,6 +143,10 @@ def nodes_equal(p, g, deadline: float) -> bool:
         return nodes_equal(p, g, deadline)
     if isinstance(p, Num) and isinstance(g, Num):
         return _nums_equal(p, g)
+    for seq, num in ((p, g), (g, p)):
+        if isinstance(seq, Seq) and isinstance(num, Num) and num.value.denominator != 1:
+            dec = _decimal_comma(seq)
+            return dec is not None and _nums_equal(dec, num)
     if isinstance(p, Seq) and isinstance(g, Seq):
         return _seqs_equal(p, g, deadline)
     if isinstance(p, Matrix) and isinstance(g, Matrix):
@@ -139,6 +163,8 @@ def nodes_equal(p, g, deadline: float) -> bool:
         return False  # different kinds of answer (e.g. a set vs a number, text vs math)
     if lp == lg:
         return True
+    if max(lp.count(","), lg.count(",")) > MAX_ELEMENTS:
+        return False  # a list too long to parse structurally is no answer for sympy either
     return _symbolic(lp, lg, deadline)
 
 

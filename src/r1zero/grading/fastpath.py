@@ -23,15 +23,30 @@ MAX_ELEMENTS = 64
 _INT_OR_DEC = r"(?:\d+(?:\.\d*)?|\.\d+)"
 _DEC_RE = re.compile(rf"^{_INT_OR_DEC}$")
 _THOUSANDS_RE = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+# Digit groups of a number written with spaces ("2 500", "1 000 000"): not two numbers.
+_THIN_GROUPS_RE = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?![\d])")
 _SCI_E_RE = re.compile(rf"^({_INT_OR_DEC})[eE]([+-]?\d+)$")
 _SCI_TIMES_RE = re.compile(rf"^(?:({_INT_OR_DEC})(?:\\times|\\cdot|\*|x))?10\^(?:\{{([+-]?\d+)\}}|([+-]?\d))$")
 _FRAC_RE = re.compile(r"^\\frac\{([^{}]*)\}\{([^{}]*)\}$")
 _FRAC_SHORT_RE = re.compile(r"^\\frac(\d)(\d)$")
 _CHOICE_RE = re.compile(r"^\(?([A-E])\)?$")
 _TEXT_ANSWER_RE = re.compile(r"^[A-Za-z][A-Za-z'\- ]*[A-Za-z]$")
-# "x =", "f(x) =", "\theta =", "a_1 =" : a simple left-hand side naming the answer.
-_LHS_RE = re.compile(r"^\s*((?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w+\}?)?(?:\([A-Za-z]\))?)\s*=(.*)$", re.DOTALL)
-_MATRIX_RE = re.compile(r"^\\begin\{([pbBv]?matrix)\}(.*)\\end\{\1\}$", re.DOTALL)
+# Separators of a bare list of answers: commas, semicolons, \quad, and/or (also \text{and}).
+_LIST_SEP_RE = re.compile(r"\s*(?:,|;|\\q?quad(?![A-Za-z])|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z]))\s*")
+# "=" of an assignment or equation (not part of <=, >=, !=, :=, ==).
+_EQ_RE = re.compile(r"(?<![<>!:=])=(?!=)")
+# A label naming the answer: "x", "PQ", "a_1", "f(x)", "(a,b)", "|AB|", "\angle ABC",
+# "V_1:V_2", "\frac{NO}{BO}". Digits only in subscripts and no +/- at the top level: a
+# left side such as "2x+z" or "x^2" makes an equation, not a label.
+_LABEL_CHARS_RE = re.compile(r"^[A-Za-z\\{}()|:_, ']+$")
+_MATRIX_RE = re.compile(
+    r"^[(\[]?\\begin\{([pbBv]?matrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}[)\]]?$", re.DOTALL
+)
+# A one-variable inequality chain "a < x \le b" (or one side, "x > 3"), read as an interval.
+_REL = r"(<=|>=|<|>|\\lt|\\gt|\\leqslant|\\geqslant|\\leq?|\\geq?)"
+_CHAIN_RE = re.compile(rf"^(?:(.+?){_REL})?(-?[A-Za-z])(?:{_REL}(.+))?$")
+_BASE_N_RE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
+_PM_RE = re.compile(r"\\(pm|mp)(?![A-Za-z])")
 _OPEN, _CLOSE = "([{", ")]}"
 
 
@@ -51,6 +66,7 @@ class Named:
 
     name: str
     value: object
+    text: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -90,15 +106,28 @@ class Expr:
     latex: str
 
 
+def _is_label(lhs: str) -> bool:
+    """True when ``lhs`` names an answer rather than stating an equation (see above)."""
+    bare = re.sub(r"_\{?\w+\}?", "", lhs.replace(" ", ""))  # subscripts may hold digits
+    bare = re.sub(r"(?<=[A-Za-z])\(-?[\d.]+\)", "", bare)  # f(2) = 5: a value at a point
+    return bool(bare) and len(bare) <= 24 and bool(_LABEL_CHARS_RE.match(bare))
+
+
 def split_lhs(s: str) -> tuple[str | None, str]:
-    """``("x", "3")`` for ``"x = 3"``; ``(None, s)`` when there is not exactly one ``=``
-    or the left side is not a plain name (``a+b=5`` stays an equation)."""
-    if s.count("=") != 1:
+    """``("x", "3")`` for ``"x = 3"`` (also ``x \\in S``, ``(a,b) = (5,1)``, a chain
+    ``x = 5+6 = 11`` whose last side is the answer, and ``2+3 = 5``, an arithmetic left
+    side with no letters, as ``(None, "5")``); ``(None, s)`` when ``s`` is an equation
+    such as ``a+b=5`` or ``x^2=4``."""
+    s = re.sub(r"\\in(?![A-Za-z])", "=", s, count=1) if "=" not in s else s
+    parts = split_top_re(s, _EQ_RE)
+    if len(parts) < 2 or not parts[-1].strip() or not parts[0].strip():
         return None, s
-    m = _LHS_RE.match(s)
-    if not m or not m.group(2).strip():
-        return None, s
-    return m.group(1).replace(" ", ""), m.group(2).strip()
+    lhs, rhs = parts[0].strip(), parts[-1].strip()
+    if _is_label(lhs):
+        return lhs.replace(" ", ""), rhs
+    if not re.search(r"[A-Za-z]", lhs) and len(parts) >= 2 and parse_number(rhs.replace(" ", "")):
+        return "", rhs  # "2+3=5": the worked arithmetic ends in the answer
+    return None, s
 
 
 def _pow10(exp_text: str) -> Fraction | None:
@@ -199,11 +228,32 @@ def split_top(s: str, sep: str) -> list[str]:
     return parts
 
 
+def split_top_re(s: str, sep: re.Pattern) -> list[str]:
+    """Split on matches of ``sep`` that lie at bracket depth 0 (``\\{`` counts as a
+    bracket too: a set is one item)."""
+    depth, level = 0, []
+    for c in s:
+        if c in _OPEN:
+            depth += 1
+        elif c in _CLOSE:
+            depth -= 1
+        level.append(depth)
+    parts, start = [], 0
+    for m in sep.finditer(s):
+        if m.start() >= start and level[m.start()] == 0 and (m.start() == 0 or level[m.start() - 1] == 0):
+            parts.append(s[start : m.start()])
+            start = m.end()
+    parts.append(s[start:])
+    return parts
+
+
 def _parse_seq(s: str, depth: int) -> Seq | None:
     """Sets ``\\{..\\}``, bracketed tuples/intervals, unions, and bare comma lists."""
     if s.startswith("\\{") and s.endswith("\\}") and _closes_at_end(s[1:-1] + "}"):
         inner = s[2:-2]
         return Seq("set", tuple(parse_answer(p, depth + 1) for p in split_top(inner, ",") if p))
+    if re.fullmatch(r"\d+(?::\d+)+", s):  # "12:00", "3:4": ordered, compared exactly
+        return Seq(":", tuple(parse_answer(p, depth + 1) for p in s.split(":")))
     if len(split_top(s, "\\cup")) > 1:
         return Seq("union", tuple(parse_answer(p, depth + 1) for p in split_top(s, "\\cup")))
     if s[:1] in "([" and s[-1:] in ")]" and _closes_at_end(s):
@@ -211,10 +261,68 @@ def _parse_seq(s: str, depth: int) -> Seq | None:
         if len(parts) > 1:
             return Seq(s[0] + s[-1], tuple(parse_answer(p, depth + 1) for p in parts))
         return None
-    parts = split_top(s, ",")
-    if len(parts) > 1 and all(p.strip() for p in parts):
+    return None
+
+
+def _parse_list(s: str, depth: int) -> Seq | None:
+    """A bare list ``3, 5`` / ``3; 5`` / ``3 \\quad 5`` / ``3 and 5`` / ``x=3 or x=5``
+    (unordered, like a set). Needs the spaced string: "and" is a word."""
+    parts = [p for p in split_top_re(s, _LIST_SEP_RE) if p.strip()]
+    if len(parts) > 1:
         return Seq("list", tuple(parse_answer(p, depth + 1) for p in parts))
     return None
+
+
+def _is_less(op: str) -> bool:
+    return op in ("<", "<=", "\\lt") or op.startswith("\\le")
+
+
+def _parse_chain(flat: str, depth: int) -> Seq | None:
+    """``-2 \\le x < 7`` -> ``[-2, 7)``; ``x > 3`` -> ``(3, \\infty)``; ``5 \\ge x`` ->
+    ``(-\\infty, 5]``: a one-variable inequality is the interval it describes, so it
+    matches the interval written out (and ``x \\in [-2, 7)``)."""
+    m = _CHAIN_RE.match(flat)
+    if not m or (m.group(1) is None and m.group(5) is None):
+        return None
+    left, op1, var, op2, right = m.groups()
+    if var.startswith("-"):  # "-x > -2" is "x < 2": negate the bounds, flip the relations
+        var = var[1:]
+        left, right = (f"-({left})" if left else None), (f"-({right})" if right else None)
+        left, op1, op2, right = right, op2, op1, left
+    if any(var in re.sub(r"\\[A-Za-z]+", "", side or "") for side in (left, right)):
+        return None  # "x < 2x + 1" is not a bound on x
+    lo = hi = None  # (value text, closed)
+    for side, op, var_on_right in ((left, op1, True), (right, op2, False)):
+        if side is None:
+            continue
+        less = _is_less(op)
+        closed = op not in ("<", ">", "\\lt", "\\gt")
+        # "a < x" and "x > a" bound x from below; "x < b" and "b > x" from above.
+        if less == var_on_right:
+            if lo is not None:
+                return None
+            lo = (side, closed)
+        else:
+            if hi is not None:
+                return None
+            hi = (side, closed)
+    lo = lo or ("-\\infty", False)
+    hi = hi or ("\\infty", False)
+    kind = ("[" if lo[1] else "(") + ("]" if hi[1] else ")")
+    return Seq(kind, (parse_answer(lo[0], depth + 1), parse_answer(hi[0], depth + 1)))
+
+
+def _parse_pm(s: str, depth: int) -> Seq | None:
+    """``a \\pm b`` -> the set ``{a + b, a - b}`` (one ``\\pm`` at the top level)."""
+    found = list(_PM_RE.finditer(s))
+    if len(found) != 1 or len(split_top_re(s, _PM_RE)) != 2:
+        return None
+    m = found[0]
+    a, b = s[: m.start()].strip(), s[m.end() :].strip()
+    if not b:
+        return None
+    plus, minus = (f"{a}+{b}", f"{a}-{b}") if a else (b, f"-{b}")
+    return Seq("set", (parse_answer(plus, depth + 1), parse_answer(minus, depth + 1)))
 
 
 def _parse_matrix(s: str, depth: int) -> Matrix | None:
@@ -222,28 +330,43 @@ def _parse_matrix(s: str, depth: int) -> Matrix | None:
     m = _MATRIX_RE.match(s)
     if not m or m.group(1) == "vmatrix":  # vmatrix is a determinant, a scalar
         return None
+    if (s[0] in "([") != (s[-1] in ")]"):
+        return None
     rows = [r for r in m.group(2).split("\\\\") if r.strip()]
     return Matrix(tuple(tuple(parse_answer(c, depth + 1) for c in r.split("&")) for r in rows))
 
 
 def parse_answer(s: str, depth: int = 0):
-    """Parse a cleaned answer string into a Num/Seq/Matrix/Choice/Text/Expr tree."""
+    """Parse a cleaned answer string into a Num/Named/Seq/Matrix/Choice/Text/Expr tree."""
     s = s.strip()
     flat = s.replace(" ", "")
     if depth > MAX_DEPTH or len(flat) > 1000 or flat.count(",") > MAX_ELEMENTS:
         return Expr(s)
-    num = parse_number(flat)
+    # "32, 349" is a list of two numbers; only "32,349" is thousands.
+    num = None if re.search(r",\s", s) or re.search(r"\d\s+\d", _THIN_GROUPS_RE.sub("", s)) else parse_number(flat)
     if num is not None:
         return num
+    if "\\begin" in flat[:8] and (mat := _parse_matrix(flat, depth)) is not None:
+        return mat
+    interval = _parse_chain(flat, depth)
+    if interval is not None:
+        return interval
+    pm = _parse_pm(s, depth)
+    if pm is not None:
+        return pm
+    items = _parse_list(s, depth)
+    if items is not None:
+        return items
     name, rhs = split_lhs(s)
     if name is not None:
-        return Named(name, parse_answer(rhs, depth + 1))
+        value = parse_answer(rhs, depth + 1)
+        return Named(name, value, s) if name else value
     m = _CHOICE_RE.match(flat)
     if m:
         return Choice(m.group(1))
-    mat = _parse_matrix(flat, depth)
-    if mat is not None:
-        return mat
+    m = _BASE_N_RE.match(flat)
+    if m:  # "204_5", "52_{8}": a numeral in base 5 / 8, equal only to the same numeral
+        return Text(f"{m.group(1).lower()}_{m.group(2)}")
     seq = _parse_seq(flat, depth)
     if seq is not None:
         return seq

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .equivalence import GradingTimeout, equal_by_deadline
-from .extract import extract_with_reason
+from .extract import EXTRACT_MODES, extract_gold, extract_with_reason, gold_choice
 
 log = logging.getLogger(__name__)
 
 # An extracted answer longer than this is not a math answer; comparing it would only
 # spend time (and reward the model for dumping text into a box).
 MAX_ANSWER_CHARS = 1000
-ANSWER_FORMATS = ("boxed", "r1")
 REASONS = ("correct", "wrong_answer", "no_answer", "format_error", "timeout", "too_long", "bad_input")
 
 
@@ -65,17 +64,29 @@ def grade(
     response: str,
     gold: str | list[str],
     *,
-    answer_format: str = "boxed",
-    fallbacks: bool = False,
+    extract: str = "boxed",
     timeout_s: float = 5.0,
 ) -> Verdict:
     """Grade one model ``response`` against ``gold`` (one answer or a list of acceptable
-    answers). Never raises; see ``REASONS`` for the possible outcomes."""
+    answers). Never raises; see ``REASONS`` for the possible outcomes.
+
+    ``extract`` names where the answer is read (:mod:`r1zero.grading.extract`): ``boxed``
+    (the paper's reward, the default for training and eval), ``r1`` (answer tags) or
+    ``auto`` (how a person reads it; the default of ``r1zero grade``). Each gold goes
+    through :func:`~r1zero.grading.extract.extract_gold` (delimiters, its own box, a worked
+    solution reduced to its final answer) whatever the mode.
+    """
     golds = _golds(gold)
-    if not isinstance(response, str) or golds is None or answer_format not in ANSWER_FORMATS:
+    if not isinstance(response, str) or golds is None or extract not in EXTRACT_MODES:
         return Verdict(False, None, "bad_input")
     try:
-        answer, why = extract_with_reason(response, answer_format=answer_format, fallbacks=fallbacks)
+        golds = [extract_gold(g) for g in golds]
+        # A multiple-choice gold makes ``auto`` read a letter ("the answer is B, not C").
+        letters = {gold_choice(g) for g in golds}
+        choice = letters.pop() if len(letters) == 1 else None
+        if choice is not None:
+            golds = [choice]  # "(D) Alina" is answered by the letter D
+        answer, why = extract_with_reason(response, mode=extract, choice=choice)
         if answer is None:
             return Verdict(False, None, why or "no_answer")
         if not answer.strip():
@@ -103,7 +114,7 @@ def _bad_record(rec) -> str | None:
     return None
 
 
-def _grade_line(line_no: int, raw: str, fallbacks: bool) -> tuple[dict, bool]:
+def _grade_line(line_no: int, raw: str, extract: str) -> tuple[dict, bool]:
     """The output record for one input line and whether the line was bad."""
     try:
         rec = json.loads(raw)
@@ -114,19 +125,23 @@ def _grade_line(line_no: int, raw: str, fallbacks: bool) -> tuple[dict, bool]:
         print(f"warning: line {line_no}: {problem}; marked bad_input", file=sys.stderr)
         out = rec if isinstance(rec, dict) else {"line": line_no, "raw": raw.rstrip("\n")[:2000]}
         return {**out, "correct": False, "extracted": None, "reason": "bad_input"}, True
-    fmt = "r1" if rec.get("template") == "r1" else "boxed"
-    v = grade(rec["response"], rec["gold"], answer_format=fmt, fallbacks=fallbacks)
+    # A record written with the r1 template is held to its contract (answer tags).
+    mode = "r1" if rec.get("template") == "r1" else extract
+    v = grade(rec["response"], rec["gold"], extract=mode)
     return {**rec, "correct": v.correct, "extracted": v.extracted, "reason": v.reason}, False
 
 
-def grade_file(input_path, output_path, *, fallbacks: bool = False) -> dict:
-    """Grade a JSONL file of ``{"response", "gold"[, "template"]}`` records.
+def grade_file(input_path, output_path, *, extract: str = "auto") -> dict:
+    """Grade a JSONL file of ``{"response", "gold"[, "template"]}`` records, reading
+    answers with ``extract`` (``auto`` by default: see :func:`grade`).
 
     Writes each input record plus ``correct``, ``extracted`` and ``reason`` to
     ``output_path`` as it goes (flushed per line, so a crash loses no finished work). Bad
     lines are warned about on stderr, written with ``reason="bad_input"`` and listed in
     the summary: ``{count, correct, accuracy, reasons, bad_lines}``.
     """
+    if extract not in EXTRACT_MODES:
+        raise ValueError(f"unknown extract mode {extract!r}; choose one of {list(EXTRACT_MODES)}")
     reasons: Counter = Counter()
     bad_lines: list[int] = []
     count = n_correct = 0
@@ -137,7 +152,7 @@ def grade_file(input_path, output_path, *, fallbacks: bool = False) -> dict:
         for line_no, raw in enumerate(fin, start=1):
             if not raw.strip():
                 continue
-            out, bad = _grade_line(line_no, raw, fallbacks)
+            out, bad = _grade_line(line_no, raw, extract)
             if bad:
                 bad_lines.append(line_no)
             count += 1

@@ -21,7 +21,6 @@ import sys
 # Relative tolerance for two exact-valued numbers evaluated to 30 digits: only numerical
 # noise is forgiven, never rounding (1e-6 would already accept 0.333333 for 1/3).
 REL_TOL = 1e-9
-ABS_TOL = 1e-12
 EVAL_DIGITS = 30
 # Pow towers with exponents beyond this are compared structurally only: evaluating
 # 9^{9^{9^9}} would never finish.
@@ -48,31 +47,81 @@ def to_sympy(latex: str):
 
 
 def _too_big(expr) -> bool:
-    """True when numeric evaluation could explode (huge exponents, towers)."""
+    """True when numeric evaluation could explode (huge exponents, towers), or when the
+    "answer" is an unevaluated problem (an integral, limit, sum or derivative): a value is
+    expected, and evalf of a divergent integral returns noise."""
     import sympy
 
+    if expr.has(sympy.Integral, sympy.Limit, sympy.Sum, sympy.Product, sympy.Derivative):
+        return True
     for node in sympy.preorder_traversal(expr):
         if isinstance(node, sympy.Pow):
             e = node.exp
-            if isinstance(e, sympy.Pow) or (e.is_Number and abs(e) > MAX_POW_EXPONENT):
+            if isinstance(e, sympy.Pow) or _beyond(e, MAX_POW_EXPONENT):
                 return True
-        if isinstance(node, sympy.factorial) and node.args[0].is_Number and node.args[0] > 1000:
+        if isinstance(node, (sympy.factorial, sympy.gamma, sympy.factorial2)) and _beyond(node.args[0], 1000):
+            return True
+        if isinstance(node, sympy.binomial) and _beyond(node.args[0], 100_000):
             return True
     return False
 
 
+def _beyond(e, limit: int) -> bool:
+    """True when the constant ``e`` (possibly unevaluated: ``10^{10}``) exceeds ``limit`` in
+    absolute value. Symbols and non-numbers are not constants and never "beyond"."""
+    import sympy
+
+    if not e.is_number:
+        return False
+    if e.has(sympy.Pow) and any(isinstance(a.exp, sympy.Pow) for a in e.atoms(sympy.Pow)):
+        return True  # a tower inside the argument
+    try:
+        return bool(abs(sympy.N(e, 5)) > limit)
+    except (TypeError, ValueError):
+        return True  # complex or undecidable magnitude: do not evaluate
+
+
+def _numerically_zero(v, scale=1) -> bool:
+    """True for an exact 0 and for an evalf result with no significant digits whose bound
+    is negligible next to ``scale`` (``0.e-166``): what an exact zero looks like after
+    numeric cancellation. ``0.e+209`` (evalf giving up on a divergent integral) is not."""
+    import sympy
+
+    if v == 0:
+        return True
+    if not (isinstance(v, sympy.Float) and v._prec <= 1):
+        return False
+    m = re.match(r"-?0\.e([+-]\d+)$", str(v))
+    if m is None:
+        return False
+    magnitude = abs(sympy.N(scale, 5)) if scale != 0 else 1
+    return int(m.group(1)) < -EVAL_DIGITS // 2 + (sympy.floor(sympy.log(magnitude, 10)) if magnitude > 1 else 0)
+
+
 def _num_close(a, b) -> bool:
-    """Numeric equality of two closed-form constants at ``REL_TOL``."""
+    """Numeric equality of two closed-form constants at ``REL_TOL``, in arbitrary precision.
+
+    Never through Python floats: ``2^{1024}``, ``1000!`` or ``e^{1000}`` overflow a float
+    to ``inf``, and ``inf <= tol * inf`` once made such an answer equal to *every* gold (a
+    universal reward hack). sympy Floats have unbounded exponents, the difference is
+    evaluated directly (adaptive precision resolves cancellation), and a non-finite value
+    (``oo``, ``zoo``, ``nan``) is never close to anything: identical infinities were
+    already matched exactly upstream.
+    """
     import sympy
 
     va, vb = sympy.N(a, EVAL_DIGITS), sympy.N(b, EVAL_DIGITS)
-    if not (va.is_number and vb.is_number) or va.has(sympy.zoo, sympy.nan):
+    if not (va.is_number and vb.is_number) or not (va.is_finite and vb.is_finite):
         return False
-    if va.has(sympy.oo, -sympy.oo) or vb.has(sympy.oo, -sympy.oo):
-        return bool(va == vb)
-    diff = abs(complex(va) - complex(vb))
-    scale = max(abs(complex(va)), abs(complex(vb)))
-    return diff <= max(REL_TOL * scale, ABS_TOL)
+    if not (_has_digits(va) and _has_digits(vb)):
+        return False
+    diff = sympy.N(a - b, EVAL_DIGITS)
+    if not diff.is_finite:
+        return False
+    scale = sympy.Max(abs(va), abs(vb))
+    if all(_numerically_zero(part, scale) for part in diff.as_real_imag()):
+        return True
+    return bool(abs(diff) <= REL_TOL * scale)
 
 
 def _matches_rounded_gold(pred, gold_text: str) -> bool:
@@ -89,9 +138,11 @@ def _matches_rounded_gold(pred, gold_text: str) -> bool:
         return False
     places = len(m.group(2))
     value = sympy.N(pred, EVAL_DIGITS)
-    if not value.is_real:
+    if not (value.is_real and value.is_finite):
         return False
-    return abs(float(value) - float(gold_text)) <= 0.5 * 10 ** (-places) + 1e-15
+    # Exact comparison with the rounding interval (no float: see _num_close).
+    gold = sympy.Rational(gold_text.strip())
+    return bool(abs(value - gold) <= sympy.Rational(1, 2) * sympy.Rational(10) ** (-places))
 
 
 def _random_points_agree(a, b, symbols, trials: int = 4) -> bool:
@@ -106,9 +157,40 @@ def _random_points_agree(a, b, symbols, trials: int = 4) -> bool:
     return True
 
 
+def _exactly_equal(a, b) -> bool:
+    """Equality of two closed-form constants without symbols.
+
+    Rationals (``2^{100}`` vs ``2^{100}+1``, ``\\frac{1}{3^{60}}`` vs ``\\frac{1}{3^{61}}``)
+    are evaluated exactly. Other exact constants are equal when their difference has no
+    significant digit at evalf's adaptive precision (``\\sqrt{8}`` vs ``2\\sqrt{2}``). Only a
+    side holding a decimal (a Float) is compared with the relative tolerance ``REL_TOL``.
+    """
+    import sympy
+
+    if a.has(sympy.Float) or b.has(sympy.Float):
+        return _num_close(a, b)
+    if a.is_rational and b.is_rational:
+        return bool(a.doit() == b.doit())
+    if not (a.is_finite and b.is_finite):
+        return False  # oo, zoo, nan: equal only when identical (checked by the caller)
+    va, vb = sympy.N(a, EVAL_DIGITS), sympy.N(b, EVAL_DIGITS)
+    if not all(_has_digits(v) for v in (va, vb)):
+        return False  # evalf could not give the value itself a single digit
+    diff = sympy.N(a - b, EVAL_DIGITS)
+    scale = sympy.Max(abs(va), abs(vb))
+    return diff.is_finite is True and all(_numerically_zero(p, scale) for p in diff.as_real_imag())
+
+
+def _has_digits(v) -> bool:
+    """True when an evalf result is a number with at least one significant digit (or 0)."""
+    return bool(v.is_number) and all(
+        p == 0 or not (getattr(p, "_prec", 2) <= 1) for p in v.as_real_imag()
+    )
+
+
 def _expr_equal(a, b) -> bool:
-    """Equality of two sympy expressions: exact for rationals, tight numeric tolerance for
-    other constants, simplify + random points when free symbols are present."""
+    """Equality of two sympy expressions: exact for constants (see ``_exactly_equal``),
+    simplify + random points when free symbols are present."""
     import sympy
 
     if a == b:
@@ -117,9 +199,7 @@ def _expr_equal(a, b) -> bool:
         return False
     symbols = a.free_symbols | b.free_symbols
     if not symbols:
-        if a.is_Rational and b.is_Rational:
-            return False  # exact rationals already compared by a == b above
-        return _num_close(a, b)
+        return _exactly_equal(a, b)
     # No variable renaming (x+1 is not y+1), but an identity may eliminate a variable
     # (sin^2 x + cos^2 x is 1): the difference itself must vanish.
     if sympy.simplify(a - b) == 0:
@@ -127,16 +207,44 @@ def _expr_equal(a, b) -> bool:
     return _random_points_agree(a, b, sorted(symbols, key=str))
 
 
+def _constant_ratio(da, db, positive: bool) -> bool:
+    """True when ``da = c * db`` for a constant ``c`` (``c > 0`` when ``positive``):
+    ``2x+4y+6z-12`` and ``x+2y+3z-6`` state the same plane."""
+    import sympy
+
+    if da == 0 or db == 0 or _too_big(da) or _too_big(db):
+        return False  # a tautology ("x = x", "0 = 0") states nothing: never an answer
+    ratio = sympy.simplify(da / db)
+    if ratio.free_symbols or not ratio.is_number or ratio == 0 or not ratio.is_finite:
+        return False
+    return bool(ratio > 0) if positive else ratio.is_real is not False
+
+
+def _as_positive_form(rel):
+    """``(expr, strict)`` with ``rel`` equivalent to ``expr > 0`` (strict) or ``expr >= 0``."""
+    import sympy
+
+    if isinstance(rel, (sympy.StrictGreaterThan, sympy.GreaterThan)):
+        return rel.lhs - rel.rhs, isinstance(rel, sympy.StrictGreaterThan)
+    if isinstance(rel, (sympy.StrictLessThan, sympy.LessThan)):
+        return rel.rhs - rel.lhs, isinstance(rel, sympy.StrictLessThan)
+    return None
+
+
 def _relation_equal(a, b) -> bool:
-    """Equations match when ``lhs - rhs`` agree up to sign; other relations structurally."""
+    """Equations match when ``lhs - rhs`` agree up to a non-zero constant factor (the same
+    line, plane or curve); inequalities when ``x \\ge 5`` and ``5 \\le x`` (or ``-x \\le -5``)
+    agree up to a positive factor with the same strictness; ``\\ne`` structurally."""
     import sympy
 
     if isinstance(a, sympy.Eq) and isinstance(b, sympy.Eq):
-        da, db = a.lhs - a.rhs, b.lhs - b.rhs
-        return _expr_equal(da, db) or _expr_equal(da, -db)
+        return _constant_ratio(a.lhs - a.rhs, b.lhs - b.rhs, positive=False)
+    fa, fb = _as_positive_form(a), _as_positive_form(b)
+    if fa is not None and fb is not None:
+        return fa[1] == fb[1] and _constant_ratio(fa[0], fb[0], positive=True)
     if type(a) is type(b):
         return _expr_equal(a.lhs, b.lhs) and _expr_equal(a.rhs, b.rhs)
-    return a.reversed == b if hasattr(a, "reversed") else False
+    return False
 
 
 def compare(pred: str, gold: str) -> bool:

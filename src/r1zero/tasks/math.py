@@ -21,9 +21,10 @@ from r1zero.utils import derive_seed
 
 
 def grade_math(
-    response: str, gold: str | list[str], template: Template, *, fallbacks: bool = False
+    response: str, gold: str | list[str], template: Template, *, extract: str | None = None
 ) -> TaskVerdict:
-    """Reward 1/0 from `r1zero.grading.grade`, reading the answer where ``template`` puts it.
+    """Reward 1/0 from `r1zero.grading.grade`, reading the answer where ``template`` puts it
+    (or as ``extract`` says: ``boxed``, ``r1`` or ``auto``).
 
     ``format_ok`` means an answer could be extracted at all (a boxed answer, or the r1
     ``<answer>`` block); it is reported for analysis and is never paid for.
@@ -35,7 +36,7 @@ def grade_math(
     # (and so that importing r1zero.tasks stays cheap: math-verify pulls in sympy).
     from r1zero.grading import grade
 
-    verdict = grade(response, gold, answer_format=template.answer_format, fallbacks=fallbacks)
+    verdict = grade(response, gold, extract=extract or template.answer_format)
     reward = 1.0 if verdict.correct else 0.0
     return TaskVerdict(
         reward=reward,
@@ -81,7 +82,7 @@ class MathTask:
         )
 
     def verify(self, response: str, problem: Problem, *, template: Template) -> TaskVerdict:
-        return grade_math(response, problem.answer, template, fallbacks=self.cfg.answer_fallbacks)
+        return grade_math(response, problem.answer, template, extract=self.cfg.extract)
 
 
 def make_math(cfg: TaskConfig) -> MathTask:
@@ -152,7 +153,7 @@ class ArithmeticTask:
         return self._splits[split]
 
     def verify(self, response: str, problem: Problem, *, template: Template) -> TaskVerdict:
-        v = grade_math(response, problem.answer, template, fallbacks=self.cfg.answer_fallbacks)
+        v = grade_math(response, problem.answer, template, extract=self.cfg.extract)
         if v.correct and not _INTEGER.fullmatch((v.extracted or "").replace(" ", "")):
             # An equivalent expression ("\\boxed{47 + 85}") is right as mathematics but
             # skips the computation this task is about: a reward hack, not an answer.
