@@ -50,6 +50,7 @@ test-all: $(DEV)
 
 bench-grading: $(DEV)
 	$(PY) bench/bench_grading.py
+	$(PY) bench/grading_agreement.py
 
 bench-trl: $(DEV)
 	$(RUN) bench/bench_trl.py

@@ -167,3 +167,44 @@ def test_verdict_is_frozen():
     assert v.extracted == "5"
     with pytest.raises(AttributeError):
         v.correct = False  # type: ignore[misc]
+
+
+# Shapes found while benchmarking against math-verify (each was wrong once).
+FOUND_IN_BENCH = [
+    ("Working... thus \\boxed{52_10}.", "52_8", False),  # base-n numerals compare as numerals
+    ("\\boxed{204_{5}}", "204_5", True),
+    ("\\boxed{\\text{(C)}+1}", "\\text{(C)}", False),  # a box holding more than a letter
+    ("\\boxed{\\text{(C)}}", "C", True),
+    ("The final answer is \\$32,\\!348.", "\\$32,\\!348", True),  # \$ is not a delimiter
+    ("The final answer is 11,\\! 111,\\! 111,\\! 100.", "11111111100", True),  # \! ends nothing
+    ("The final answer is \\begin{pmatrix} -2 \\\\ 5 \\end{pmatrix}.", "\\begin{pmatrix}-2\\\\5\\end{pmatrix}", True),
+    ("\\boxed{\\varnothing}", "\\emptyset", True),
+    ("\\boxed{\\mathbb{R}}", "(-\\infty, \\infty)", True),
+    ("\\boxed{\\text{all real numbers}}", "\\mathbb{R}", True),
+    ("$1:00$", "$12:00$", False),
+    ("\\boxed{B}", "(B) Alina", True),  # an option with its text is answered by the letter
+    ("\\boxed{A}", "(B) Alina", False),
+    ("\\boxed{\\int_0^{\\infty} x\\,dx}", "2x+1", False),  # evalf noise is not a value
+]
+
+
+@pytest.mark.parametrize("response,gold,expected", FOUND_IN_BENCH)
+def test_shapes_found_in_bench(response, gold, expected):
+    assert grade(response, gold, extract="auto").correct is expected
+
+
+def test_grade_file_defaults_to_auto(tmp_path):
+    import json
+
+    from r1zero.grading import grade_file
+
+    src = tmp_path / "in.jsonl"
+    rows = [{"response": "The answer is 42.", "gold": "42"},
+            {"response": "<think>a</think> <answer>7</answer>", "gold": "7", "template": "r1"},
+            {"response": "7", "gold": "7", "template": "r1"}]
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    summary = grade_file(src, tmp_path / "auto.jsonl")
+    assert summary["correct"] == 2 and summary["reasons"]["format_error"] == 1
+    assert grade_file(src, tmp_path / "boxed.jsonl", extract="boxed")["correct"] == 1
+    with pytest.raises(ValueError, match="extract"):
+        grade_file(src, tmp_path / "x.jsonl", extract="fallbacks")

@@ -140,7 +140,9 @@ def clean(answer: str) -> str:
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], answer)
     if "\\begin" not in s:  # inside a matrix "\\\\" separates rows
         s = _DOUBLE_BACKSLASH_RE.sub(r"\\", s)
-    s = s.replace("\\!", "")  # a negative thin space: "1,\\!000" is 1000
+    # ",\\!" is the LaTeX thousands idiom ("11,\\! 111" is 11111); "\\!" alone is a
+    # negative thin space.
+    s = re.sub(r",\\!\s*", ",", s).replace("\\!", "")
     s = _DROP_RE.sub(" ", s)
     s = _brace_args(_FRAC_RE.sub(r"\\frac", s))
     s = s.replace("\\dbinom", "\\binom").replace("{,}", ",")
