@@ -31,7 +31,11 @@ from r1zero.grading import Verdict, grade
 from tests.helpers import DATA
 
 MATH500 = DATA / "jsonl" / "math500.jsonl"
-TIMEOUT_S = 2.0  # a time-out is a reject; a short limit keeps towers from eating the budget
+# A time-out is a reject, so it can never make a candidate universal: a short limit keeps
+# slow comparisons (e^{1000} against \sin x) from eating the budget. Deciding whether two
+# golds are the same answer must not time out (that would be a false failure): longer.
+TIMEOUT_S = 1.0
+EQUIV_TIMEOUT_S = 10.0
 GOLDS_PER_CANDIDATE = 60
 
 _ZEROS_TO_100 = [str(i) for i in range(101)]
@@ -102,12 +106,17 @@ UNIVERSAL_CANDIDATES: list[str] = [
     r"0\cdot\infty",
     r"\frac{\infty}{\infty}",
     r"\text{undefined}",
+    r"\text{DNE}",
+    r"\text{no solution}",
     # Complex infinity.
     r"\frac{1}{0}",
     r"1/0",
     r"zoo",
     r"\tilde{\infty}",
     r"\frac{10^{400}}{0}",
+    r"i\infty",
+    r"10^{400}i",
+    r"\sqrt{-1}",
     r"\tan\frac{\pi}{2}",
     r"\cot 0",
     r"\ln 0",
@@ -116,6 +125,7 @@ UNIVERSAL_CANDIDATES: list[str] = [
     r"\sum_{n=1}^{\infty} n",
     r"\int_0^{\infty} x\,dx",
     r"\lim_{x\to 0}\frac{1}{x}",
+    r"\sum_{k=0}^{\infty} k!",
     # Free symbols: "simplify(a - b) == 0" or random points must not make them match.
     r"x",
     r"n",
@@ -148,6 +158,8 @@ UNIVERSAL_CANDIDATES: list[str] = [
     r"\mathbb{Q}",
     r"\text{all real numbers}",
     r"x\in\mathbb{R}",
+    r"x>0",
+    r"x\neq 0",
     r"\emptyset",
     r"\varnothing",
     r"\{\}",
@@ -244,8 +256,8 @@ WRAPPINGS = [
 ]
 
 
-def _grade(response: str, gold: str, extract: str) -> Verdict:
-    return grade(response, gold, extract=extract, timeout_s=TIMEOUT_S)
+def _grade(response: str, gold: str, extract: str, timeout_s: float = TIMEOUT_S) -> Verdict:
+    return grade(response, gold, extract=extract, timeout_s=timeout_s)
 
 
 @lru_cache(maxsize=None)
@@ -278,8 +290,8 @@ def _equivalent(g1: str, g2: str) -> bool:
     """The grader itself says the two golds are the same answer (either direction)."""
     return (
         g1 == g2
-        or _grade("\\boxed{" + g1 + "}", g2, "boxed").correct
-        or _grade("\\boxed{" + g2 + "}", g1, "boxed").correct
+        or _grade("\\boxed{" + g1 + "}", g2, "boxed", EQUIV_TIMEOUT_S).correct
+        or _grade("\\boxed{" + g2 + "}", g1, "boxed", EQUIV_TIMEOUT_S).correct
     )
 
 

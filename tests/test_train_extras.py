@@ -26,6 +26,10 @@ def test_auto_extraction_accepts_unboxed_final_number_only_when_enabled():
     # an empty box (the instruction echoed) is skipped; a wrong box still wins
     assert lenient.verify(f"\\boxed{{}} so {p.answer}", p, template=tpl).correct
     assert not lenient.verify(f"{p.answer} \\boxed{{1}}", p, template=tpl).correct
+    # a short worked sum is read whole and ends on its value; the bare expression does not
+    a, _, b = p.question.split("?")[0].removeprefix("What is ").split()
+    assert lenient.verify(f"{a} + {b} = {p.answer}", p, template=tpl).correct
+    assert lenient.verify(f"{a} + {b}", p, template=tpl).reason == "not_a_number"
 
 
 def test_vllm_cpu_request_chunks_never_split_a_prefill_budget():

@@ -88,8 +88,10 @@ def _decimal_comma(seq: Seq) -> Num | None:
     a, b = seq.items
     if not (isinstance(a, Num) and isinstance(b, Num)) or a.pct or b.pct:
         return None
-    if not (a.text.lstrip("-").isdigit() and b.text.isdigit()) or len(b.text) == 3:
-        return None  # "3,750" is thousands, never a decimal comma
+    if not (a.text.lstrip("-").isdigit() and b.text.isdigit()):
+        return None
+    if len(b.text) == 3 and a.text.lstrip("-") != "0":
+        return None  # "3,750" is thousands, never a decimal comma ("0,111" is 0.111)
     value = abs(a.value) + Fraction(int(b.text), 10 ** len(b.text))
     return Num(-value if a.text.startswith("-") else value, decimal=True, text=f"{a.text}.{b.text}")
 

@@ -67,7 +67,9 @@ _RUN_GAP_RE = re.compile(
     r"^(?:\s|[,;&$]|\\[(\[\])]|\\\\|\\q?quad(?![A-Za-z])|\\[,;:! ]|~"
     rf"|\\(?:text|textbf|textrm|mathrm|mbox)\s*\{{\s*(?:{_SEP_WORDS}|,)?\s*\}}"
     rf"|(?<![^\W\d_])(?:{_SEP_WORDS})(?![^\W\d_]))*"
-    r"(?:(?:[A-Za-z](?:_\{?\w+\}?)?|\([A-Za-z](?:,\s*[A-Za-z])*\))\s*=\s*)?$",
+    r"(?:(?:[A-Za-z](?:_\{?\w+\}?)?|\([A-Za-z](?:,\s*[A-Za-z])*\))\s*=\s*)?$"
+    # or one word naming what the previous item counts: "\boxed{1} papers and \boxed{2} bins"
+    r"|^\s*[A-Za-z]{1,12}\s*(?:,|and)\s*$",
     re.IGNORECASE,
 )
 _LABEL_RE = re.compile(r"((?:[A-Za-z](?:_\{?\w+\}?)?|\([A-Za-z](?:,\s*[A-Za-z])*\)))\s*=\s*$")
@@ -316,8 +318,10 @@ def _from_fragment(frag: str, after_phrase: bool = False) -> str | None:
         return _DOLLAR_RE.sub("", whole).strip() or None
     spans = _spans(frag)
     if spans:
-        run = _final_run(frag, spans)
-        return run.strip() if run else None
+        run = (_final_run(frag, spans) or "").strip()
+        if run and _is_prose(run):  # "$? just about 1$": prose inside the delimiters
+            return (first_number(run) if after_phrase else last_number(run)) or run
+        return run or None
     return (first_number(whole) if after_phrase else last_number(whole)) or whole
 
 

@@ -22,7 +22,7 @@ MAX_ELEMENTS = 64
 
 _INT_OR_DEC = r"(?:\d+(?:\.\d*)?|\.\d+)"
 _DEC_RE = re.compile(rf"^{_INT_OR_DEC}$")
-_THOUSANDS_RE = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_THOUSANDS_RE = re.compile(r"^[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$")  # "0,111" is not
 # Digit groups of a number written with spaces ("2 500", "1 000 000"): not two numbers.
 _THIN_GROUPS_RE = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?![\d])")
 _SCI_E_RE = re.compile(rf"^({_INT_OR_DEC})[eE]([+-]?\d+)$")
@@ -44,7 +44,7 @@ _MATRIX_RE = re.compile(
 )
 # A one-variable inequality chain "a < x \le b" (or one side, "x > 3"), read as an interval.
 _REL = r"(<=|>=|<|>|\\lt|\\gt|\\leqslant|\\geqslant|\\leq?|\\geq?)"
-_CHAIN_RE = re.compile(rf"^(?:(.+?){_REL})?(-?[A-Za-z])(?:{_REL}(.+))?$")
+_CHAIN_RE = re.compile(rf"^(?:(.+?){_REL})?(-?[A-Za-z](?:_\{{?\w+\}}?)?(?:\([A-Za-z]\))?)(?:{_REL}(.+))?$")
 _BASE_N_RE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
 _PM_RE = re.compile(r"\\(pm|mp)(?![A-Za-z])")
 _OPEN, _CLOSE = "([{", ")]}"
@@ -119,6 +119,9 @@ def split_lhs(s: str) -> tuple[str | None, str]:
     side with no letters, as ``(None, "5")``); ``(None, s)`` when ``s`` is an equation
     such as ``a+b=5`` or ``x^2=4``."""
     s = re.sub(r"\\in(?![A-Za-z])", "=", s, count=1) if "=" not in s else s
+    # "x = 22/7 \\approx 3.14": the exact value comes before the approximation.
+    approx = re.split(r"\\approx(?![A-Za-z])", s)
+    s = approx[0] if len(approx) > 1 and "=" in approx[0] else "=".join(approx)
     parts = split_top_re(s, _EQ_RE)
     if len(parts) < 2 or not parts[-1].strip() or not parts[0].strip():
         return None, s
@@ -289,7 +292,8 @@ def _parse_chain(flat: str, depth: int) -> Seq | None:
         var = var[1:]
         left, right = (f"-({left})" if left else None), (f"-({right})" if right else None)
         left, op1, op2, right = right, op2, op1, left
-    if any(var in re.sub(r"\\[A-Za-z]+", "", side or "") for side in (left, right)):
+    letter = var[0]
+    if any(letter in re.sub(r"\\[A-Za-z]+", "", side or "") for side in (left, right)):
         return None  # "x < 2x + 1" is not a bound on x
     lo = hi = None  # (value text, closed)
     for side, op, var_on_right in ((left, op1, True), (right, op2, False)):

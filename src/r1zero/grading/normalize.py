@@ -30,6 +30,8 @@ _UNICODE = {
     "\u00a0": " ",
     "\uff0c": ",",
     "\u222a": "\\cup ",
+    "\u00b2": "^2",  # m², cm³
+    "\u00b3": "^3",
     "\x00": "",
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
@@ -121,9 +123,14 @@ def _unwrap_text(s: str) -> str:
     return s
 
 
+# A unit glued to the number only when it carries a power ("12m^2", "3cm^3"): "5m" alone
+# could be 5 times m.
+_UNIT_POWER_RE = re.compile(r"(?<=\d)\s*(?:mm|cm|km|m|in|ft|yd)\^\{?[23]\}?\s*$")
+
+
 def strip_units(s: str) -> str:
     """Drop a trailing unit after a number: ``5\\text{ cm}^2`` -> ``5``, ``12 inches`` -> ``12``."""
-    s = _UNIT_TEXT_RE.sub("", s)
+    s = _UNIT_POWER_RE.sub("", _UNIT_TEXT_RE.sub("", s))
     return _UNIT_WORD_RE.sub("", s)
 
 

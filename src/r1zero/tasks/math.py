@@ -154,7 +154,10 @@ class ArithmeticTask:
 
     def verify(self, response: str, problem: Problem, *, template: Template) -> TaskVerdict:
         v = grade_math(response, problem.answer, template, extract=self.cfg.extract)
-        if v.correct and not _INTEGER.fullmatch((v.extracted or "").replace(" ", "")):
+        # The value the response ends on: "47 + 85 = 132" (a short response read whole by
+        # auto extraction) ends on 132.
+        final = (v.extracted or "").rsplit("=", 1)[-1].replace(" ", "")
+        if v.correct and not _INTEGER.fullmatch(final):
             # An equivalent expression ("\\boxed{47 + 85}") is right as mathematics but
             # skips the computation this task is about: a reward hack, not an answer.
             return TaskVerdict(0.0, False, True, "not_a_number", v.extracted, {"correct": 0.0})
