@@ -9,7 +9,7 @@ Importing this package is cheap (no torch, no matplotlib): the trainer imports
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from r1zero.analysis.reflection import KEYWORD_LISTS
 
@@ -62,6 +62,9 @@ class AnalyzeConfig:
     """Use only the first N problems of each set."""
     seed: int = 0
     """Base seed (each sample's seed derives from it, the benchmark, problem and index)."""
+    extract: Literal["boxed", "r1", "auto"] | None = None
+    """Grader: where the answer is read; None = each template's format (the last
+    \\boxed{}, or the r1 answer tags: the paper's protocol); auto also reads unboxed answers."""
     keyword_list: str = "paper"
     """Reflection keywords: pilot (the pilot study's 11) or paper (pilot + 5 more)."""
     keywords: tuple[str, ...] = ()
@@ -123,7 +126,8 @@ class AnalyzeConfig:
             question_field=self.question_field, answer_field=self.answer_field,
             template=template, samples=self.samples, temperature=self.temperature,
             top_p=self.top_p, max_new_tokens=self.max_new_tokens, limit=self.limit,
-            seed=self.seed, out_dir=out_dir, resume=self.resume, chunk_size=self.chunk_size,
+            seed=self.seed, extract=self.extract, out_dir=out_dir, resume=self.resume,
+            chunk_size=self.chunk_size,
             device=self.device, dtype=self.dtype, quiet=self.quiet,
         )
 
