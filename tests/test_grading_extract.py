@@ -308,3 +308,38 @@ PEER_SHAPES = [
 @pytest.mark.parametrize("response,gold,expected", PEER_SHAPES)
 def test_peer_shapes(response, gold, expected):
     assert grade(response, gold, extract="auto").correct is expected
+
+
+# Answer phrases, GSM8K and r1 shapes, scripts with their own digits.
+MORE_PHRASES = [
+("الإجابة هي ٥", "5", True),
+ ("उत्तर है ५", "5", True),
+ ("答えは5です。", "5", True),
+ ("답은 5입니다.", "5", True),
+ ("最终答案是5。", "5", True),
+ ("#### $42", "42", True),
+ ("The answer is $42.50", "42.5", True),
+ ("The answer is $42.", "42", True),
+ ("So the answer is 1,234.", "1234", True),
+ ("Answer: 42", "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether.\n#### 72", False),
+ ("Answer: 43", "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether.\n#### 72", False),
+ ("Answer: 72", "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether.\n#### 72", True),
+ ("<think>\nlet me compute\n</think>\n<answer>\n\\boxed{7}\n</answer>", "7", True),
+ ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", "0.75", True),
+ ("The final answer is $x^2 + 1$. I hope it is correct.", "x^2+1", True),
+ ("The final answer is $x^2 + 1$. I hope it is correct.", "x^2-1", False),
+ ("Therefore, the answer is $\\boxed{\\text{(B)}}$.", "B", True),
+ ("so the answer is (C) 12", "C", True),
+ ("The correct option is B: 12 apples.", "B", True),
+ ("Hence the value is 12.", "12", True),
+ ("Hence the value is 12.", "13", False),
+ ("We get x = 3 or x = -3.", "\\pm 3", True),
+ ("We get x = 3.", "\\pm 3", False),
+ ("forty-two", "42", False),
+ ("\\boxed{5}", "five", False),
+]
+
+
+@pytest.mark.parametrize("response,gold,expected", MORE_PHRASES)
+def test_more_phrases(response, gold, expected):
+    assert grade(response, gold, extract="auto").correct is expected

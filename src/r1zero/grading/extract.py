@@ -322,7 +322,26 @@ def _from_fragment(frag: str, after_phrase: bool = False) -> str | None:
         if run and _is_prose(run):  # "$? just about 1$": prose inside the delimiters
             return (first_number(run) if after_phrase else last_number(run)) or run
         return run or None
+    tail = _math_tail(whole)
+    if tail is not None:  # "We get x = 3 or x = -3." -> "x = 3 or x = -3"
+        return tail
     return (first_number(whole) if after_phrase else last_number(whole)) or whole
+
+
+def _math_tail(text: str) -> str | None:
+    """The longest run of words at the end of a prose fragment that is mathematics and
+    more than one number (``x = 3 or x = -3``, ``47 + 85 = 132``), else None."""
+    words = text.rstrip(" .。!?").split()
+    best = None
+    for k in range(len(words) - 1, -1, -1):
+        w = words[k]
+        if _is_prose(w) or (w.isalpha() and len(w) > 1 and w.lower() not in _MATH_WORDS):
+            break  # a word ("es", "we") ends the run, whichever language it is in
+        best = " ".join(words[k:])
+    best = best.lstrip("=:：").strip() if best else None
+    if not best or not re.search(r"\d", best) or _NUMBER_RE.fullmatch(best):
+        return None
+    return best if re.search(r"[=<>+*/^]|\\|[A-Za-z]|,", best) else None
 
 
 def _sentence(text: str, start: int) -> str:
