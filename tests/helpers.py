@@ -1,5 +1,8 @@
-"""Shared test helpers: where the real benchmark data lives beside the checkout."""
+"""Shared test helpers: where the real benchmark data lives beside the checkout, and the
+table-driven grading checks."""
 
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -7,3 +10,36 @@ import pytest
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 """../shared/data next to the checkout (never copied into the project)."""
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} not present")
+
+
+GRADE_TIME_LIMIT_S = 5.0
+"""Every grading case must finish under this (the issue's bound)."""
+
+
+def _slug(text: str, n: int = 28) -> str:
+    """A short ASCII rendering of a case's text for its test id."""
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_")[:n] or "_"
+
+
+def grading_params(tables: dict, extract: str = "auto") -> list:
+    """pytest params ``(response, gold, expected, extract)`` for named tables of
+    ``(response, gold, expected)``, with readable ids."""
+    return [
+        pytest.param(r, g, e, extract,
+                     id=f"{name}-{i:02d}-{'yes' if e else 'no'}-{_slug(r)}-vs-{_slug(str(g), 16)}")
+        for name, table in tables.items() for i, (r, g, e) in enumerate(table)
+    ]
+
+
+def check_grade(response, gold, expected, extract: str = "auto") -> float:
+    """Assert the verdict (with the extraction in the message); returns the seconds taken."""
+    from r1zero.grading import grade
+
+    start = time.perf_counter()
+    v = grade(response, gold, extract=extract, timeout_s=GRADE_TIME_LIMIT_S)
+    took = time.perf_counter() - start
+    assert v.correct is expected, (
+        f"expected {expected} for {response!r} vs gold {gold!r} (extract={extract}): "
+        f"extracted={v.extracted!r}, reason={v.reason}"
+    )
+    return took

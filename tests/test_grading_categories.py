@@ -11,14 +11,12 @@ its items, and hedged answers listing several candidates are wrong.
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 
 from r1zero.grading import grade
-
-TIME_LIMIT_S = 5.0
+from tests.helpers import GRADE_TIME_LIMIT_S, check_grade, grading_params
 
 # (response, gold, expected)
 BARE_ANSWERS = [
@@ -405,82 +403,17 @@ ALL_CASES = [(r, g, e, "auto") for table in AUTO_TABLES.values() for r, g, e in 
     (r, g, e, "boxed") for r, g, e in BOXED_MODE
 ]
 
-# First-call grading time of each case, recorded by the category tests (later calls may
-# hit the equivalence cache, so they understate the cost).
+# First-call grading time of each case, recorded by the table test (later calls may hit
+# the equivalence cache, so they understate the cost).
 _ELAPSED: dict[tuple[str, str, str], float] = {}
 
 
-def _slug(text: str, n: int = 28) -> str:
-    """A short ASCII rendering of a case's text for its test id."""
-    s = re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_")
-    return (s[:n] or "_")
-
-
-def _params(table):
-    return [
-        pytest.param(r, g, e, id=f"{i:02d}-{'yes' if e else 'no'}-{_slug(r)}-vs-{_slug(g, 16)}")
-        for i, (r, g, e) in enumerate(table)
-    ]
-
-
-def _check(response, gold, expected, extract="auto"):
-    start = time.perf_counter()
-    v = grade(response, gold, extract=extract, timeout_s=TIME_LIMIT_S)
-    _ELAPSED.setdefault((response, str(gold), extract), time.perf_counter() - start)
-    assert v.correct is expected, (
-        f"expected {expected} for {response!r} vs gold {gold!r} "
-        f"(extract={extract}): extracted={v.extracted!r}, reason={v.reason}"
-    )
-
-
-@pytest.mark.parametrize("response,gold,expected", _params(BARE_ANSWERS))
-def test_bare_answers(response, gold, expected):
-    _check(response, gold, expected)
-
-
-@pytest.mark.parametrize("response,gold,expected", _params(GOLD_FORMATS))
-def test_gold_formats(response, gold, expected):
-    _check(response, gold, expected)
-
-
-@pytest.mark.parametrize("response,gold,expected", _params(MULTI_BOX))
-def test_runs_of_boxes(response, gold, expected):
-    _check(response, gold, expected)
-
-
-@pytest.mark.parametrize("response,gold,expected", _params(LABELS))
-def test_labels_and_assignments(response, gold, expected):
-    _check(response, gold, expected)
-
-
-@pytest.mark.parametrize("response,gold,expected", _params(SEPARATORS))
-def test_list_separators(response, gold, expected):
-    _check(response, gold, expected)
-
-
-@pytest.mark.parametrize("response,gold,expected", _params(FORMATTING))
-def test_formatting(response, gold, expected):
-    _check(response, gold, expected)
-
-
-@pytest.mark.parametrize("response,gold,expected", _params(CHOICES))
-def test_choice_letters_in_prose(response, gold, expected):
-    _check(response, gold, expected)
-
-
-@pytest.mark.parametrize("response,gold,expected", _params(FOREIGN_PROSE))
-def test_answers_in_foreign_prose(response, gold, expected):
-    _check(response, gold, expected)
-
-
-@pytest.mark.parametrize("response,gold,expected", _params(NEAR_MISSES))
-def test_near_misses(response, gold, expected):
-    _check(response, gold, expected)
-
-
-@pytest.mark.parametrize("response,gold,expected", _params(BOXED_MODE))
-def test_boxed_mode(response, gold, expected):
-    _check(response, gold, expected, extract="boxed")
+@pytest.mark.parametrize(
+    "response,gold,expected,extract",
+    grading_params(AUTO_TABLES) + grading_params({"boxed_mode": BOXED_MODE}, extract="boxed"),
+)
+def test_category_tables(response, gold, expected, extract):
+    _ELAPSED.setdefault((response, str(gold), extract), check_grade(response, gold, expected, extract))
 
 
 @pytest.mark.parametrize("name", [*AUTO_TABLES, "boxed_mode"])
@@ -496,9 +429,9 @@ def test_every_case_finishes_in_time():
     slow = []
     for response, gold, _, extract in ALL_CASES:
         start = time.perf_counter()
-        grade(response, gold, extract=extract, timeout_s=TIME_LIMIT_S)
+        grade(response, gold, extract=extract, timeout_s=GRADE_TIME_LIMIT_S)
         took = time.perf_counter() - start
         took = max(took, _ELAPSED.get((response, str(gold), extract), 0.0))
-        if took >= TIME_LIMIT_S:
+        if took >= GRADE_TIME_LIMIT_S:
             slow.append((round(took, 2), extract, response[:60], gold[:40]))
-    assert not slow, f"cases taking {TIME_LIMIT_S} s or more: {slow}"
+    assert not slow, f"cases taking {GRADE_TIME_LIMIT_S} s or more: {slow}"

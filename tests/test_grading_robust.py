@@ -11,7 +11,6 @@ import time
 import pytest
 
 from r1zero.grading import Verdict, answers_equal, grade, grade_file
-
 from tests.helpers import DATA as SHARED_DATA
 
 DATA = SHARED_DATA / "jsonl"

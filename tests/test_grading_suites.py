@@ -13,13 +13,9 @@ R1 table, which uses ``extract="r1"``. Tables are (response, gold, expected).
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from r1zero.grading import grade
-
-TIME_LIMIT_S = 5.0
+from tests.helpers import check_grade, grading_params
 
 # --------------------------------------------------------------------------------------
 # Math-Verify style: number formats, currency, units, degrees, decimals
@@ -572,40 +568,12 @@ AUTO_TABLES = {
 }
 
 
-def _slug(text: str, n: int = 28) -> str:
-    """A short ASCII rendering of a case's text for its test id."""
-    s = re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_")
-    return s[:n] or "_"
-
-
-def _params(table, prefix):
-    return [
-        pytest.param(
-            r, g, e, id=f"{prefix}-{i:02d}-{'yes' if e else 'no'}-{_slug(r)}-vs-{_slug(g, 16)}"
-        )
-        for i, (r, g, e) in enumerate(table)
-    ]
-
-
-def _check(response, gold, expected, extract="auto"):
-    v = grade(response, gold, extract=extract, timeout_s=TIME_LIMIT_S)
-    assert v.correct is expected, (
-        f"expected {expected} for {response!r} vs gold {gold!r} "
-        f"(extract={extract}): extracted={v.extracted!r}, reason={v.reason}"
-    )
-
-
 @pytest.mark.parametrize(
-    "response,gold,expected",
-    [p for name, table in AUTO_TABLES.items() for p in _params(table, name)],
+    "response,gold,expected,extract",
+    grading_params(AUTO_TABLES) + grading_params({"r1": R1_TAGS}, extract="r1"),
 )
-def test_public_suite_shapes_auto(response, gold, expected):
-    _check(response, gold, expected)
-
-
-@pytest.mark.parametrize("response,gold,expected", _params(R1_TAGS, "r1"))
-def test_public_suite_shapes_r1_tags(response, gold, expected):
-    _check(response, gold, expected, extract="r1")
+def test_public_suite_shapes(response, gold, expected, extract):
+    check_grade(response, gold, expected, extract)
 
 
 def test_tables_are_broad_with_many_negatives():

@@ -27,7 +27,6 @@ from functools import lru_cache
 import pytest
 
 from r1zero.grading import Verdict, grade
-
 from tests.helpers import DATA
 
 MATH500 = DATA / "jsonl" / "math500.jsonl"

@@ -23,7 +23,17 @@ import threading
 import time
 from fractions import Fraction
 
-from .fastpath import MAX_ELEMENTS, Choice, Expr, Matrix, Named, Num, Seq, Text, parse_answer
+from .fastpath import (
+    MAX_ELEMENTS,
+    Choice,
+    Expr,
+    Matrix,
+    Named,
+    Num,
+    Seq,
+    Text,
+    parse_answer,
+)
 from .normalize import clean, squash
 from .symbolic import REL_TOL
 from .worker import POOL, WorkerError, WorkerTimeout
