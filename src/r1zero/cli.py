@@ -41,12 +41,12 @@ def _pop_option(args: list[str], name: str) -> str | None:
 def cmd_train(args: list[str]) -> int:
     import tyro
 
-    from r1zero.config import PRESETS, ConfigError, TrainConfig, with_algorithm
+    from r1zero.config import PRESETS, ConfigError, TrainConfig, resolve_algorithm, with_algorithm
 
     preset = _pop_option(args, "--preset") or "arith"
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    default = PRESETS[preset]()
+    default = resolve_algorithm(PRESETS[preset]())
     algorithm = _pop_option(args, "--algorithm")
     if algorithm:
         default = with_algorithm(default, algorithm)

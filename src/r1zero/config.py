@@ -19,6 +19,11 @@ class ConfigError(ValueError):
     """A configuration problem, reported before any model is loaded."""
 
 
+# The default of TrainConfig.algo: a distinct instance (equal to dr_grpo's switches) whose
+# identity marks "not given", see resolve_algorithm.
+UNSET_ALGO = dataclasses.replace(ALGORITHMS["dr_grpo"])
+
+
 # ----------------------------------------------------------------------------- tasks
 @dataclass
 class TaskConfig:
@@ -69,10 +74,11 @@ class TrainConfig:
     """Prompt template: r1, qwen_math, no, chat (the model's own), or a string with
     {question}. None = the task's default."""
     algorithm: str = "dr_grpo"
-    """Named algorithm preset (grpo, dr_grpo, dapo, rloo, reinforce_pp). On the command line
-    it seeds the --algo.* switches below, which then override single switches."""
-    algo: AlgorithmConfig = field(default_factory=lambda: ALGORITHMS["dr_grpo"])
-    """The algorithm's switches (advantage baseline and scaling, aggregation, clipping, KL)."""
+    """Named algorithm preset (grpo, dr_grpo, dapo, rloo, reinforce_pp). It sets the --algo.*
+    switches below (resolve_algorithm); --algo.FIELD then overrides single switches."""
+    algo: AlgorithmConfig = field(default_factory=lambda: UNSET_ALGO)
+    """The algorithm's switches (advantage baseline and scaling, aggregation, clipping, KL).
+    Left unset, they are the named algorithm's."""
 
     # --- rollout (reference recipe: 128 prompts x 8 samples, T=1.0, top-p 1.0, 3000 tokens)
     steps: int = 200
@@ -111,7 +117,17 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     """Clip the global gradient norm to this (<= 0 disables)."""
     epochs: int = 1
-    """PPO epochs over each rollout batch (1 = on-policy, no old-policy forward needed)."""
+    """PPO epochs over each rollout batch."""
+    train_batch_size: int | None = None
+    """Responses per optimizer step. None = the whole rollout batch (one step per rollout
+    and epoch). The reference recipe (oat) uses 128: a rollout of 128 x 8 responses makes 8
+    Adam steps, and from the second on pi/pi_old != 1, so the clip acts. π_old is computed
+    once per rollout whenever there is more than one step."""
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    """Learning-rate schedule over the run's optimizer steps (after warm-up): constant (the
+    reference recipe), linear or cosine decay to 0."""
+    lr_warmup_steps: int = 0
+    """Optimizer steps of linear warm-up from lr/warmup to lr (0 = none)."""
     micro_batch_tokens: int = 4096
     """Token budget of one micro-batch (prompt + response tokens incl. padding). Gradient
     accumulation covers the rest of the step; results do not depend on it."""
@@ -162,6 +178,13 @@ class TrainConfig:
     progress: bool = True
     """Show a progress bar (plain lines when not on a terminal)."""
 
+    def total_optim_steps(self) -> int:
+        """Optimizer steps of the whole run (the horizon of a decaying lr schedule), for
+        full rollouts; filtering can make a rollout's last step smaller, never more steps."""
+        per_rollout = self.prompts_per_step * self.group_size
+        size = self.train_batch_size or per_rollout
+        return self.steps * self.epochs * -(-per_rollout // size)
+
     def validate(self) -> None:
         """Pure checks of values and their combinations; raises ConfigError."""
         checks = [
@@ -171,8 +194,17 @@ class TrainConfig:
             (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
             (self.temperature > 0, "temperature must be > 0 for RL rollouts"),
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+            # The learner's log-probs are of the whole temperature-scaled distribution; a
+            # nucleus sampler's are of the truncated, renormalised one. The ratio, the TIS
+            # weight and policy/sampler_logprob_gap would all be biased.
+            (self.top_p == 1.0, "top_p < 1 is not supported for training: the learner's "
+             "log-probs cover the full distribution, the sampler's only the nucleus (use "
+             "--top-p 1.0, as the reference recipe does)"),
             (self.lr > 0, "lr must be > 0"),
             (self.epochs >= 1, "epochs must be >= 1"),
+            (self.train_batch_size is None or self.train_batch_size >= 1,
+             "train_batch_size must be >= 1 (or unset: the whole rollout)"),
+            (self.lr_warmup_steps >= 0, "lr_warmup_steps must be >= 0"),
             (self.micro_batch_tokens >= 64, "micro_batch_tokens must be >= 64"),
             (self.backend in ("auto", "hf", "vllm"), "backend must be auto, hf or vllm"),
             (self.truncation in ("zero", "mask", "keep"), "truncation must be zero, mask or keep"),
@@ -202,6 +234,16 @@ def with_algorithm(cfg: TrainConfig, name: str) -> TrainConfig:
     return dataclasses.replace(cfg, algorithm=name, algo=ALGORITHMS[name])
 
 
+def resolve_algorithm(cfg: TrainConfig) -> TrainConfig:
+    """The one place a name becomes switches: an ``algo`` left unset (the ``UNSET_ALGO``
+    default, by identity) becomes ``ALGORITHMS[cfg.algorithm]``, so
+    ``TrainConfig(algorithm="grpo")`` trains GRPO from Python as on the command line. An
+    ``algo`` given explicitly (``--algo.*``, a resumed config.json) is kept as it is."""
+    if cfg.algo is UNSET_ALGO:
+        return with_algorithm(cfg, cfg.algorithm)
+    return cfg
+
+
 # ----------------------------------------------------------------------------- presets
 def _preset_arith() -> TrainConfig:
     """The default and the demo: the packaged SmolLM2-135M-Instruct learns two-digit
@@ -228,9 +270,14 @@ def _preset_arith() -> TrainConfig:
 
 
 def _gpu_recipe(**fields: Any) -> TrainConfig:
-    """The reference recipe's update (Dr. GRPO, G = 8, lr 1e-6 constant, T = 1.0, one PPO
-    epoch, no KL) with the task-specific fields given; meant for a GPU with vLLM."""
-    return TrainConfig(steps=200, group_size=8, lr=1e-6, eval_every=20, **fields)
+    """The reference recipe's update, as oat runs it (understand-r1-zero, oat 0.1.3): Dr.
+    GRPO, G = 8, T = 1.0, top-p 1, one PPO epoch, no KL; optimizer steps of 128 responses
+    (8 per rollout of 128 x 8); AdamW lr 1e-6 constant, betas (0.9, 0.95), eps 1e-8, no
+    weight decay, grad-norm clip 1.0. Task-specific fields as given; meant for a GPU with
+    vLLM. Remaining departures: docs/algorithms.md."""
+    return TrainConfig(steps=200, group_size=8, lr=1e-6, lr_schedule="constant",
+                       adam_betas=(0.9, 0.95), adam_eps=1e-8, weight_decay=0.0,
+                       max_grad_norm=1.0, train_batch_size=128, eval_every=16, **fields)
 
 
 def _preset_countdown() -> TrainConfig:

@@ -21,7 +21,8 @@ Defaults (``std_unbiased=True``, ``eps=1e-6``) follow the public GRPO reference 
 1e-6, and TRL 1.16 also uses a Bessel-corrected std (``trl.trainer.utils.nanstd``) but adds
 1e-4. Neither paper states the estimator. The choice barely matters for rewards in {0, 1}
 except through eps, which only decides what a zero-variance group gets: 0 / (0 + eps) = 0
-either way, so the advantage of an all-agree group is exactly 0 with any eps > 0.
+either way. An all-agree group gets exactly 0 under the group baselines whatever the
+reward values (``compute_advantages`` zeroes it: float means are not exact).
 """
 
 from __future__ import annotations
@@ -125,6 +126,12 @@ def compute_advantages(
     else:
         raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
     centred = rewards - base  # [B*G]
+    if baseline in ("group_mean", "leave_one_out"):
+        # A group whose rewards all agree carries no signal: its advantage is exactly 0.
+        # Float32 means are not exact (eight 0.1s average to 0.1 + 7e-9), and dividing that
+        # residue by std + eps = 1e-6 once gave A = -0.0075 to countdown's format reward.
+        agree = zero_variance_groups(rewards, group_size).repeat_interleave(group_size)  # [B*G]
+        centred = centred.masked_fill(agree, 0.0)
     if std_scale == "none":
         return centred
     return centred / (reward_std(rewards, group_size, std_scale, unbiased=std_unbiased) + eps)

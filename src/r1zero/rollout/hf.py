@@ -1,7 +1,8 @@
 """Transformers rollout backend: a hand-written KV-cache decoding loop with per-sample seeds.
 
-The dependency-light fallback for a CPU or a single GPU. By default it shares the
-trainer's policy module, so a weight sync costs nothing.
+The dependency-light fallback for a CPU or a single GPU. In training it samples from the
+learner's own module (the bf16 compute copy under ``--precision bf16``), which every
+optimizer step refreshes in place, so a weight sync has nothing to copy.
 
 Why not ``model.generate``: it draws every row from one global RNG, so a sample depends on
 which other rows share its batch. Here row (i, j) owns a ``torch.Generator`` seeded with

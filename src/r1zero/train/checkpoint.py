@@ -22,6 +22,8 @@ class TrainState:
     """Number of completed optimizer steps (= next step index)."""
     heldout_start: float | None = None
     """Held-out accuracy at step 0 (for the final summary line)."""
+    optim_steps: int = 0
+    """Optimizer steps taken so far (the learning-rate schedule's clock)."""
 
 
 def checkpoint_dir(run_dir: Path) -> Path:

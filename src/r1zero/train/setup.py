@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from r1zero.config import ConfigError, TrainConfig, config_from_dict
+from r1zero.config import ConfigError, TrainConfig, config_from_dict, resolve_algorithm
 from r1zero.train import checkpoint as ckpt
 
 
@@ -26,6 +26,7 @@ def prepare_config(cfg: TrainConfig) -> TrainConfig:
         # The saved config wins, except for how long to train and how to show progress.
         cfg = dataclasses.replace(saved, resume=str(run), run_dir=str(run), steps=cfg.steps,
                                   progress=cfg.progress)
+    cfg = resolve_algorithm(cfg)
     cfg.validate()
     if cfg.task.name in ("math", "gsm8k") and not cfg.task.train_path:
         raise ConfigError(f"task {cfg.task.name!r} needs --task.train-path (a problem file or hub name)")
@@ -106,11 +107,13 @@ def build_trainer(cfg: TrainConfig):
     logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
                            wandb_project=cfg.wandb_project, config=resolved)
     # The transformers backend samples from the learner's module (bf16 when precision is
-    # bf16: ~1.4x faster generation on CPU), updated in place by every optimizer step.
+    # bf16: ~1.4x faster generation on CPU). Each optimizer step refreshes that module
+    # (fp32 master -> bf16 copy, once), so a sync has nothing left to copy.
     backend = build_backend(cfg, learner, tokenizer, model_path)
+    shares = pick_backend(cfg.backend) == "hf"
     t = Trainer(cfg, cfg.algo, run_dir, task, template, train_problems, test_problems, policy,
-                learner, packed, tokenizer, ref, backend, optimizer, logger, state)
-    if resume_from is not None:
+                learner, packed, tokenizer, ref, backend, optimizer, logger, state, shares)
+    if resume_from is not None and not shares:
         backend.update_weights(policy.state_dict().items())  # the engine started from the base
     return t
 

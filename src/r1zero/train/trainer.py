@@ -8,7 +8,9 @@ docs/algorithms.md; the CPU defaults (presets) are smaller in every dimension.
 
 from __future__ import annotations
 
+import math
 import resource
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -56,6 +58,8 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     logger: object
     state: ckpt.TrainState
+    shares_weights: bool = False
+    """The rollout engine samples from ``learner`` itself (transformers backend)."""
 
 
 # ----------------------------------------------------------------------------- phases
@@ -157,66 +161,122 @@ def micro_batch_loss(t: Trainer, mb: MicroBatch, norm: losses.LossNormalizer,
     return loss, stats
 
 
-def old_logprobs(t: Trainer, mbs: list[MicroBatch]) -> list[torch.Tensor | None]:
-    """π_old log-probs, needed only with several PPO epochs (one epoch is on-policy)."""
-    if t.cfg.epochs == 1:
-        return [None] * len(mbs)
-    with torch.no_grad():
-        return [response_logprobs(t.learner, mb, temperature=t.cfg.temperature,
-                                  precision=t.cfg.precision)[0] for mb in mbs]
+def minibatches(seqs: list[TrainSequence], size: int | None, seed: int) -> list[list[TrainSequence]]:
+    """The rollout's responses in a seeded random order, cut into optimizer steps of
+    ``size`` responses (the last may be smaller); None = one step over the whole rollout,
+    in rollout order. oat shuffles responses the same way (numpy, per epoch); here the
+    partition is drawn once per rollout and reused by every epoch, so that π_old can be
+    computed once per micro-batch."""
+    if not seqs:
+        return [[]]  # nothing survived scoring/filtering: still one (zero-gradient) step
+    if not size or size >= len(seqs):
+        return [seqs]
+    order = torch.randperm(len(seqs), generator=torch.Generator().manual_seed(seed)).tolist()
+    shuffled = [seqs[i] for i in order]
+    return [shuffled[i : i + size] for i in range(0, len(shuffled), size)]
 
 
-def update(t: Trainer, seqs: list[TrainSequence]) -> dict[str, float]:
-    """Phase 5: epochs x micro-batches with gradient accumulation, one optimizer step per
-    epoch. The loss normaliser comes from the whole step, so micro-batching is invisible."""
-    norm = losses.LossNormalizer(  # = step_normalizer over every response of the step
-        num_sequences=float(len(seqs)),
-        num_tokens=float(sum(len(s.response_ids) for s in seqs)),
+def step_norm(t: Trainer, mini: list[TrainSequence]) -> losses.LossNormalizer:
+    """The loss normaliser of one optimizer step, over every response of that step (zero
+    advantages included): N responses, T response tokens, C = the generation budget."""
+    return losses.LossNormalizer(
+        num_sequences=float(len(mini)),
+        num_tokens=float(sum(len(s.response_ids) for s in mini)),
         constant=t.algo.norm_constant_for(t.cfg.max_new_tokens),
     )
-    if t.cfg.skip_zero_advantage and t.algo.kl_beta == 0 and t.algo.entropy_coef == 0:
-        # Exact shortcut: with A = 0 and no KL / entropy term a response's every token has
-        # loss 0 and gradient 0 (for any ratio), so it is left out of the forward/backward.
-        # It still counts in the normaliser above. Early in RL most groups agree (all
-        # wrong), so this often halves the update's cost.
-        seqs = [s for s in seqs if s.advantage != 0.0]
-        if not seqs:
-            return zero_gradient_step(t)
-    mbs = make_micro_batches(seqs, t.cfg.micro_batch_tokens, t.tokenizer.pad_token_id, t.packed)
-    olds = old_logprobs(t, mbs)
+
+
+def plan_steps(t: Trainer, seqs: list[TrainSequence], step: int):
+    """``[(normaliser, micro-batches)]``, one per optimizer step of an epoch.
+
+    With no KL and no entropy term a response with A = 0 has loss 0 and gradient 0 for any
+    ratio, so it is left out of the forward/backward (exact; it still counts in its step's
+    normaliser). Early in RL most groups agree (all wrong), which often halves the cost.
+    """
+    skip = t.cfg.skip_zero_advantage and t.algo.kl_beta == 0 and t.algo.entropy_coef == 0
+    plan = []
+    for mini in minibatches(seqs, t.cfg.train_batch_size, derive_seed(t.cfg.seed, "minibatch", step)):
+        active = [s for s in mini if s.advantage != 0.0] if skip else mini
+        mbs = make_micro_batches(active, t.cfg.micro_batch_tokens, t.tokenizer.pad_token_id,
+                                 t.packed) if active else []
+        plan.append((step_norm(t, mini), mbs))
+    return plan
+
+
+def old_logprobs(t: Trainer, plan, needed: bool) -> list[list[torch.Tensor | None]]:
+    """π_old log-probs of every micro-batch, computed once per rollout before the first
+    optimizer step; needed whenever the rollout takes more than one optimizer step (more
+    than one mini-batch or epoch). With one step the update is on-policy (ratio 1)."""
+    if not needed:
+        return [[None] * len(mbs) for _, mbs in plan]
+    with torch.no_grad():
+        return [[response_logprobs(t.learner, mb, temperature=t.cfg.temperature,
+                                   precision=t.cfg.precision)[0] for mb in mbs]
+                for _, mbs in plan]
+
+
+def update(t: Trainer, seqs: list[TrainSequence], step: int = 0) -> dict[str, float]:
+    """Phase 5: epochs x optimizer steps of ``train_batch_size`` responses, each step a
+    gradient accumulation over micro-batches. Each step's loss normaliser comes from the
+    whole step, so micro-batching is invisible (docs/algorithms.md, "update schedule")."""
+    plan = plan_steps(t, seqs, step)
+    olds = old_logprobs(t, plan, needed=len(plan) * t.cfg.epochs > 1)
     totals: dict[str, torch.Tensor] = {}
+    grad_norms: list[float] = []
     t.learner.train()
     for _ in range(t.cfg.epochs):
-        t.optimizer.zero_grad(set_to_none=True)
-        for mb, old in zip(mbs, olds):
-            loss, stats = micro_batch_loss(t, mb, norm, old)
-            loss.backward()
-            fold_gradients(t.learner, t.policy)  # bf16 grads -> fp32 master grads (or no-op)
-            for k, v in stats.items():
-                totals[k] = totals.get(k, 0.0) + v.detach().cpu()
-        grad_norm = clip_gradients(t.policy, t.cfg.max_grad_norm)
-        t.optimizer.step()
-        copy_weights(t.policy, t.learner)
+        for (norm, mbs), old_mbs in zip(plan, olds):
+            t.optimizer.zero_grad(set_to_none=True)
+            for mb, old in zip(mbs, old_mbs):
+                loss, stats = micro_batch_loss(t, mb, norm, old)
+                loss.backward()
+                fold_gradients(t.learner, t.policy)  # bf16 grads -> fp32 master grads (or no-op)
+                for k, v in stats.items():
+                    totals[k] = totals.get(k, 0.0) + v.detach().cpu()
+            grad_norms.append(optimizer_step(t, zero_grad=not mbs))
     t.learner.eval()
-    out = summarize_loss_stats(totals)
+    out = summarize_loss_stats(totals) if totals else {}
     if "sampler_gap_sum" in totals:
         out["policy/sampler_logprob_gap"] = float(totals["sampler_gap_sum"] / totals["num_tokens"])
-    out["optim/grad_norm"] = grad_norm
+    out["optim/grad_norm"] = sum(grad_norms) / len(grad_norms)
+    out["optim/steps"] = len(grad_norms)
     out["optim/lr"] = t.optimizer.param_groups[0]["lr"]
-    out["perf/train_tokens"] = sum(mb.num_tokens for mb in mbs) * t.cfg.epochs
+    out["perf/train_tokens"] = sum(mb.num_tokens for _, mbs in plan for mb in mbs) * t.cfg.epochs
     return out
 
 
-def zero_gradient_step(t: Trainer) -> dict[str, float]:
-    """The optimizer step of a batch whose gradient is exactly zero: Adam still moves the
-    weights by its momentum, as it would have after a full forward/backward."""
-    for p in t.policy.parameters():
-        p.grad = torch.zeros_like(p)
+def optimizer_step(t: Trainer, zero_grad: bool = False) -> float:
+    """Clip, step at the scheduled learning rate, refresh the compute copy; returns the
+    grad-norm. A step with nothing to forward (``zero_grad``: every response skipped for
+    A = 0, or filtered out) is still taken with a zero gradient: Adam then moves the
+    weights by its momentum, exactly as after a full forward/backward of zero-advantage
+    responses. One rule for an all-skipped and an all-filtered step."""
+    if zero_grad:
+        for p in t.policy.parameters():
+            p.grad = torch.zeros_like(p)
+    grad_norm = clip_gradients(t.policy, t.cfg.max_grad_norm)
+    for group in t.optimizer.param_groups:
+        group["lr"] = scheduled_lr(t.cfg, t.state.optim_steps)
     t.optimizer.step()
+    t.state.optim_steps += 1
     t.optimizer.zero_grad(set_to_none=True)
     copy_weights(t.policy, t.learner)
-    return {"optim/grad_norm": 0.0, "optim/lr": t.optimizer.param_groups[0]["lr"],
-            "perf/train_tokens": 0}
+    return grad_norm
+
+
+def scheduled_lr(cfg: TrainConfig, done: int) -> float:
+    """lr of optimizer step ``done`` (0-based): linear warm-up over ``lr_warmup_steps``, then
+    constant (the reference recipe), linear decay to 0, or cosine decay to 0 over the run's
+    ``total_optim_steps``."""
+    if done < cfg.lr_warmup_steps:
+        return cfg.lr * (done + 1) / cfg.lr_warmup_steps
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    total = max(cfg.total_optim_steps() - cfg.lr_warmup_steps, 1)
+    frac = min((done - cfg.lr_warmup_steps) / total, 1.0)
+    if cfg.lr_schedule == "linear":
+        return cfg.lr * (1.0 - frac)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
 def clip_gradients(model: torch.nn.Module, max_norm: float) -> float:
@@ -227,8 +287,11 @@ def clip_gradients(model: torch.nn.Module, max_norm: float) -> float:
 
 
 def sync(t: Trainer) -> None:
-    """Phase 6: push the new weights to the rollout engine (a no-op when it shares them)."""
-    t.backend.update_weights(t.policy.state_dict().items())
+    """Phase 6: push the new weights to the rollout engine. The transformers backend
+    samples from the learner's own module (the bf16 copy under --precision bf16, which
+    `optimizer_step` already refreshed): nothing to send."""
+    if not t.shares_weights:
+        t.backend.update_weights(t.policy.state_dict().items())
 
 
 def evaluate(t: Trainer, step: int) -> dict[str, float]:
@@ -259,7 +322,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     adv = advantages(t, rewards)  # [B*G]
     seqs = build_batch(t, completions, adv, rewards)
     t2 = time.perf_counter()
-    metrics = update(t, seqs) if seqs else {}
+    metrics = update(t, seqs, step)
     t3 = time.perf_counter()
     sync(t)
     t4 = time.perf_counter()
@@ -287,7 +350,12 @@ def peak_rss_gb() -> float:
 
 # ----------------------------------------------------------------------------- the loop
 def train(cfg: TrainConfig) -> dict[str, float]:
-    """Run (or resume) training; returns the final metrics. Ctrl-C saves a checkpoint."""
+    """Run (or resume) training; returns the final metrics.
+
+    Ctrl-C or SIGTERM (what schedulers send) lets the step in flight finish, saves a
+    checkpoint whose step counter matches its weights, and exits with status 130. A second
+    signal stops at once: if that lands inside an update, nothing is saved and the last
+    checkpoint stands (its step is replayed exactly on resume)."""
     from r1zero.train.setup import build_trainer, prepare_config
 
     cfg = prepare_config(cfg)  # config errors surface here, before any model is loaded
@@ -295,32 +363,74 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     from r1zero.logging import Progress
 
     final: dict[str, float] = {}
+    stop = StopOnSignal()
     try:
-        with Progress(cfg.steps, start_step=t.state.step, enabled=cfg.progress) as bar:
+        with stop, Progress(cfg.steps, start_step=t.state.step, enabled=cfg.progress) as bar:
             if t.state.step == 0:
                 final = log_eval(t, 0)
                 t.state.heldout_start = final.get("eval/accuracy")
             for step in range(t.state.step, cfg.steps):
+                stop.consistent = False  # weights move before the counter does
                 metrics = train_step(t, step)
                 t.state.step = step + 1
                 if cfg.eval_every and (t.state.step % cfg.eval_every == 0 or t.state.step == cfg.steps):
                     metrics.update(evaluate_timed(t, t.state.step))
                 t.logger.log(t.state.step, metrics)
+                stop.consistent = True
                 bar.update(t.state.step, reward=metrics.get("reward/mean"),
                            accuracy=metrics.get("reward/accuracy"))
                 final = metrics
+                if stop.requested:
+                    raise KeyboardInterrupt
                 if cfg.save_every and t.state.step % cfg.save_every == 0 and t.state.step < cfg.steps:
                     save(t)
     except KeyboardInterrupt:
-        path = save(t)
-        print(f"\ninterrupted: saved {path}; continue with `r1zero train --resume {t.run_dir}`",
-              file=sys.stderr)
+        if stop.consistent:
+            path = save(t)
+            print(f"\ninterrupted: saved {path}; continue with `r1zero train --resume "
+                  f"{t.run_dir}`", file=sys.stderr)
+        else:
+            last = ckpt.latest_checkpoint(t.run_dir)
+            print(f"\ninterrupted inside step {t.state.step + 1}: not saved; the last "
+                  f"checkpoint ({last or 'none'}) stands; continue with `r1zero train "
+                  f"--resume {t.run_dir}`", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
         t.logger.close()
         t.backend.close()
     save(t)
     return finish(t, final)
+
+
+class StopOnSignal:
+    """SIGINT / SIGTERM handler for the loop: the first signal asks the loop to stop after
+    the step in flight (``requested``); the second raises KeyboardInterrupt at once.
+    ``consistent`` is False while a step has moved the weights but not yet the counter.
+    Installed only in the main thread (signal handlers cannot be set elsewhere)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.consistent = True
+        self._old: dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\n{signal.Signals(signum).name}: stopping after this step (again to stop now)",
+              file=sys.stderr)
+
+    def __enter__(self) -> "StopOnSignal":
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 def evaluate_timed(t: Trainer, step: int) -> dict[str, float]:

@@ -1,0 +1,246 @@
+"""The reference recipe's update schedule (optimizer steps of ``train_batch_size``
+responses, π_old once per rollout), the lr schedule, and the correctness fixes of issue 10:
+exact zero advantages for agreeing groups, algorithm names resolved in one place, top-p
+refused, Ctrl-C / SIGTERM checkpoints that match their weights."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import signal
+from dataclasses import replace
+
+import pytest
+import torch
+
+from r1zero.config import ConfigError, TrainConfig, resolve_algorithm
+from r1zero.core.advantages import compute_advantages
+from r1zero.core.algorithms import ALGORITHMS
+from r1zero.core.losses import LossNormalizer, policy_loss
+from r1zero.train import trainer as trainer_mod
+from r1zero.train.batching import TrainSequence
+from r1zero.train.trainer import minibatches, scheduled_lr, train
+from r1zero.utils import derive_seed
+
+from tests.test_train_loop import _cfg, _weights, tiny_dir  # noqa: F401  (fixture)
+
+
+# ----------------------------------------------------------------------------- advantages
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+@pytest.mark.parametrize("value", [0.1, 0.3, 1.0, 0.7, -0.2])
+def test_agreeing_group_has_exactly_zero_advantage(name, value):
+    algo = ALGORITHMS[name]
+    # Group 0 agrees (eight equal rewards, e.g. countdown's 0.1 format reward); group 1 not.
+    rewards = torch.tensor([value] * 8 + [0.0, 1.0] * 4, dtype=torch.float)
+    adv = compute_advantages(rewards, 8, baseline=algo.baseline, std_scale=algo.std_scale,
+                             std_unbiased=algo.std_unbiased, eps=algo.adv_eps)
+    if algo.baseline in ("group_mean", "leave_one_out"):
+        assert torch.equal(adv[:8], torch.zeros(8)), adv[:8]
+    assert adv[8:].abs().min() > 0  # the mixed group keeps its signal
+
+
+def test_agreeing_float_group_was_not_zero_before():
+    """The residue the fix removes: a float32 mean of eight 0.1s is not 0.1."""
+    r = torch.full((8,), 0.1)
+    assert (r - r.mean()).abs().max() > 0
+
+
+# ----------------------------------------------------------------------------- config
+def test_algorithm_name_resolves_from_python():
+    for name, algo in ALGORITHMS.items():
+        assert resolve_algorithm(TrainConfig(algorithm=name)).algo == algo
+    explicit = replace(ALGORITHMS["grpo"], clip_high=0.3)
+    kept = resolve_algorithm(TrainConfig(algorithm="grpo", algo=explicit))
+    assert kept.algo.clip_high == 0.3 and kept.algo.std_scale == "group"
+
+
+def test_prepare_config_resolves_the_algorithm(tmp_path):
+    from r1zero.train.setup import prepare_config
+
+    cfg = prepare_config(replace(TrainConfig(algorithm="grpo", run_dir=str(tmp_path))))
+    assert cfg.algo == ALGORITHMS["grpo"]
+
+
+def test_top_p_below_one_is_refused_for_training():
+    with pytest.raises(ConfigError, match="top_p < 1"):
+        TrainConfig(top_p=0.9).validate()
+
+
+def test_train_batch_size_is_validated():
+    with pytest.raises(ConfigError, match="train_batch_size"):
+        TrainConfig(train_batch_size=0).validate()
+
+
+def test_gpu_presets_follow_oats_optimizer():
+    from r1zero.config import PRESETS
+
+    for name in ("math", "gsm8k", "countdown"):
+        cfg = PRESETS[name]()
+        assert cfg.adam_betas == (0.9, 0.95) and cfg.adam_eps == 1e-8, name
+        assert cfg.weight_decay == 0.0 and cfg.max_grad_norm == 1.0 and cfg.lr == 1e-6
+        assert cfg.train_batch_size == 128 and cfg.lr_schedule == "constant"
+    math_cfg = PRESETS["math"]()
+    assert math_cfg.total_optim_steps() == math_cfg.steps * 8  # 128 x 8 / 128
+
+
+# ----------------------------------------------------------------------------- lr schedule
+def test_lr_schedules():
+    cfg = TrainConfig(lr=1.0, steps=10, prompts_per_step=1, group_size=1, lr_warmup_steps=2)
+    assert [scheduled_lr(cfg, k) for k in range(3)] == [0.5, 1.0, 1.0]  # warm-up, constant
+    lin = replace(cfg, lr_schedule="linear")
+    assert scheduled_lr(lin, 2) == 1.0 and scheduled_lr(lin, 6) == 0.5 and scheduled_lr(lin, 10) == 0.0
+    cos = replace(cfg, lr_schedule="cosine")
+    assert scheduled_lr(cos, 2) == 1.0 and scheduled_lr(cos, 10) == pytest.approx(0.0, abs=1e-12)
+    assert scheduled_lr(cos, 6) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+
+
+# ----------------------------------------------------------------------------- Dr. GRPO loss
+def test_dr_grpo_minibatch_loss_by_hand():
+    """Two responses in one optimizer step, C = 4.
+    Response 1: two tokens, ratio 1, A = 0.5: per-token loss -A * 1 = -0.5 each, sum -1.0.
+    Response 2: one token, ratio e^0.3 = 1.35 > 1 + 0.2, A = 1: clipped, loss -1 * 1.2.
+    Dr. GRPO: mean over the step's responses of (token sum / C):
+        ((-1.0) / 4 + (-1.2) / 4) / 2 = -0.275."""
+    lp = torch.tensor([[-1.0, -2.0], [-0.7, 0.0]], requires_grad=True)
+    old = torch.tensor([[-1.0, -2.0], [-1.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    adv = torch.tensor([0.5, 1.0])
+    norm = LossNormalizer(num_sequences=2.0, num_tokens=3.0, constant=4.0)
+    loss, _ = policy_loss(lp, old, adv, mask, norm, ALGORITHMS["dr_grpo"])
+    assert loss.item() == pytest.approx(-0.275)
+
+
+def test_minibatches_partition_the_rollout():
+    seqs = [TrainSequence([1], [2, 3], float(i), None) for i in range(10)]
+    parts = minibatches(seqs, 4, seed=3)
+    assert [len(p) for p in parts] == [4, 4, 2]
+    assert sorted(s.advantage for p in parts for s in p) == list(range(10))
+    assert minibatches(seqs, None, seed=3) == [seqs] and minibatches([], 4, seed=3) == [[]]
+    assert parts == minibatches(seqs, 4, seed=3)  # seeded: the same partition every time
+
+
+# ----------------------------------------------------------------------------- schedule
+def _run_metrics(run):
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_one_step_per_rollout_equals_the_whole_rollout(tiny_dir, tmp_path):  # noqa: F811
+    kw = dict(steps=2, eval_every=0)
+    train(_cfg(tiny_dir, tmp_path / "a", **kw))  # today's default: the whole rollout
+    train(_cfg(tiny_dir, tmp_path / "b", train_batch_size=8, **kw))  # 2 prompts x 4
+    a, b = _weights(tmp_path / "a", 2), _weights(tmp_path / "b", 2)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    rows = _run_metrics(tmp_path / "b")
+    assert all(r["optim/steps"] == 1 for r in rows if "optim/steps" in r)
+
+
+def _seq_logprobs(model, s: TrainSequence) -> torch.Tensor:
+    """log pi(response tokens) of one sequence from a plain full forward (T = 1)."""
+    ids = torch.tensor([s.prompt_ids + s.response_ids])
+    logits = model(ids).logits[0, len(s.prompt_ids) - 1 : -1].float()  # [L, V]
+    return torch.log_softmax(logits, -1).gather(1, ids[0, len(s.prompt_ids):, None])[:, 0]
+
+
+def test_k_optimizer_steps_match_a_plain_reference_loop(tiny_dir, tmp_path):  # noqa: F811
+    from r1zero.train.setup import build_trainer, prepare_config
+
+    cfg = _cfg(tiny_dir, tmp_path / "run", train_batch_size=2, adam_eps=1e-2, lr=0.3,
+               algorithm="dr_grpo", algo=ALGORITHMS["dr_grpo"], max_new_tokens=6)
+    t = build_trainer(prepare_config(cfg))
+    g = torch.Generator().manual_seed(0)
+    prompts = [t.tokenizer("What is 1 + 2?")["input_ids"], t.tokenizer("Hi there")["input_ids"]]
+    seqs = [TrainSequence(prompts[i % 2], torch.randint(5, 200, (3 + i,), generator=g).tolist(),
+                          adv, None) for i, adv in enumerate([1.0, -0.5, 0.75, -1.0, 0.25, 2.0])]
+    ref = copy.deepcopy(t.policy).float()
+    opt = torch.optim.AdamW(ref.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
+                            weight_decay=cfg.weight_decay)
+    out = trainer_mod.update(t, seqs, step=0)
+    assert out["optim/steps"] == 3
+
+    # The reference: pi_old from the model before any step; then, per optimizer step of 2
+    # responses, L = 1/2 sum_i sum_t max(-A r, -A clip(r, 0.8, 1.2)) / C, C = max_new_tokens.
+    with torch.no_grad():
+        old = {id(s): _seq_logprobs(ref, s) for s in seqs}
+    for mini in minibatches(seqs, 2, derive_seed(cfg.seed, "minibatch", 0)):
+        opt.zero_grad()
+        total = 0.0
+        for s in mini:
+            ratio = torch.exp(_seq_logprobs(ref, s) - old[id(s)])
+            pg = torch.maximum(-s.advantage * ratio, -s.advantage * ratio.clamp(0.8, 1.2))
+            total = total + pg.sum() / cfg.max_new_tokens
+        (total / len(mini)).backward()
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), cfg.max_grad_norm)
+        opt.step()
+    from r1zero.testing import tiny_model
+
+    base = dict(tiny_model(seed=0)[0].named_parameters())
+    with torch.no_grad():
+        moved = max(float((q - base[n]).abs().max()) for n, q in ref.named_parameters())
+        differ = max(float((p - q).abs().max())
+                     for p, q in zip(t.policy.parameters(), ref.parameters()))
+    assert moved > 1e-3, "the reference did not move"
+    # Packed micro-batches vs plain forwards: float summation order only.
+    assert differ < 1e-3 * moved, (differ, moved)
+
+
+def test_optim_steps_is_logged_on_every_step(tiny_dir, tmp_path):  # noqa: F811
+    run = tmp_path / "run"
+    train(_cfg(tiny_dir, run, steps=2, eval_every=0, train_batch_size=3))  # 8 -> 3 + 3 + 2
+    rows = [r for r in _run_metrics(run) if r["step"] > 0]
+    assert [r["optim/steps"] for r in rows] == [3, 3]
+
+
+def test_all_filtered_step_still_takes_one_zero_gradient_step(tiny_dir, tmp_path):  # noqa: F811
+    """Rewards that always agree: DAPO's filter drops every group, and the step takes the
+    same zero-gradient optimizer step as an all-skipped one (one rule, optim/steps = 1)."""
+    from tests.test_train_loop import ParityTask
+
+    class Constant(ParityTask):
+        def verify(self, response, problem, *, template):
+            from r1zero.tasks import TaskVerdict
+
+            return TaskVerdict(0.0, False, True, "wrong_value")
+
+    import tests.test_train_loop as ttl
+
+    ttl.make_constant_task = lambda cfg: Constant(cfg)
+    from r1zero.config import TaskConfig
+
+    task = TaskConfig(name="tests.test_train_loop:make_constant_task", num_train=20, num_test=3)
+    for algo in ("dapo", "dr_grpo"):
+        run = tmp_path / algo
+        train(_cfg(tiny_dir, run, steps=1, eval_every=0, task=task, algorithm=algo,
+                   algo=ALGORITHMS[algo]))
+        row = _run_metrics(run)[-1]
+        assert row["optim/steps"] == 1 and row["optim/grad_norm"] == 0.0, algo
+
+
+# ----------------------------------------------------------------------------- signals
+def test_sigterm_finishes_the_step_and_saves_a_matching_checkpoint(tiny_dir, tmp_path, monkeypatch):  # noqa: F811
+    real = trainer_mod.optimizer_step
+    sent = []
+
+    def step_then_signal(t, zero_grad=False):
+        norm = real(t, zero_grad)
+        if not sent:  # the signal lands right after the weights moved, before the counter
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return norm
+
+    monkeypatch.setattr(trainer_mod, "optimizer_step", step_then_signal)
+    run = tmp_path / "stopped"
+    with pytest.raises(SystemExit) as e:
+        train(_cfg(tiny_dir, run, steps=3, eval_every=0, save_every=0))
+    assert e.value.code == 130
+    saved = sorted(p.name for p in (run / "checkpoints").glob("step_*"))
+    assert saved == ["step_000001"]
+    monkeypatch.setattr(trainer_mod, "optimizer_step", real)
+    straight = tmp_path / "straight"
+    train(_cfg(tiny_dir, straight, steps=1, eval_every=0))
+    a, b = _weights(run, 1), _weights(straight, 1)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+    assert signal.getsignal(signal.SIGTERM) is not None  # handlers restored
