@@ -244,3 +244,54 @@ def test_sigterm_finishes_the_step_and_saves_a_matching_checkpoint(tiny_dir, tmp
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
     assert signal.getsignal(signal.SIGTERM) is not None  # handlers restored
+
+
+# ----------------------------------------------------------------------------- resume
+def test_resume_keeps_the_runs_own_steps_and_drops_replayed_rows(tiny_dir, tmp_path):  # noqa: F811
+    """A run killed after its last checkpoint: the steps past it are replayed on resume,
+    and metrics.jsonl / rollouts/ hold each step once; the run's own step count stands."""
+    run = tmp_path / "run"
+    train(_cfg(tiny_dir, run, steps=3, eval_every=0, save_every=1, keep_checkpoints=5))
+    # Simulate a kill after step 3 was logged but before its checkpoint was written.
+    import shutil
+
+    shutil.rmtree(run / "checkpoints" / "step_000003")
+    (run / "checkpoints" / "latest").write_text("step_000002\n")
+    # Python API: nothing given but resume (TrainConfig's default steps=200 is not "given").
+    train(TrainConfig(resume=str(run), progress=False))
+    steps = [r["step"] for r in _run_metrics(run)]
+    assert steps == [1, 2, 3], steps  # step 3 ran twice, is logged once
+    assert sorted(p.name for p in (run / "rollouts").glob("*.jsonl")) == [
+        "step_000000.jsonl", "step_000001.jsonl", "step_000002.jsonl"]
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["steps"] == 3 and saved["resolved"]["backend"] == "hf"
+    assert saved["resolved"]["device"] == "cpu" and "attn_implementation" in saved["resolved"]
+
+
+def test_resume_with_a_conflicting_flag_names_it(tiny_dir, tmp_path):  # noqa: F811
+    run = tmp_path / "run"
+    train(_cfg(tiny_dir, run, steps=1, eval_every=0))
+    with pytest.raises(ConfigError, match="--lr"):
+        train(replace(TrainConfig(resume=str(run)), lr=0.5))
+    with pytest.raises(ConfigError, match="--task.num-train|--task.num_train"):
+        from r1zero.config import TaskConfig
+
+        train(TrainConfig(resume=str(run), task=TaskConfig(num_train=7)))
+
+
+def test_cli_resume_parses_against_the_saved_config(tiny_dir, tmp_path, monkeypatch):  # noqa: F811
+    from r1zero import cli
+
+    run = tmp_path / "run"
+    train(_cfg(tiny_dir, run, steps=1, eval_every=0, lr=0.01))
+    seen = {}
+    monkeypatch.setattr("r1zero.train.trainer.train",
+                        lambda cfg, given_against=None: seen.update(cfg=cfg, base=given_against))
+    cli.cmd_train(["--resume", str(run), "--steps", "2"])
+    assert seen["cfg"].steps == 2 and seen["cfg"].lr == 0.01  # the arith preset's lr did not leak
+    from r1zero.train.setup import prepare_config
+
+    assert prepare_config(seen["cfg"], seen["base"]).steps == 2
+    cli.cmd_train(["--resume", str(run), "--lr", "0.5"])
+    with pytest.raises(ConfigError, match="--lr"):
+        prepare_config(seen["cfg"], seen["base"])

@@ -8,6 +8,7 @@ line that names the problem and the fix; nothing heavy is imported before that c
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 
@@ -19,6 +20,12 @@ USAGE = """usage: r1zero {train,eval,analyze,grade,plot} [flags]   (r1zero COMMA
   grade     grade responses in a JSONL file against gold answers
   plot      training curves of a run directory
 """
+
+
+def _peek_option(args: list[str], name: str) -> str | None:
+    """The VALUE of ``--name VALUE`` / ``--name=VALUE`` in args, left in place."""
+    rest = list(args)
+    return _pop_option(rest, name)
 
 
 def _pop_option(args: list[str], name: str) -> str | None:
@@ -50,12 +57,19 @@ def cmd_train(args: list[str]) -> int:
     algorithm = _pop_option(args, "--algorithm")
     if algorithm:
         default = with_algorithm(default, algorithm)
+    resume = _peek_option(args, "--resume")
+    if resume:
+        # A resume parses its flags against the run's own config: what is not typed stays
+        # as the run had it (a preset's defaults must not leak in), what is typed is checked.
+        from r1zero.train.setup import saved_config
+
+        default = dataclasses.replace(saved_config(resume), resume=resume)
     cfg = tyro.cli(TrainConfig, default=default, args=args, prog="r1zero train",
                    description=f"RL-tune a model (preset {preset!r}; --preset NAME, "
                    f"one of {sorted(PRESETS)}; --algorithm NAME seeds --algo.*).")
     from r1zero.train.trainer import train
 
-    train(cfg)
+    train(cfg, given_against=default if resume else None)
     return 0
 
 

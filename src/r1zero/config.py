@@ -311,6 +311,30 @@ PRESETS: dict[str, typing.Callable[[], TrainConfig]] = {
 
 
 # ----------------------------------------------------------------------------- (de)serialise
+# What `--resume` may change; every other flag must match the run's saved config.
+RESUME_MAY_CHANGE = frozenset({
+    "steps", "eval_every", "save_every", "keep_checkpoints", "progress", "threads", "device",
+    "rollout_samples", "tensorboard", "wandb", "wandb_project", "resume", "run_dir",
+})
+
+
+def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the leaf fields where two config dataclasses differ."""
+    out = []
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if dataclasses.is_dataclass(x) and dataclasses.is_dataclass(y):
+            out += config_diff(x, y, f"{prefix}{f.name}.")
+        elif x != y:
+            out.append(prefix + f.name)
+    return out
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of a (dotted) field name."""
+    return "--" + name.replace("_", "-")
+
+
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Rebuild a (nested) config dataclass from `dataclasses.asdict` output (config.json).
     Unknown keys are an error: a config from another version should not half-load."""

@@ -198,6 +198,22 @@ def _require(module: str, extra: str, feature: str) -> Any:
         ) from e
 
 
+def truncate_run_after(run_dir: str | os.PathLike, step: int) -> None:
+    """Forget what a run logged after its checkpoint at ``step``: metrics rows of later
+    steps and rollout files of the steps that will run again. A run killed after its last
+    checkpoint replays those steps on resume; without this they would appear twice."""
+    run_dir = Path(run_dir)
+    path = run_dir / METRICS_FILE
+    if path.exists():
+        _drop_partial_last_line(path)
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+                if (rec := _parse_line(line)) is None or int(rec.get("step", 0)) <= step]
+        _atomic_write_text(path, "".join(kept))
+    for f in (run_dir / ROLLOUTS_DIR).glob("step_*.jsonl"):
+        if int(f.stem.removeprefix("step_")) >= step:  # 0-based: rollout k feeds step k + 1
+            f.unlink()
+
+
 def _drop_partial_last_line(path: Path) -> None:
     """Cut a line left without its newline by a crash mid-write, so that appending on
     resume starts on a fresh line instead of gluing a new record onto the fragment."""

@@ -84,7 +84,7 @@ def supports_packing(model: torch.nn.Module) -> bool:
     return bool(getattr(model, "_supports_attention_backend", False)) and full and not sliding
 
 
-def set_attention(model: torch.nn.Module, name: str, device: torch.device, packed: bool) -> None:
+def set_attention(model: torch.nn.Module, name: str, device: torch.device, packed: bool) -> str:
     """Choose the learner's attention kernel. ``auto``: the segment kernel for packed
     micro-batches; otherwise eager on CPU (a profile put torch's CPU flash kernel at ~3 s
     of a 20 s update on RL's short rows, mostly in its backward) and the model's default
@@ -99,6 +99,7 @@ def set_attention(model: torch.nn.Module, name: str, device: torch.device, packe
             model.set_attn_implementation(name)
         except (ValueError, ImportError) as e:
             raise ConfigError(f"--attn-implementation {name}: {e}") from None
+    return name
 
 
 def check_output_layer(model: torch.nn.Module) -> None:

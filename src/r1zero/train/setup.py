@@ -11,21 +11,23 @@ from pathlib import Path
 
 import torch
 
-from r1zero.config import ConfigError, TrainConfig, config_from_dict, resolve_algorithm
+from r1zero.config import (
+    RESUME_MAY_CHANGE,
+    ConfigError,
+    TrainConfig,
+    config_diff,
+    config_from_dict,
+    flag,
+    resolve_algorithm,
+)
 from r1zero.train import checkpoint as ckpt
 
 
-def prepare_config(cfg: TrainConfig) -> TrainConfig:
-    """Resolve resume / run_dir and validate, touching no model. Pure apart from reading a
-    resumed run's config.json."""
+def prepare_config(cfg: TrainConfig, given_against: TrainConfig | None = None) -> TrainConfig:
+    """Resolve resume / algorithm / run_dir and validate, touching no model. Pure apart
+    from reading a resumed run's config.json (``given_against``: see `resumed_config`)."""
     if cfg.resume:
-        run = Path(cfg.resume)
-        if not (run / "config.json").exists():
-            raise ConfigError(f"--resume {run}: no config.json there; is it a run directory?")
-        saved = config_from_dict(TrainConfig, json.loads((run / "config.json").read_text()))
-        # The saved config wins, except for how long to train and how to show progress.
-        cfg = dataclasses.replace(saved, resume=str(run), run_dir=str(run), steps=cfg.steps,
-                                  progress=cfg.progress)
+        cfg = resumed_config(cfg, given_against)
     cfg = resolve_algorithm(cfg)
     cfg.validate()
     if cfg.task.name in ("math", "gsm8k") and not cfg.task.train_path:
@@ -34,6 +36,39 @@ def prepare_config(cfg: TrainConfig) -> TrainConfig:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         cfg = dataclasses.replace(cfg, run_dir=f"runs/{cfg.task.name}-{cfg.algorithm}-{stamp}")
     return cfg
+
+
+def saved_config(run_dir: str | Path) -> TrainConfig:
+    """The config a run directory was trained with (its config.json)."""
+    run = Path(run_dir)
+    if not (run / "config.json").exists():
+        raise ConfigError(f"--resume {run}: no config.json there; is it a run directory?")
+    data = json.loads((run / "config.json").read_text())
+    data.pop("resolved", None)  # what auto chose last time is chosen again
+    return config_from_dict(TrainConfig, data)
+
+
+def resumed_config(cfg: TrainConfig, given_against: TrainConfig | None = None) -> TrainConfig:
+    """The saved config of ``cfg.resume`` with the few fields a resume may change.
+
+    A field of ``cfg`` counts as given when it differs from ``given_against``: the
+    TrainConfig defaults from Python; the saved config itself from the command line, which
+    parses a resume against it (so there every difference was typed). A given field
+    outside ``RESUME_MAY_CHANGE`` that disagrees with the saved run is an error naming the
+    flag: a resumed run continues the same experiment."""
+    saved = saved_config(cfg.resume)
+    base = given_against or TrainConfig()
+    given = set(config_diff(cfg, base)) & set(config_diff(cfg, saved))
+    conflicts = sorted(n for n in given if n.split(".")[0] not in RESUME_MAY_CHANGE)
+    if conflicts:
+        allowed = ", ".join(sorted(flag(n) for n in RESUME_MAY_CHANGE - {"resume", "run_dir"}))
+        raise ConfigError(
+            f"--resume {cfg.resume}: {', '.join(flag(n) for n in conflicts)} differ(s) from the "
+            f"run's saved config.json; a resume continues the same experiment (only {allowed} "
+            "may change). Start a new run (--run-dir) to change it.")
+    changes = {n: getattr(cfg, n) for n in given if n in RESUME_MAY_CHANGE}
+    return dataclasses.replace(saved, **{**changes, "resume": str(cfg.resume),
+                                         "run_dir": str(cfg.resume)})
 
 
 def pick_device(name: str) -> torch.device:
@@ -65,7 +100,7 @@ def build_backend(cfg: TrainConfig, policy, tokenizer, model_path: str):
 
 def build_trainer(cfg: TrainConfig):
     """Load everything a run needs; resume from the latest checkpoint if asked."""
-    from r1zero.logging import MetricsLogger, write_run_info
+    from r1zero.logging import MetricsLogger, truncate_run_after, write_run_info
     from r1zero.models import load_model, resolve_model_path
     from r1zero.tasks import get_task
     from r1zero.templates import get_template
@@ -91,7 +126,7 @@ def build_trainer(cfg: TrainConfig):
     check_output_layer(policy)
     learner = compute_model(policy, cfg.precision)
     packed = cfg.packed and cfg.attn_implementation == "auto" and supports_packing(learner)
-    set_attention(learner, cfg.attn_implementation, device, packed)
+    attention = set_attention(learner, cfg.attn_implementation, device, packed)
     ref = None
     if cfg.algo.kl_beta > 0:  # β = 0 (the reference recipe): no reference model at all
         ref, _ = load_model(model_path, device=str(device))
@@ -102,7 +137,12 @@ def build_trainer(cfg: TrainConfig):
     state = ckpt.TrainState(step=0)
     if resume_from is not None:
         state = ckpt.load_trainer_state(resume_from, optimizer)
-    resolved = dataclasses.asdict(cfg)
+        truncate_run_after(run_dir, state.step)  # steps after the checkpoint run again
+    kind = pick_backend(cfg.backend)
+    # config.json: the config plus what its "auto" settings chose on this machine.
+    resolved = {**dataclasses.asdict(cfg), "resolved": {
+        "backend": kind, "device": str(device), "packed": packed, "attn_implementation": attention,
+        "precision": cfg.precision}}
     write_run_info(run_dir, resolved)
     logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
                            wandb_project=cfg.wandb_project, config=resolved)
@@ -110,7 +150,7 @@ def build_trainer(cfg: TrainConfig):
     # bf16: ~1.4x faster generation on CPU). Each optimizer step refreshes that module
     # (fp32 master -> bf16 copy, once), so a sync has nothing left to copy.
     backend = build_backend(cfg, learner, tokenizer, model_path)
-    shares = pick_backend(cfg.backend) == "hf"
+    shares = kind == "hf"
     t = Trainer(cfg, cfg.algo, run_dir, task, template, train_problems, test_problems, policy,
                 learner, packed, tokenizer, ref, backend, optimizer, logger, state, shares)
     if resume_from is not None and not shares:

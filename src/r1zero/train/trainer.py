@@ -349,7 +349,7 @@ def peak_rss_gb() -> float:
 
 
 # ----------------------------------------------------------------------------- the loop
-def train(cfg: TrainConfig) -> dict[str, float]:
+def train(cfg: TrainConfig, *, given_against: TrainConfig | None = None) -> dict[str, float]:
     """Run (or resume) training; returns the final metrics.
 
     Ctrl-C or SIGTERM (what schedulers send) lets the step in flight finish, saves a
@@ -358,7 +358,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     checkpoint stands (its step is replayed exactly on resume)."""
     from r1zero.train.setup import build_trainer, prepare_config
 
-    cfg = prepare_config(cfg)  # config errors surface here, before any model is loaded
+    cfg = prepare_config(cfg, given_against)  # config errors surface here, before any model load
     t = build_trainer(cfg)
     from r1zero.logging import Progress
 
