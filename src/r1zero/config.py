@@ -383,9 +383,14 @@ class GradeConfig:
 
 @dataclass
 class PlotConfig:
-    """`r1zero plot RUN_DIR`: PNG training curves from a run directory's metrics.jsonl."""
+    """`r1zero plot RUN_DIR [RUN_DIR ...]`: PNG training curves from each run's
+    metrics.jsonl, and with several runs one overlay (accuracy and the length of correct and
+    incorrect responses, a line per run)."""
 
-    run_dir: str
-    """The run directory (holds metrics.jsonl)."""
+    run_dirs: tuple[str, ...]
+    """The run directories (each holds metrics.jsonl)."""
     out_dir: str | None = None
-    """Where to write the PNGs (default RUN_DIR/plots)."""
+    """Where to write the PNGs (default RUN_DIR/plots; the overlay goes to OUT_DIR, or to
+    the first run's plots/ as compare.png)."""
+    labels: tuple[str, ...] = ()
+    """Legend names of the runs in the overlay (default: the directory names)."""

@@ -294,3 +294,52 @@ def plot_compare(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=110)
     return out_path
+
+
+# The figure that compares runs (``r1zero plot RUN_A RUN_B ...``, ``make study``): what
+# the paper's Figure 6 shows for GRPO vs Dr. GRPO.
+OVERLAY_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("accuracy", ("eval/accuracy", "reward/accuracy")),
+    ("length of correct responses (tokens)", ("rollout/len_correct",)),
+    ("length of incorrect responses (tokens)", ("rollout/len_incorrect",)),
+)
+
+
+def plot_overlay(
+    run_dirs: Sequence[str | os.PathLike],
+    out_path: str | os.PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+) -> Path:
+    """One PNG with a panel per row of ``OVERLAY_PANELS`` and a line per run in each:
+    accuracy (held-out when logged, else train), and the mean length of correct and of
+    incorrect responses per step. Raises ValueError when no run has any of the metrics."""
+    names = list(labels) if labels is not None else [Path(d).name for d in run_dirs]
+    if len(names) != len(run_dirs):
+        raise ValueError(f"got {len(names)} labels for {len(run_dirs)} runs")
+    runs = [load_metrics(d) for d in run_dirs]
+    fig = Figure(figsize=(8, 3.0 * len(OVERLAY_PANELS)), layout="constrained")
+    axes = fig.subplots(len(OVERLAY_PANELS), 1, sharex=True)
+    drawn = 0
+    for ax, (ylabel, keys) in zip(axes, OVERLAY_PANELS):
+        for k, (records, name) in enumerate(zip(runs, names)):
+            key = next((key for key in keys if series(records, key)[0]), None)
+            if key is None:
+                continue
+            steps, values = series(records, key)
+            style = _EVAL if key.startswith("eval/") else {}
+            _draw_series(ax, steps, values, Series(key, f"{name} ({key})",
+                                                   {**style, "color": f"C{k}"}))
+            drawn += 1
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    if drawn == 0:
+        raise ValueError(f"none of {[str(d) for d in run_dirs]} has accuracy or length metrics")
+    axes[-1].set_xlabel("optimizer step")
+    fig.suptitle("Runs compared: accuracy and response length by outcome")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=110)
+    return out_path

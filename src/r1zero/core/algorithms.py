@@ -46,7 +46,17 @@ class AlgorithmConfig:
     tis_cap: float | None = None
     """Truncated importance sampling cap for sampler/learner mismatch (e.g. 2.0 with vLLM); None = off."""
     filter_zero_variance_groups: bool = False
-    """Drop groups whose rewards all agree before the update (DAPO dynamic sampling)."""
+    """Drop groups whose rewards all agree before the update (they carry no gradient)."""
+    dynamic_sampling_draws: int = 1
+    """DAPO dynamic sampling: draw up to this many rollout batches per step, until the step
+    holds prompts_per_step groups whose rewards are not all equal (the rest are dropped).
+    1 = one draw (no resampling). Needs filter_zero_variance_groups."""
+    overlong_filter: bool = False
+    """DAPO overlong filtering: truncated responses are left out of the loss (they still
+    count in their group's baseline)."""
+    overlong_buffer_frac: float = 0.0
+    """DAPO soft overlong punishment: L_cache as a fraction of the generation budget L_max
+    (the paper: 4096 / 20480 = 0.2); 0 = off. See r1zero.core.rewards.overlong_penalty."""
 
     def norm_constant_for(self, max_new_tokens: int) -> float:
         """C for `step_normalizer`: ``norm_constant``, or the generation budget when None."""
@@ -63,7 +73,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 
 _NUMBERS = ("adv_eps", "norm_constant", "clip_low", "clip_high", "dual_clip", "kl_beta",
-            "entropy_coef", "tis_cap")
+            "entropy_coef", "tis_cap", "dynamic_sampling_draws", "overlong_buffer_frac")
 _OPTIONAL = ("norm_constant", "dual_clip", "tis_cap")
 
 
@@ -73,7 +83,7 @@ def validate(cfg: AlgorithmConfig) -> AlgorithmConfig:
         value = getattr(cfg, name)
         if value not in allowed:
             raise ValueError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
-    for name in ("std_unbiased", "filter_zero_variance_groups"):
+    for name in ("std_unbiased", "filter_zero_variance_groups", "overlong_filter"):
         if not isinstance(getattr(cfg, name), bool):
             raise ValueError(f"{name}={getattr(cfg, name)!r} is not allowed; must be True or False")
     for name in _NUMBERS:
@@ -91,6 +101,11 @@ def validate(cfg: AlgorithmConfig) -> AlgorithmConfig:
         ("entropy_coef", cfg.entropy_coef >= 0, ">= 0"),
         ("tis_cap", cfg.tis_cap is None or cfg.tis_cap > 0, "None or > 0"),
         ("norm_constant", cfg.norm_constant is None or cfg.norm_constant > 0, "None or > 0"),
+        ("dynamic_sampling_draws", int(cfg.dynamic_sampling_draws) == cfg.dynamic_sampling_draws
+         and cfg.dynamic_sampling_draws >= 1, "an integer >= 1"),
+        ("dynamic_sampling_draws", cfg.dynamic_sampling_draws == 1 or cfg.filter_zero_variance_groups,
+         "1 unless filter_zero_variance_groups is on"),
+        ("overlong_buffer_frac", 0 <= cfg.overlong_buffer_frac < 1, "in [0, 1)"),
     ]
     for name, ok, allowed in checks:
         if not ok:
@@ -122,8 +137,11 @@ DAPO = replace(
     GRPO,
     clip_high=0.28,  # clip-higher: more room for low-probability tokens to rise (DAPO §3.1)
     aggregation="token-mean",  # token-level loss: long responses weigh per token (DAPO §3.3)
-    filter_zero_variance_groups=True,  # dynamic sampling: drop all-agree groups (DAPO §3.2)
-    # DAPO's overlong reward shaping is a reward-side choice and lives with the rewards.
+    filter_zero_variance_groups=True,  # dynamic sampling: drop all-agree groups ... (§3.2)
+    dynamic_sampling_draws=10,  # ... and draw again until the batch is full (verl's cap: 10)
+    overlong_filter=True,  # overlong filtering: truncated responses out of the loss (§3.4)
+    overlong_buffer_frac=0.2,  # soft overlong punishment, L_cache = 0.2 L_max (§3.4, eq. 13)
+    kl_beta=0.0,  # no KL term (§2.3)
 )
 
 RLOO = AlgorithmConfig(

@@ -8,6 +8,7 @@ docs/algorithms.md; the CPU defaults (presets) are smaller in every dimension.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import resource
 import signal
@@ -23,6 +24,7 @@ from r1zero.core.advantages import compute_advantages, zero_variance_groups
 from r1zero.core.algorithms import AlgorithmConfig
 from r1zero.core import losses
 from r1zero.core.metrics import summarize_loss_stats
+from r1zero.core.rewards import overlong_penalty
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.tasks import Problem, Task, TaskVerdict
 from r1zero.templates import Template
@@ -77,8 +79,9 @@ def prompts_for_step(num_problems: int, step: int, per_step: int, seed: int) -> 
     return out
 
 
-def rollout(t: Trainer, step: int, problems: list[Problem]) -> list[Completion]:
-    """Phase 1: G responses per problem, seeded by (seed, step, problem id, sample)."""
+def rollout(t: Trainer, step: int, problems: list[Problem], draw: int = 0) -> list[Completion]:
+    """Phase 1: G responses per problem, seeded by (seed, step, problem id, sample); a
+    dynamic-sampling redraw adds its index, so a problem drawn twice gets new samples."""
     params = SamplingParams(
         n=t.cfg.group_size,
         temperature=t.cfg.temperature,
@@ -87,8 +90,53 @@ def rollout(t: Trainer, step: int, problems: list[Problem]) -> list[Completion]:
         stop=t.template.stop,
     )
     prompts = [t.template.render(p.question, t.tokenizer) for p in problems]
-    seeds = [derive_seed(t.cfg.seed, step, p.id) for p in problems]
+    seeds = [derive_seed(t.cfg.seed, step, p.id) if draw == 0
+             else derive_seed(t.cfg.seed, step, "draw", draw, p.id) for p in problems]
     return t.backend.generate(prompts, params, seeds)
+
+
+def problems_for_draw(t: Trainer, step: int, draw: int) -> list[Problem]:
+    """The step's problems (a pure function of the step), and for dynamic-sampling redraw
+    k > 0 a seeded random batch of further problems."""
+    n, per_step = len(t.train_problems), t.cfg.prompts_per_step
+    if draw == 0:
+        idx = prompts_for_step(n, step, per_step, t.cfg.seed)
+    else:
+        g = torch.Generator().manual_seed(derive_seed(t.cfg.seed, "draw", step, draw))
+        idx = torch.randint(n, (per_step,), generator=g).tolist()
+    return [t.train_problems[i] for i in idx]
+
+
+def draw_groups(t: Trainer, step: int):
+    """Phases 1-2 with DAPO's dynamic sampling: roll out and score one batch; while the
+    step holds fewer than prompts_per_step groups whose rewards differ, and the cap
+    ``dynamic_sampling_draws`` allows, roll out another. Returns (problems, completions,
+    verdicts, draws) with the completions of all draws, prompt-major."""
+    problems: list[Problem] = []
+    completions: list[Completion] = []
+    verdicts: list[TaskVerdict] = []
+    for draw in range(t.algo.dynamic_sampling_draws):
+        batch = problems_for_draw(t, step, draw)
+        got = rollout(t, step, batch, draw)
+        offset = len(problems)
+        completions += [dataclasses.replace(c, prompt_index=c.prompt_index + offset) for c in got]
+        verdicts += score(t, batch, got)
+        problems += batch
+        mixed = int((~zero_variance_groups(shaped_rewards(t, completions, verdicts),
+                                           t.cfg.group_size)).sum())
+        if mixed >= t.cfg.prompts_per_step:
+            break
+    return problems, completions, verdicts, draw + 1
+
+
+def shaped_rewards(t: Trainer, completions: list[Completion], verdicts: list[TaskVerdict]) -> torch.Tensor:
+    """``[B*G]`` rewards: the verifier's, plus DAPO's soft overlong punishment when on."""
+    rewards = torch.tensor([v.reward for v in verdicts], dtype=torch.float)  # [B*G]
+    if t.algo.overlong_buffer_frac > 0:
+        lengths = torch.tensor([len(c.token_ids) for c in completions])
+        cache = max(1, round(t.algo.overlong_buffer_frac * t.cfg.max_new_tokens))
+        rewards = rewards + overlong_penalty(lengths, t.cfg.max_new_tokens, cache)
+    return rewards
 
 
 def score(t: Trainer, problems: list[Problem], completions: list[Completion]) -> list[TaskVerdict]:
@@ -119,13 +167,18 @@ def build_batch(
     t: Trainer, completions: list[Completion], adv: torch.Tensor, rewards: torch.Tensor
 ) -> list[TrainSequence]:
     """Phase 4: learner sequences. With `filter_zero_variance_groups` (DAPO), groups whose
-    rewards all agree are dropped: their advantage is 0, they only cost compute. With
-    ``truncation="mask"`` truncated responses are left out of the loss (they still count
-    in their group's baseline)."""
+    rewards all agree are dropped (their advantage is 0, they only cost compute), and of
+    the rest at most prompts_per_step groups are kept (dynamic sampling may have drawn
+    more). With overlong filtering (``algo.overlong_filter`` or ``truncation="mask"``)
+    truncated responses are left out of the loss (they still count in their group's
+    baseline)."""
+    G = t.cfg.group_size
     keep = torch.ones(len(completions), dtype=torch.bool)
     if t.algo.filter_zero_variance_groups:
-        keep = ~zero_variance_groups(rewards, t.cfg.group_size).repeat_interleave(t.cfg.group_size)
-    if t.cfg.truncation == "mask":
+        mixed = ~zero_variance_groups(rewards, G)  # [groups]
+        mixed &= mixed.cumsum(0) <= t.cfg.prompts_per_step  # the first prompts_per_step of them
+        keep = mixed.repeat_interleave(G)
+    if t.cfg.truncation == "mask" or t.algo.overlong_filter:
         keep &= torch.tensor([not c.truncated for c in completions])
     return [
         TrainSequence(c.prompt_token_ids, c.token_ids, float(a), c.logprobs)
@@ -313,12 +366,9 @@ def evaluate(t: Trainer, step: int) -> dict[str, float]:
 def train_step(t: Trainer, step: int) -> dict[str, float]:
     """rollout -> score -> advantages -> batch -> update -> sync; returns the step's metrics."""
     t0 = time.perf_counter()
-    idx = prompts_for_step(len(t.train_problems), step, t.cfg.prompts_per_step, t.cfg.seed)
-    problems = [t.train_problems[i] for i in idx]
-    completions = rollout(t, step, problems)  # [B*G], prompt-major
+    problems, completions, verdicts, draws = draw_groups(t, step)  # [B*G], prompt-major
     t1 = time.perf_counter()
-    verdicts = score(t, problems, completions)
-    rewards = torch.tensor([v.reward for v in verdicts], dtype=torch.float)  # [B*G]
+    rewards = shaped_rewards(t, completions, verdicts)  # [B*G]
     adv = advantages(t, rewards)  # [B*G]
     seqs = build_batch(t, completions, adv, rewards)
     t2 = time.perf_counter()
@@ -327,6 +377,10 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     sync(t)
     t4 = time.perf_counter()
     metrics.update(rollout_metrics(completions, verdicts, rewards, t.cfg.group_size))
+    if t.algo.filter_zero_variance_groups:
+        mixed = int((~zero_variance_groups(rewards, t.cfg.group_size)).sum())
+        metrics["rollout/draws"] = draws  # rollout batches generated this step
+        metrics["rollout/groups_kept"] = min(mixed, t.cfg.prompts_per_step)
     gen_tokens = sum(len(c.token_ids) for c in completions)
     metrics.update({
         "perf/step_s": t4 - t0,

@@ -1,0 +1,102 @@
+"""The paper's Figure 6 on a laptop (`make study`): GRPO and Dr. GRPO trained on the same
+CPU setting and seed, compared on accuracy and on the length of correct and incorrect
+responses per step.
+
+    python scripts/length_study.py [--out runs/study] [--steps 24] [-- extra train flags]
+
+Writes OUT/grpo and OUT/dr_grpo (two ordinary run directories), OUT/compare.png (the
+overlay), OUT/study.md (a table), and ends with one line scripts read:
+
+    incorrect_length_gap: <GRPO's mean length of incorrect responses minus Dr. GRPO's, in
+                           tokens, over the last third of the steps>
+
+A positive gap is GRPO's length bias: its per-response 1/|o_i| weights a long wrong
+answer's tokens less, so wrong answers are pushed to shorten less (or grow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+ALGORITHMS = ("grpo", "dr_grpo")
+# The setting: the CPU demo (packaged SmolLM2-135M-Instruct, two-digit additions) at the
+# reference temperature 1.0 and a budget with room to grow. See docs/benchmarks.md for
+# what was tried and what it showed.
+SETTING = ["--preset", "arith", "--temperature", "1.0", "--max-new-tokens", "160",
+           "--eval-every", "6", "--rollout-samples", "0"]
+
+
+def run(algorithm: str, out: Path, steps: int, seed: int, extra: list[str]) -> Path:
+    """Train one algorithm (a fresh run directory), streaming its output."""
+    run_dir = out / algorithm
+    if run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    cmd = [sys.executable, "-m", "r1zero", "train", *SETTING, "--algorithm", algorithm,
+           "--steps", str(steps), "--seed", str(seed), "--run-dir", str(run_dir),
+           "--no-progress", *extra]
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return run_dir
+
+
+def last_third_mean(records: list[dict], key: str) -> float | None:
+    """Mean of ``key`` over the last third of the training steps that logged it."""
+    values = [r[key] for r in records if r.get("step", 0) > 0 and r.get(key) is not None]
+    tail = values[-max(1, len(values) // 3):]
+    return sum(tail) / len(tail) if tail else None
+
+
+def summary(runs: dict[str, Path]) -> tuple[str, float]:
+    """The Markdown table and GRPO's incorrect-length gap over Dr. GRPO."""
+    from r1zero.logging import read_metrics
+
+    keys = [("reward/accuracy", "train accuracy"), ("rollout/len_correct", "len correct"),
+            ("rollout/len_incorrect", "len incorrect"), ("rollout/len_mean", "len all"),
+            ("rollout/truncated_frac", "truncated")]
+    rows = ["| algorithm | " + " | ".join(name for _, name in keys) + " | eval accuracy (last) |",
+            "|---" * (len(keys) + 2) + "|"]
+    means = {}
+    for algo, run_dir in runs.items():
+        records = read_metrics(run_dir)
+        means[algo] = {k: last_third_mean(records, k) for k, _ in keys}
+        evals = [r["eval/accuracy"] for r in records if r.get("eval/accuracy") is not None]
+        cells = [f"{v:.3f}" if v is not None else "-" for v in means[algo].values()]
+        rows.append(f"| {algo} | " + " | ".join(cells) + f" | {evals[-1] if evals else '-'} |")
+    gap = (means["grpo"]["rollout/len_incorrect"] or 0.0) - (means["dr_grpo"]["rollout/len_incorrect"] or 0.0)
+    return "\n".join(rows), gap
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("runs/study"))
+    ap.add_argument("--steps", type=int, default=24)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("extra", nargs="*", help="more `r1zero train` flags (after --)")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs = {a: run(a, args.out, args.steps, args.seed, args.extra) for a in ALGORITHMS}
+
+    from r1zero.plotting import plot_overlay
+
+    plot = plot_overlay(list(runs.values()), args.out / "compare.png", labels=list(runs))
+    table, gap = summary(runs)
+    text = (f"# GRPO vs Dr. GRPO, same setting and seed\n\nSetting: `r1zero train {' '.join(SETTING)}"
+            f" --steps {args.steps} --seed {args.seed} {' '.join(args.extra)}`\n\n"
+            f"Means over the last third of the steps:\n\n{table}\n\n"
+            f"incorrect_length_gap (GRPO - Dr. GRPO): {gap:+.1f} tokens\n\n![overlay](compare.png)\n")
+    (args.out / "study.md").write_text(text)
+    print(text)
+    print(f"plot: {plot}")
+    print(f"incorrect_length_gap: {gap:.2f}")
+
+
+if __name__ == "__main__":
+    main()
