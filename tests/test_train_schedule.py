@@ -369,3 +369,19 @@ class _ConstantTask:
 
 def make_constant_task(cfg):
     return _ConstantTask(cfg)
+
+
+def test_transformers_backend_sync_copies_nothing(tiny_dir, tmp_path):  # noqa: F811
+    """Under --precision bf16 the transformers backend samples from the bf16 compute copy,
+    which each optimizer step refreshes once; the sync after it has nothing to copy."""
+    from r1zero.train.setup import build_trainer, prepare_config
+
+    t = build_trainer(prepare_config(_cfg(tiny_dir, tmp_path / "run", precision="bf16")))
+    assert t.shares_weights and t.backend.model is t.learner
+    t.backend.update_weights = lambda *a, **k: (_ for _ in ()).throw(AssertionError("copied"))
+    trainer_mod.sync(t)  # no copy
+    for p in t.policy.parameters():
+        p.grad = torch.ones_like(p)
+    trainer_mod.optimizer_step(t)
+    for c, m in zip(t.learner.parameters(), t.policy.parameters()):
+        assert torch.equal(c, m.to(torch.bfloat16))  # the copy the sampler uses is current

@@ -82,7 +82,8 @@ class TrainConfig:
 
     # --- rollout (reference recipe: 128 prompts x 8 samples, T=1.0, top-p 1.0, 3000 tokens)
     steps: int = 200
-    """Optimizer steps (= rollout batches, with one PPO epoch)."""
+    """Rollout steps (each: rollout -> reward -> one or more optimizer steps, see
+    train_batch_size and epochs)."""
     prompts_per_step: int = 128
     """Questions sampled per rollout batch."""
     group_size: int = 8
