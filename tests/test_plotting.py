@@ -106,3 +106,45 @@ def test_plot_compare_metric_absent_everywhere(tmp_path):
     _write_metrics(tmp_path / "a", n_steps=3)
     with pytest.raises(ValueError, match="policy/kl"), pytest.warns(UserWarning):
         plot_compare([tmp_path / "a"], "policy/kl", tmp_path / "x.png")
+
+
+def test_plot_overlay_and_the_multi_run_command(tmp_path, capsys):
+    from r1zero import cli
+    from r1zero.plotting import plot_overlay
+
+    a, b = tmp_path / "grpo", tmp_path / "dr_grpo"
+    _write_metrics(a, 20)
+    _write_metrics(b, 20, seed=1)
+    out = plot_overlay([a, b], tmp_path / "cmp.png", labels=["grpo", "dr_grpo"])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="labels"):
+        plot_overlay([a, b], tmp_path / "x.png", labels=["one"])
+    assert cli.cmd_plot([str(a), str(b), "--labels", "grpo", "dr_grpo"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert str(a / "plots" / "compare.png") in printed and str(b / "plots" / "length.png") in printed
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "metrics.jsonl").write_text(json.dumps({"step": 1, "other/x": 1.0}) + "\n")
+    with pytest.raises(ValueError, match="accuracy or length"):
+        plot_overlay([empty], tmp_path / "y.png")
+
+
+def test_length_study_summary(tmp_path):
+    """`make study`'s table and gap line from two runs' metrics (no training here)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "length_study", Path(__file__).resolve().parents[1] / "scripts" / "length_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    _write_metrics(tmp_path / "grpo", 30)  # len_incorrect = 60 + 2 s
+    runs = {"grpo": tmp_path / "grpo", "dr_grpo": tmp_path / "dr"}
+    (tmp_path / "dr").mkdir()
+    (tmp_path / "dr" / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": s, "rollout/len_incorrect": 50.0, "reward/accuracy": 0.5}) + "\n"
+        for s in range(1, 31)))
+    table, gap = study.summary(runs)
+    # last third of steps 1..30 = steps 21..30: mean of 60 + 2 s = 60 + 2 * 25.5 = 111
+    assert gap == pytest.approx(111.0 - 50.0)
+    assert table.count("\n") == 3 and "| grpo |" in table

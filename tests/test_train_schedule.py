@@ -24,7 +24,7 @@ from r1zero.train.batching import TrainSequence
 from r1zero.train.trainer import minibatches, scheduled_lr, train
 from r1zero.utils import derive_seed
 
-from tests.test_train_loop import _cfg, _weights, tiny_dir  # noqa: F401  (fixture)
+from tests.test_train_loop import ParityTask, _cfg, _weights, tiny_dir  # noqa: F401  (fixture)
 
 
 # ----------------------------------------------------------------------------- advantages
@@ -347,19 +347,10 @@ def test_dynamic_sampling_stops_once_the_batch_is_full(tiny_dir, tmp_path):  # n
         assert r["rollout/draws"] == 5 or r["rollout/groups_kept"] == 2
 
 
-class _ConstantTask:
+class _ConstantTask(ParityTask):
     """Every response gets reward 0: every group agrees."""
 
     name = "constant"
-    default_template = "chat"
-
-    def __init__(self, cfg):
-        from r1zero.tasks import get_task
-
-        self.inner = get_task(replace(cfg, name="arithmetic"))
-
-    def problems(self, split):
-        return self.inner.problems(split)
 
     def verify(self, response, problem, *, template):
         from r1zero.tasks import TaskVerdict

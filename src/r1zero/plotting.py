@@ -337,7 +337,7 @@ def plot_overlay(
             ax.legend(fontsize=8)
     if drawn == 0:
         raise ValueError(f"none of {[str(d) for d in run_dirs]} has accuracy or length metrics")
-    axes[-1].set_xlabel("optimizer step")
+    axes[-1].set_xlabel("training step (one rollout each)")
     fig.suptitle("Runs compared: accuracy and response length by outcome")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
