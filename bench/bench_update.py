@@ -47,7 +47,6 @@ def make_sequences(tokenizer, prompts: int = 8, group: int = 8, seed: int = 0) -
 
 def bench_config(precision: str, layout: str, steps: int) -> dict:
     from r1zero.train.setup import build_trainer, prepare_config
-    from r1zero.train.trainer import update
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = dataclasses.replace(PRESETS["arith"](), backend="hf", precision=precision,
@@ -58,7 +57,7 @@ def bench_config(precision: str, layout: str, steps: int) -> dict:
         times = []
         for _ in range(steps):
             start = time.perf_counter()
-            m = update(t, seqs)
+            m = t.learner.update(seqs, 0)
             times.append(time.perf_counter() - start)
         t.logger.close()
         t.backend.close()

@@ -21,7 +21,9 @@ from r1zero.core.algorithms import ALGORITHMS
 from r1zero.core.losses import LossNormalizer, policy_loss
 from r1zero.train import trainer as trainer_mod
 from r1zero.train.batching import TrainSequence
-from r1zero.train.trainer import minibatches, scheduled_lr, train
+from r1zero.train import learners
+from r1zero.train.learners import minibatches, scheduled_lr
+from r1zero.train.trainer import train
 from r1zero.utils import derive_seed
 
 from tests.test_train_loop import ParityTask, _cfg, _weights, tiny_dir  # noqa: F401  (fixture)
@@ -154,10 +156,10 @@ def test_k_optimizer_steps_match_a_plain_reference_loop(tiny_dir, tmp_path):  # 
     prompts = [t.tokenizer("What is 1 + 2?")["input_ids"], t.tokenizer("Hi there")["input_ids"]]
     seqs = [TrainSequence(prompts[i % 2], torch.randint(5, 200, (3 + i,), generator=g).tolist(),
                           adv, None) for i, adv in enumerate([1.0, -0.5, 0.75, -1.0, 0.25, 2.0])]
-    ref = copy.deepcopy(t.policy).float()
+    ref = copy.deepcopy(t.learner.policy).float()
     opt = torch.optim.AdamW(ref.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
                             weight_decay=cfg.weight_decay)
-    out = trainer_mod.update(t, seqs, step=0)
+    out = t.learner.update(seqs, step=0)
     assert out["optim/steps"] == 3
 
     # The reference: pi_old from the model before any step; then, per optimizer step of 2
@@ -180,7 +182,7 @@ def test_k_optimizer_steps_match_a_plain_reference_loop(tiny_dir, tmp_path):  # 
     with torch.no_grad():
         moved = max(float((q - base[n]).abs().max()) for n, q in ref.named_parameters())
         differ = max(float((p - q).abs().max())
-                     for p, q in zip(t.policy.parameters(), ref.parameters()))
+                     for p, q in zip(t.learner.policy.parameters(), ref.parameters()))
     assert moved > 1e-3, "the reference did not move"
     # Packed micro-batches vs plain forwards: float summation order only.
     assert differ < 1e-3 * moved, (differ, moved)
@@ -209,7 +211,7 @@ def test_all_filtered_step_still_takes_one_zero_gradient_step(tiny_dir, tmp_path
 
 # ----------------------------------------------------------------------------- signals
 def test_sigterm_finishes_the_step_and_saves_a_matching_checkpoint(tiny_dir, tmp_path, monkeypatch):  # noqa: F811
-    real = trainer_mod.optimizer_step
+    real = learners.optimizer_step
     sent = []
 
     def step_then_signal(t, zero_grad=False):
@@ -219,14 +221,14 @@ def test_sigterm_finishes_the_step_and_saves_a_matching_checkpoint(tiny_dir, tmp
             os.kill(os.getpid(), signal.SIGTERM)
         return norm
 
-    monkeypatch.setattr(trainer_mod, "optimizer_step", step_then_signal)
+    monkeypatch.setattr(learners, "optimizer_step", step_then_signal)
     run = tmp_path / "stopped"
     with pytest.raises(SystemExit) as e:
         train(_cfg(tiny_dir, run, steps=3, eval_every=0, save_every=0))
     assert e.value.code == 130
     saved = sorted(p.name for p in (run / "checkpoints").glob("step_*"))
     assert saved == ["step_000001"]
-    monkeypatch.setattr(trainer_mod, "optimizer_step", real)
+    monkeypatch.setattr(learners, "optimizer_step", real)
     straight = tmp_path / "straight"
     train(_cfg(tiny_dir, straight, steps=1, eval_every=0))
     a, b = _weights(run, 1), _weights(straight, 1)
@@ -368,11 +370,12 @@ def test_transformers_backend_sync_copies_nothing(tiny_dir, tmp_path):  # noqa: 
     from r1zero.train.setup import build_trainer, prepare_config
 
     t = build_trainer(prepare_config(_cfg(tiny_dir, tmp_path / "run", precision="bf16")))
-    assert t.shares_weights and t.backend.model is t.learner
+    lrn = t.learner
+    assert t.shares_weights and t.backend.model is lrn.compute
     t.backend.update_weights = lambda *a, **k: (_ for _ in ()).throw(AssertionError("copied"))
     trainer_mod.sync(t)  # no copy
-    for p in t.policy.parameters():
+    for p in lrn.policy.parameters():
         p.grad = torch.ones_like(p)
-    trainer_mod.optimizer_step(t)
-    for c, m in zip(t.learner.parameters(), t.policy.parameters()):
+    learners.optimizer_step(lrn)
+    for c, m in zip(lrn.compute.parameters(), lrn.policy.parameters()):
         assert torch.equal(c, m.to(torch.bfloat16))  # the copy the sampler uses is current

@@ -106,6 +106,7 @@ def build_trainer(cfg: TrainConfig):
     from r1zero.templates import get_template
     from r1zero.train.learner import check_output_layer, set_attention, supports_packing
     from r1zero.train.precision import compute_model
+    from r1zero.train.learners import LocalLearner
     from r1zero.train.trainer import Trainer
 
     run_dir = Path(cfg.run_dir)
@@ -151,9 +152,11 @@ def build_trainer(cfg: TrainConfig):
     # (fp32 master -> bf16 copy, once), so a sync has nothing left to copy.
     backend = build_backend(cfg, learner, tokenizer, model_path)
     shares = kind == "hf"
-    t = Trainer(cfg, cfg.algo, run_dir, task, template, train_problems, test_problems, policy,
-                learner, packed, tokenizer, ref, backend, optimizer, logger, state, shares)
+    local = LocalLearner(cfg, cfg.algo, policy, learner, optimizer, ref, packed,
+                         tokenizer.pad_token_id, state)
+    t = Trainer(cfg, cfg.algo, run_dir, task, template, train_problems, test_problems, local,
+                tokenizer, backend, logger, state, shares)
     if resume_from is not None and not shares:
-        backend.update_weights(policy.state_dict().items())  # the engine started from the base
+        backend.update_weights(local.weights())  # the engine started from the base
     return t
 

@@ -9,7 +9,6 @@ docs/algorithms.md; the CPU defaults (presets) are smaller in every dimension.
 from __future__ import annotations
 
 import dataclasses
-import math
 import resource
 import signal
 import sys
@@ -22,16 +21,13 @@ import torch
 from r1zero.config import TrainConfig
 from r1zero.core.advantages import compute_advantages, zero_variance_groups
 from r1zero.core.algorithms import AlgorithmConfig
-from r1zero.core import losses
-from r1zero.core.metrics import summarize_loss_stats
 from r1zero.core.rewards import overlong_penalty
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.tasks import Problem, Task, TaskVerdict
 from r1zero.templates import Template
 from r1zero.train import checkpoint as ckpt
-from r1zero.train.batching import MicroBatch, TrainSequence, make_micro_batches
-from r1zero.train.learner import response_logprobs
-from r1zero.train.precision import copy_weights, fold_gradients
+from r1zero.train.batching import TrainSequence
+from r1zero.train.learners import Learner
 from r1zero.train.stats import eval_metrics, rollout_metrics, rollout_records
 from r1zero.logging import write_rollouts
 from r1zero.utils import derive_seed
@@ -48,20 +44,14 @@ class Trainer:
     template: Template
     train_problems: list[Problem]
     test_problems: list[Problem]
-    policy: torch.nn.Module
-    """The fp32 (master) weights: what the optimizer steps, checkpoints save and syncs send."""
-    learner: torch.nn.Module
-    """What forward/backward runs on: the policy itself, or its bf16 copy (precision.py)."""
-    packed: bool
-    """Packed micro-batches (batching.py) or right-padded rows."""
+    learner: Learner
+    """The update (train/learners.py): in this process, or a group of ranks on a cluster."""
     tokenizer: object
-    ref_policy: torch.nn.Module | None
     backend: RolloutBackend
-    optimizer: torch.optim.Optimizer
     logger: object
     state: ckpt.TrainState
     shares_weights: bool = False
-    """The rollout engine samples from ``learner`` itself (transformers backend)."""
+    """The rollout engine samples from the learner's own module (transformers backend)."""
 
 
 # ----------------------------------------------------------------------------- phases
@@ -187,164 +177,12 @@ def build_batch(
     ]
 
 
-def micro_batch_loss(t: Trainer, mb: MicroBatch, norm: losses.LossNormalizer,
-                     old_lp: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Forward one micro-batch and return (loss share, summable stats)."""
-    want_entropy = "grad" if t.algo.entropy_coef else True
-    lp, ent = response_logprobs(
-        t.learner, mb, temperature=t.cfg.temperature, with_entropy=want_entropy,
-        precision=t.cfg.precision,
-    )  # [n, L-1] each
-    device, mask = lp.device, mb.response_mask.to(lp.device)  # mask [n, L-1]
-    ref_lp = None
-    if t.ref_policy is not None:
-        with torch.no_grad():
-            ref_lp, _ = response_logprobs(t.ref_policy, mb, temperature=t.cfg.temperature,
-                                          precision=t.cfg.precision)
-    sampler = None if mb.sampler_logprobs is None else mb.sampler_logprobs.to(device)
-    loss, stats = losses.policy_loss(
-        lp, None if old_lp is None else old_lp.to(device),  # None: on-policy, ratio 1
-        mb.advantages.to(device), mask, norm, t.algo,
-        ref_logprobs=ref_lp, sampler_logprobs=sampler, entropy=ent,
-    )
-    if sampler is not None:
-        # How far the learner's log-probs are from what the sampler reported (vLLM bf16 vs
-        # learner): large gaps make the on-policy assumption false (see tis_cap).
-        stats["sampler_gap_sum"] = ((lp.detach() - sampler).abs() * mask).sum()
-    return loss, stats
-
-
-def minibatches(seqs: list[TrainSequence], size: int | None, seed: int) -> list[list[TrainSequence]]:
-    """The rollout's responses in a seeded random order, cut into optimizer steps of
-    ``size`` responses (the last may be smaller); None = one step over the whole rollout,
-    in rollout order. oat shuffles responses the same way (numpy, per epoch); here the
-    partition is drawn once per rollout and reused by every epoch, so that π_old can be
-    computed once per micro-batch."""
-    if not seqs:
-        return [[]]  # nothing survived scoring/filtering: still one (zero-gradient) step
-    if not size or size >= len(seqs):
-        return [seqs]
-    order = torch.randperm(len(seqs), generator=torch.Generator().manual_seed(seed)).tolist()
-    shuffled = [seqs[i] for i in order]
-    return [shuffled[i : i + size] for i in range(0, len(shuffled), size)]
-
-
-def step_norm(t: Trainer, mini: list[TrainSequence]) -> losses.LossNormalizer:
-    """The loss normaliser of one optimizer step, over every response of that step (zero
-    advantages included): N responses, T response tokens, C = the generation budget."""
-    return losses.LossNormalizer(
-        num_sequences=float(len(mini)),
-        num_tokens=float(sum(len(s.response_ids) for s in mini)),
-        constant=t.algo.norm_constant_for(t.cfg.max_new_tokens),
-    )
-
-
-def plan_steps(t: Trainer, seqs: list[TrainSequence], step: int):
-    """``[(normaliser, micro-batches)]``, one per optimizer step of an epoch.
-
-    With no KL and no entropy term a response with A = 0 has loss 0 and gradient 0 for any
-    ratio, so it is left out of the forward/backward (exact; it still counts in its step's
-    normaliser). Early in RL most groups agree (all wrong), which often halves the cost.
-    """
-    skip = t.cfg.skip_zero_advantage and t.algo.kl_beta == 0 and t.algo.entropy_coef == 0
-    plan = []
-    for mini in minibatches(seqs, t.cfg.train_batch_size, derive_seed(t.cfg.seed, "minibatch", step)):
-        active = [s for s in mini if s.advantage != 0.0] if skip else mini
-        mbs = make_micro_batches(active, t.cfg.micro_batch_tokens, t.tokenizer.pad_token_id,
-                                 t.packed) if active else []
-        plan.append((step_norm(t, mini), mbs))
-    return plan
-
-
-def old_logprobs(t: Trainer, plan, needed: bool) -> list[list[torch.Tensor | None]]:
-    """π_old log-probs of every micro-batch, computed once per rollout before the first
-    optimizer step; needed whenever the rollout takes more than one optimizer step (more
-    than one mini-batch or epoch). With one step the update is on-policy (ratio 1)."""
-    if not needed:
-        return [[None] * len(mbs) for _, mbs in plan]
-    with torch.no_grad():
-        return [[response_logprobs(t.learner, mb, temperature=t.cfg.temperature,
-                                   precision=t.cfg.precision)[0] for mb in mbs]
-                for _, mbs in plan]
-
-
-def update(t: Trainer, seqs: list[TrainSequence], step: int = 0) -> dict[str, float]:
-    """Phase 5: epochs x optimizer steps of ``train_batch_size`` responses, each step a
-    gradient accumulation over micro-batches. Each step's loss normaliser comes from the
-    whole step, so micro-batching is invisible (docs/algorithms.md, "update schedule")."""
-    plan = plan_steps(t, seqs, step)
-    olds = old_logprobs(t, plan, needed=len(plan) * t.cfg.epochs > 1)
-    totals: dict[str, torch.Tensor] = {}
-    grad_norms: list[float] = []
-    t.learner.train()
-    for _ in range(t.cfg.epochs):
-        for (norm, mbs), old_mbs in zip(plan, olds):
-            t.optimizer.zero_grad(set_to_none=True)
-            for mb, old in zip(mbs, old_mbs):
-                loss, stats = micro_batch_loss(t, mb, norm, old)
-                loss.backward()
-                fold_gradients(t.learner, t.policy)  # bf16 grads -> fp32 master grads (or no-op)
-                for k, v in stats.items():
-                    totals[k] = totals.get(k, 0.0) + v.detach().cpu()
-            grad_norms.append(optimizer_step(t, zero_grad=not mbs))
-    t.learner.eval()
-    out = summarize_loss_stats(totals) if totals else {}
-    if "sampler_gap_sum" in totals:
-        out["policy/sampler_logprob_gap"] = float(totals["sampler_gap_sum"] / totals["num_tokens"])
-    out["optim/grad_norm"] = sum(grad_norms) / len(grad_norms)
-    out["optim/steps"] = len(grad_norms)
-    out["optim/lr"] = t.optimizer.param_groups[0]["lr"]
-    out["perf/train_tokens"] = sum(mb.num_tokens for _, mbs in plan for mb in mbs) * t.cfg.epochs
-    return out
-
-
-def optimizer_step(t: Trainer, zero_grad: bool = False) -> float:
-    """Clip, step at the scheduled learning rate, refresh the compute copy; returns the
-    grad-norm. A step with nothing to forward (``zero_grad``: every response skipped for
-    A = 0, or filtered out) is still taken with a zero gradient: Adam then moves the
-    weights by its momentum, exactly as after a full forward/backward of zero-advantage
-    responses. One rule for an all-skipped and an all-filtered step."""
-    if zero_grad:
-        for p in t.policy.parameters():
-            p.grad = torch.zeros_like(p)
-    grad_norm = clip_gradients(t.policy, t.cfg.max_grad_norm)
-    for group in t.optimizer.param_groups:
-        group["lr"] = scheduled_lr(t.cfg, t.state.optim_steps)
-    t.optimizer.step()
-    t.state.optim_steps += 1
-    t.optimizer.zero_grad(set_to_none=True)
-    copy_weights(t.policy, t.learner)
-    return grad_norm
-
-
-def scheduled_lr(cfg: TrainConfig, done: int) -> float:
-    """lr of optimizer step ``done`` (0-based): linear warm-up over ``lr_warmup_steps``, then
-    constant (the reference recipe), linear decay to 0, or cosine decay to 0 over the run's
-    ``total_optim_steps``."""
-    if done < cfg.lr_warmup_steps:
-        return cfg.lr * (done + 1) / cfg.lr_warmup_steps
-    if cfg.lr_schedule == "constant":
-        return cfg.lr
-    total = max(cfg.total_optim_steps() - cfg.lr_warmup_steps, 1)
-    frac = min((done - cfg.lr_warmup_steps) / total, 1.0)
-    if cfg.lr_schedule == "linear":
-        return cfg.lr * (1.0 - frac)
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
-
-
-def clip_gradients(model: torch.nn.Module, max_norm: float) -> float:
-    """Global grad-norm (before clipping); clips when max_norm > 0."""
-    params = [p for p in model.parameters() if p.grad is not None]
-    limit = max_norm if max_norm > 0 else float("inf")
-    return float(torch.nn.utils.clip_grad_norm_(params, limit))
-
-
 def sync(t: Trainer) -> None:
     """Phase 6: push the new weights to the rollout engine. The transformers backend
     samples from the learner's own module (the bf16 copy under --precision bf16, which
     `optimizer_step` already refreshed): nothing to send."""
     if not t.shares_weights:
-        t.backend.update_weights(t.policy.state_dict().items())
+        t.backend.update_weights(t.learner.weights())
 
 
 def evaluate(t: Trainer, step: int) -> dict[str, float]:
@@ -372,7 +210,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     adv = advantages(t, rewards)  # [B*G]
     seqs = build_batch(t, completions, adv, rewards)
     t2 = time.perf_counter()
-    metrics = update(t, seqs, step)
+    metrics = t.learner.update(seqs, step)
     t3 = time.perf_counter()
     sync(t)
     t4 = time.perf_counter()
@@ -452,6 +290,7 @@ def train(cfg: TrainConfig, *, given_against: TrainConfig | None = None) -> dict
     finally:
         t.logger.close()
         t.backend.close()
+        t.learner.close()
     save(t)
     return finish(t, final)
 
@@ -504,8 +343,7 @@ def log_eval(t: Trainer, step: int) -> dict[str, float]:
 
 
 def save(t: Trainer) -> Path:
-    return ckpt.save_checkpoint(t.run_dir, t.policy, t.tokenizer, t.optimizer, t.state,
-                                t.cfg.keep_checkpoints)
+    return t.learner.save(t.run_dir, t.tokenizer, t.state, t.cfg.keep_checkpoints)
 
 
 def finish(t: Trainer, final: dict[str, float]) -> dict[str, float]:

@@ -1,0 +1,259 @@
+"""The Learner seam: what the training loop asks of the policy update, and its local form.
+
+The loop talks to the update only through a `Learner`: ``update`` (one rollout's
+sequences -> optimizer steps -> metrics), ``weights`` (full tensors for the rollout
+engines), ``save`` / ``load``. `LocalLearner` runs it in this process; the cluster's
+learner group (`r1zero.cluster`) runs the same code on N data-parallel ranks, each taking
+its share of every optimizer step, with the step's normaliser computed over the whole step
+so the update does not depend on the world size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from r1zero.config import TrainConfig
+from r1zero.core import losses
+from r1zero.core.algorithms import AlgorithmConfig
+from r1zero.core.metrics import summarize_loss_stats
+from r1zero.train import checkpoint as ckpt
+from r1zero.train.batching import MicroBatch, TrainSequence, make_micro_batches
+from r1zero.train.learner import response_logprobs
+from r1zero.train.precision import copy_weights, fold_gradients
+from r1zero.utils import derive_seed
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """The policy update, as the training loop sees it."""
+
+    def update(self, seqs: list[TrainSequence], step: int) -> dict[str, float]:
+        """Consume one rollout's sequences (optimizer steps, epochs); return metrics."""
+        ...
+
+    def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
+        """Full (unsharded) weights with HF names, for the rollout engines."""
+        ...
+
+    def save(self, run_dir: Path, tokenizer, state: ckpt.TrainState, keep: int) -> Path:
+        """Write a checkpoint of weights, optimizer and ``state``; return its directory."""
+        ...
+
+    def close(self) -> None:
+        """Release processes and memory (a no-op in-process)."""
+        ...
+
+
+@dataclass
+class LocalLearner:
+    """The update in this process (one device). ``rank`` / ``world`` select this rank's
+    share of each optimizer step when the same code runs as one rank of a group."""
+
+    cfg: TrainConfig
+    algo: AlgorithmConfig
+    policy: torch.nn.Module
+    """The fp32 (master) weights: what the optimizer steps, checkpoints save and syncs send."""
+    compute: torch.nn.Module
+    """What forward/backward runs on: the policy itself, or its bf16 copy (precision.py)."""
+    optimizer: torch.optim.Optimizer
+    ref_policy: torch.nn.Module | None
+    packed: bool
+    """Packed micro-batches (batching.py) or right-padded rows."""
+    pad_token_id: int
+    state: ckpt.TrainState
+    """Shared with the loop: ``optim_steps`` is the learning-rate schedule's clock."""
+    rank: int = 0
+    world: int = 1
+
+    def update(self, seqs: list[TrainSequence], step: int) -> dict[str, float]:
+        return update(self, seqs, step)
+
+    def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
+        return self.policy.state_dict().items()
+
+    def save(self, run_dir: Path, tokenizer, state: ckpt.TrainState, keep: int) -> Path:
+        return ckpt.save_checkpoint(run_dir, self.policy, tokenizer, self.optimizer, state, keep)
+
+    def close(self) -> None:
+        """Nothing to release: the modules belong to this process."""
+
+
+# ----------------------------------------------------------------------------- the update
+def micro_batch_loss(lrn: LocalLearner, mb: MicroBatch, norm: losses.LossNormalizer,
+                     old_lp: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Forward one micro-batch and return (loss share, summable stats)."""
+    want_entropy = "grad" if lrn.algo.entropy_coef else True
+    lp, ent = response_logprobs(
+        lrn.compute, mb, temperature=lrn.cfg.temperature, with_entropy=want_entropy,
+        precision=lrn.cfg.precision,
+    )  # [n, L-1] each
+    device, mask = lp.device, mb.response_mask.to(lp.device)  # mask [n, L-1]
+    ref_lp = None
+    if lrn.ref_policy is not None:
+        with torch.no_grad():
+            ref_lp, _ = response_logprobs(lrn.ref_policy, mb, temperature=lrn.cfg.temperature,
+                                          precision=lrn.cfg.precision)
+    sampler = None if mb.sampler_logprobs is None else mb.sampler_logprobs.to(device)
+    loss, stats = losses.policy_loss(
+        lp, None if old_lp is None else old_lp.to(device),  # None: on-policy, ratio 1
+        mb.advantages.to(device), mask, norm, lrn.algo,
+        ref_logprobs=ref_lp, sampler_logprobs=sampler, entropy=ent,
+    )
+    if sampler is not None:
+        # How far the learner's log-probs are from what the sampler reported (vLLM bf16 vs
+        # learner): large gaps make the on-policy assumption false (see tis_cap).
+        stats["sampler_gap_sum"] = ((lp.detach() - sampler).abs() * mask).sum()
+    return loss, stats
+
+
+def minibatches(seqs: list[TrainSequence], size: int | None, seed: int) -> list[list[TrainSequence]]:
+    """The rollout's responses in a seeded random order, cut into optimizer steps of
+    ``size`` responses (the last may be smaller); None = one step over the whole rollout,
+    in rollout order. oat shuffles responses the same way (numpy, per epoch); here the
+    partition is drawn once per rollout and reused by every epoch, so that π_old can be
+    computed once per micro-batch."""
+    if not seqs:
+        return [[]]  # nothing survived scoring/filtering: still one (zero-gradient) step
+    if not size or size >= len(seqs):
+        return [seqs]
+    order = torch.randperm(len(seqs), generator=torch.Generator().manual_seed(seed)).tolist()
+    shuffled = [seqs[i] for i in order]
+    return [shuffled[i : i + size] for i in range(0, len(shuffled), size)]
+
+
+def step_norm(lrn: LocalLearner, mini: list[TrainSequence]) -> losses.LossNormalizer:
+    """The loss normaliser of one optimizer step, over every response of that step (zero
+    advantages included, every rank's share): N responses, T response tokens, C = the
+    generation budget."""
+    return losses.LossNormalizer(
+        num_sequences=float(len(mini)),
+        num_tokens=float(sum(len(s.response_ids) for s in mini)),
+        constant=lrn.algo.norm_constant_for(lrn.cfg.max_new_tokens),
+    )
+
+
+def rank_share(seqs: list[TrainSequence], rank: int, world: int) -> list[TrainSequence]:
+    """This rank's sequences of an optimizer step, balanced by token count: longest first,
+    each to the rank with the fewest tokens so far (ties to the lowest rank). Every rank
+    computes the same assignment from the same list."""
+    if world == 1:
+        return seqs
+    load = [0] * world
+    mine = []
+    for i in sorted(range(len(seqs)), key=lambda k: -(len(seqs[k].prompt_ids) + len(seqs[k].response_ids))):
+        r = min(range(world), key=lambda k: (load[k], k))
+        load[r] += len(seqs[i].prompt_ids) + len(seqs[i].response_ids)
+        if r == rank:
+            mine.append(seqs[i])
+    return mine
+
+
+def plan_steps(lrn: LocalLearner, seqs: list[TrainSequence], step: int):
+    """``[(normaliser, micro-batches)]``, one per optimizer step of an epoch, with this
+    rank's micro-batches.
+
+    With no KL and no entropy term a response with A = 0 has loss 0 and gradient 0 for any
+    ratio, so it is left out of the forward/backward (exact; it still counts in its step's
+    normaliser). Early in RL most groups agree (all wrong), which often halves the cost.
+    """
+    cfg, algo = lrn.cfg, lrn.algo
+    skip = cfg.skip_zero_advantage and algo.kl_beta == 0 and algo.entropy_coef == 0
+    plan = []
+    for mini in minibatches(seqs, cfg.train_batch_size, derive_seed(cfg.seed, "minibatch", step)):
+        active = [s for s in mini if s.advantage != 0.0] if skip else mini
+        mine = rank_share(active, lrn.rank, lrn.world)
+        mbs = make_micro_batches(mine, cfg.micro_batch_tokens, lrn.pad_token_id, lrn.packed) \
+            if mine else []
+        plan.append((step_norm(lrn, mini), mbs))
+    return plan
+
+
+def old_logprobs(lrn: LocalLearner, plan, needed: bool) -> list[list[torch.Tensor | None]]:
+    """π_old log-probs of every micro-batch, computed once per rollout before the first
+    optimizer step; needed whenever the rollout takes more than one optimizer step (more
+    than one mini-batch or epoch). With one step the update is on-policy (ratio 1)."""
+    if not needed:
+        return [[None] * len(mbs) for _, mbs in plan]
+    with torch.no_grad():
+        return [[response_logprobs(lrn.compute, mb, temperature=lrn.cfg.temperature,
+                                   precision=lrn.cfg.precision)[0] for mb in mbs]
+                for _, mbs in plan]
+
+
+def update(lrn: LocalLearner, seqs: list[TrainSequence], step: int = 0) -> dict[str, float]:
+    """Epochs x optimizer steps of ``train_batch_size`` responses, each step a gradient
+    accumulation over micro-batches. Each step's loss normaliser comes from the whole step,
+    so micro-batching is invisible (docs/algorithms.md, "update schedule")."""
+    plan = plan_steps(lrn, seqs, step)
+    olds = old_logprobs(lrn, plan, needed=len(plan) * lrn.cfg.epochs > 1)
+    totals: dict[str, torch.Tensor] = {}
+    grad_norms: list[float] = []
+    lrn.compute.train()
+    for _ in range(lrn.cfg.epochs):
+        for (norm, mbs), old_mbs in zip(plan, olds):
+            lrn.optimizer.zero_grad(set_to_none=True)
+            for mb, old in zip(mbs, old_mbs):
+                loss, stats = micro_batch_loss(lrn, mb, norm, old)
+                loss.backward()
+                fold_gradients(lrn.compute, lrn.policy)  # bf16 grads -> fp32 master (or no-op)
+                for k, v in stats.items():
+                    totals[k] = totals.get(k, 0.0) + v.detach().cpu()
+            grad_norms.append(optimizer_step(lrn, zero_grad=not mbs))
+    lrn.compute.eval()
+    out = summarize_loss_stats(totals) if totals else {}
+    if "sampler_gap_sum" in totals:
+        out["policy/sampler_logprob_gap"] = float(totals["sampler_gap_sum"] / totals["num_tokens"])
+    out["optim/grad_norm"] = sum(grad_norms) / len(grad_norms)
+    out["optim/steps"] = len(grad_norms)
+    out["optim/lr"] = lrn.optimizer.param_groups[0]["lr"]
+    out["perf/train_tokens"] = sum(mb.num_tokens for _, mbs in plan for mb in mbs) * lrn.cfg.epochs
+    return out
+
+
+def optimizer_step(lrn: LocalLearner, zero_grad: bool = False) -> float:
+    """Clip, step at the scheduled learning rate, refresh the compute copy; returns the
+    grad-norm. A step with nothing to forward (``zero_grad``: every response skipped for
+    A = 0, or filtered out) is still taken with a zero gradient: Adam then moves the
+    weights by its momentum, exactly as after a full forward/backward of zero-advantage
+    responses. One rule for an all-skipped and an all-filtered step."""
+    if zero_grad:
+        for p in lrn.policy.parameters():
+            p.grad = torch.zeros_like(p)
+    grad_norm = clip_gradients(lrn.policy, lrn.cfg.max_grad_norm)
+    for group in lrn.optimizer.param_groups:
+        group["lr"] = scheduled_lr(lrn.cfg, lrn.state.optim_steps)
+    lrn.optimizer.step()
+    lrn.state.optim_steps += 1
+    lrn.optimizer.zero_grad(set_to_none=True)
+    copy_weights(lrn.policy, lrn.compute)
+    return grad_norm
+
+
+def scheduled_lr(cfg: TrainConfig, done: int) -> float:
+    """lr of optimizer step ``done`` (0-based): linear warm-up over ``lr_warmup_steps``, then
+    constant (the reference recipe), linear decay to 0, or cosine decay to 0 over the run's
+    ``total_optim_steps``."""
+    if done < cfg.lr_warmup_steps:
+        return cfg.lr * (done + 1) / cfg.lr_warmup_steps
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    total = max(cfg.total_optim_steps() - cfg.lr_warmup_steps, 1)
+    frac = min((done - cfg.lr_warmup_steps) / total, 1.0)
+    if cfg.lr_schedule == "linear":
+        return cfg.lr * (1.0 - frac)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def clip_gradients(model: torch.nn.Module, max_norm: float) -> float:
+    """Global grad-norm (before clipping); clips when max_norm > 0. With sharded (DTensor)
+    gradients torch computes the norm across every rank's shard."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    limit = max_norm if max_norm > 0 else float("inf")
+    norm = torch.nn.utils.clip_grad_norm_(params, limit)
+    return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
