@@ -16,6 +16,10 @@ from r1zero.train.batching import MicroBatch
 from r1zero.train.precision import autocast_context
 from r1zero.train.token_logprobs import token_logprobs
 
+# Name of the FSDP forward method r1zero.cluster.fsdp.shard attaches (kept here so that the
+# learner never imports the cluster code).
+FSDP_LOGPROBS_METHOD = "r1zero_response_logprobs"
+
 
 def response_logprobs(
     model: torch.nn.Module,
@@ -24,6 +28,7 @@ def response_logprobs(
     temperature: float = 1.0,
     with_entropy: bool = False,
     precision: str = "fp32",
+    fsdp_inner: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs of each response token under ``model`` at ``temperature``.
 
@@ -32,7 +37,14 @@ def response_logprobs(
     log π(o_t | q, o_<t) = logits_t[o_t]/T − logsumexp(logits_t/T), computed by
     `r1zero.train.token_logprobs` in fp32. The entropy comes from the same pass; it carries
     a gradient only with ``with_entropy="grad"`` (an entropy bonus).
+
+    An FSDP2-sharded model (`r1zero.cluster.fsdp.shard`) carries this pass as a registered
+    FSDP forward method, so that its root parameters are gathered around it; it is called
+    through that method (``fsdp_inner`` marks the call from inside it).
     """
+    if not fsdp_inner and hasattr(model, FSDP_LOGPROBS_METHOD):
+        return getattr(model, FSDP_LOGPROBS_METHOD)(
+            mb, temperature=temperature, with_entropy=with_entropy, precision=precision)
     device = next(model.parameters()).device
     mask = mb.response_mask.to(device).bool()
     with autocast_context(device, precision):

@@ -72,7 +72,7 @@ class LocalLearner:
     world: int = 1
 
     def update(self, seqs: list[TrainSequence], step: int) -> dict[str, float]:
-        return update(self, seqs, step)
+        return update_metrics([run_update(self, seqs, step)])
 
     def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
         return self.policy.state_dict().items()
@@ -155,22 +155,33 @@ def rank_share(seqs: list[TrainSequence], rank: int, world: int) -> list[TrainSe
 
 
 def plan_steps(lrn: LocalLearner, seqs: list[TrainSequence], step: int):
-    """``[(normaliser, micro-batches)]``, one per optimizer step of an epoch, with this
-    rank's micro-batches.
+    """``[(normaliser, micro-batches, real)]``, one per optimizer step of an epoch, with this
+    rank's micro-batches; the first ``real`` are this rank's share, the rest padding.
 
     With no KL and no entropy term a response with A = 0 has loss 0 and gradient 0 for any
     ratio, so it is left out of the forward/backward (exact; it still counts in its step's
     normaliser). Early in RL most groups agree (all wrong), which often halves the cost.
+
+    Ranks of a group must run the same number of forward/backward passes (each is a
+    collective under FSDP), so a rank with fewer micro-batches repeats one as padding whose
+    loss is multiplied by 0 (no gradient, no statistics).
     """
     cfg, algo = lrn.cfg, lrn.algo
     skip = cfg.skip_zero_advantage and algo.kl_beta == 0 and algo.entropy_coef == 0
+
+    def micro(share: list[TrainSequence]) -> list[MicroBatch]:
+        return make_micro_batches(share, cfg.micro_batch_tokens, lrn.pad_token_id, lrn.packed) \
+            if share else []
+
     plan = []
     for mini in minibatches(seqs, cfg.train_batch_size, derive_seed(cfg.seed, "minibatch", step)):
         active = [s for s in mini if s.advantage != 0.0] if skip else mini
-        mine = rank_share(active, lrn.rank, lrn.world)
-        mbs = make_micro_batches(mine, cfg.micro_batch_tokens, lrn.pad_token_id, lrn.packed) \
-            if mine else []
-        plan.append((step_norm(lrn, mini), mbs))
+        mbs = micro(rank_share(active, lrn.rank, lrn.world))
+        real = len(mbs)
+        if lrn.world > 1 and active:
+            need = max(len(micro(rank_share(active, r, lrn.world))) for r in range(lrn.world))
+            mbs += micro(active[:1]) * (need - real)
+        plan.append((step_norm(lrn, mini), mbs, real))
     return plan
 
 
@@ -179,40 +190,58 @@ def old_logprobs(lrn: LocalLearner, plan, needed: bool) -> list[list[torch.Tenso
     optimizer step; needed whenever the rollout takes more than one optimizer step (more
     than one mini-batch or epoch). With one step the update is on-policy (ratio 1)."""
     if not needed:
-        return [[None] * len(mbs) for _, mbs in plan]
+        return [[None] * len(mbs) for _, mbs, _ in plan]
     with torch.no_grad():
         return [[response_logprobs(lrn.compute, mb, temperature=lrn.cfg.temperature,
                                    precision=lrn.cfg.precision)[0] for mb in mbs]
-                for _, mbs in plan]
+                for _, mbs, _ in plan]
 
 
-def update(lrn: LocalLearner, seqs: list[TrainSequence], step: int = 0) -> dict[str, float]:
+def run_update(lrn: LocalLearner, seqs: list[TrainSequence], step: int = 0) -> dict:
     """Epochs x optimizer steps of ``train_batch_size`` responses, each step a gradient
-    accumulation over micro-batches. Each step's loss normaliser comes from the whole step,
-    so micro-batching is invisible (docs/algorithms.md, "update schedule")."""
+    accumulation over micro-batches. Each step's loss normaliser comes from the whole step
+    (every rank's share), so micro-batching and world size are invisible
+    (docs/algorithms.md, "update schedule"). Returns this rank's partial sums for
+    `update_metrics`."""
     plan = plan_steps(lrn, seqs, step)
     olds = old_logprobs(lrn, plan, needed=len(plan) * lrn.cfg.epochs > 1)
     totals: dict[str, torch.Tensor] = {}
     grad_norms: list[float] = []
     lrn.compute.train()
     for _ in range(lrn.cfg.epochs):
-        for (norm, mbs), old_mbs in zip(plan, olds):
+        for (norm, mbs, real), old_mbs in zip(plan, olds):
             lrn.optimizer.zero_grad(set_to_none=True)
-            for mb, old in zip(mbs, old_mbs):
+            for j, (mb, old) in enumerate(zip(mbs, old_mbs)):
                 loss, stats = micro_batch_loss(lrn, mb, norm, old)
+                if j >= real:  # padding for the collectives: no gradient, no statistics
+                    (loss * 0.0).backward()
+                    continue
                 loss.backward()
                 fold_gradients(lrn.compute, lrn.policy)  # bf16 grads -> fp32 master (or no-op)
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0.0) + v.detach().cpu()
             grad_norms.append(optimizer_step(lrn, zero_grad=not mbs))
     lrn.compute.eval()
+    return {"totals": totals, "grad_norms": grad_norms,
+            "train_tokens": sum(mb.num_tokens for _, mbs, real in plan for mb in mbs[:real])
+            * lrn.cfg.epochs, "lr": lrn.optimizer.param_groups[0]["lr"]}
+
+
+def update_metrics(parts: list[dict]) -> dict[str, float]:
+    """The update's metrics from every rank's `run_update` result: loss statistics are sums
+    over ranks, then divided once; the grad-norm is global already (every rank has it)."""
+    totals: dict[str, torch.Tensor] = {}
+    for part in parts:
+        for k, v in part["totals"].items():
+            totals[k] = totals.get(k, 0.0) + v
     out = summarize_loss_stats(totals) if totals else {}
     if "sampler_gap_sum" in totals:
         out["policy/sampler_logprob_gap"] = float(totals["sampler_gap_sum"] / totals["num_tokens"])
-    out["optim/grad_norm"] = sum(grad_norms) / len(grad_norms)
-    out["optim/steps"] = len(grad_norms)
-    out["optim/lr"] = lrn.optimizer.param_groups[0]["lr"]
-    out["perf/train_tokens"] = sum(mb.num_tokens for _, mbs in plan for mb in mbs) * lrn.cfg.epochs
+    norms = parts[0]["grad_norms"]
+    out["optim/grad_norm"] = sum(norms) / len(norms)
+    out["optim/steps"] = len(norms)
+    out["optim/lr"] = parts[0]["lr"]
+    out["perf/train_tokens"] = sum(p["train_tokens"] for p in parts)
     return out
 
 
