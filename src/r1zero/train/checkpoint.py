@@ -33,22 +33,30 @@ def checkpoint_dir(run_dir: Path) -> Path:
 def save_checkpoint(
     run_dir: Path, model, tokenizer, optimizer: torch.optim.Optimizer, state: TrainState, keep: int
 ) -> Path:
-    """Save atomically to ``checkpoints/step_XXXXXX`` and prune to the ``keep`` newest."""
+    """Save atomically to ``checkpoints/step_XXXXXX`` and prune to the ``keep`` newest (one
+    process: HF weights, the optimizer inside trainer_state.pt)."""
+    return save_with(run_dir, tokenizer, state, keep,
+                     lambda tmp: model.save_pretrained(tmp, safe_serialization=True),
+                     optimizer=optimizer)
+
+
+def save_with(run_dir: Path, tokenizer, state: TrainState, keep: int, write,
+              optimizer: torch.optim.Optimizer | None = None) -> Path:
+    """The checkpoint protocol: ``write(tmp)`` puts weights (and a sharded optimizer) in a
+    temporary directory, then tokenizer and trainer state follow, and the directory is
+    renamed into place, so an interrupted save never leaves a half checkpoint."""
     root = checkpoint_dir(run_dir)
     final = root / f"step_{state.step:06d}"
     tmp = root / f".tmp_step_{state.step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    write(tmp)
     tokenizer.save_pretrained(tmp)
-    torch.save(
-        {
-            "state": state.__dict__,
-            "optimizer": optimizer.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-        },
-        tmp / "trainer_state.pt",
-    )
+    blob = {"state": state.__dict__,
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()}}
+    if optimizer is not None:
+        blob["optimizer"] = optimizer.state_dict()
+    torch.save(blob, tmp / "trainer_state.pt")
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     (root / "latest").write_text(final.name + "\n")
@@ -69,10 +77,13 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def load_trainer_state(path: Path, optimizer: torch.optim.Optimizer) -> TrainState:
-    """Restore optimizer and RNG states; return the train state."""
+def load_trainer_state(path: Path, optimizer: torch.optim.Optimizer | None) -> TrainState:
+    """Restore optimizer (when saved by one process and given) and RNG states; return the
+    train state. A cluster checkpoint keeps its optimizer as DCP shards (optim_dcp/),
+    which the learner ranks load themselves."""
     blob = torch.load(path / "trainer_state.pt", weights_only=False)
-    optimizer.load_state_dict(blob["optimizer"])
+    if optimizer is not None and "optimizer" in blob:
+        optimizer.load_state_dict(blob["optimizer"])
     torch.set_rng_state(blob["rng"]["torch"])
     random.setstate(blob["rng"]["python"])
     return TrainState(**blob["state"])

@@ -90,6 +90,8 @@ def build_backend(cfg: TrainConfig, policy, tokenizer, model_path: str):
     from r1zero.rollout import make_backend
 
     kind = pick_backend(cfg.backend)
+    if kind == "hf" and policy is None:  # its own copy (the learner is elsewhere)
+        return make_backend("hf", model_path=model_path)
     if kind == "hf":
         return make_backend("hf", model=policy, tokenizer=tokenizer)
     return make_backend(
@@ -101,12 +103,9 @@ def build_backend(cfg: TrainConfig, policy, tokenizer, model_path: str):
 def build_trainer(cfg: TrainConfig):
     """Load everything a run needs; resume from the latest checkpoint if asked."""
     from r1zero.logging import MetricsLogger, truncate_run_after, write_run_info
-    from r1zero.models import load_model, resolve_model_path
+    from r1zero.models import load_tokenizer, resolve_model_path
     from r1zero.tasks import get_task
     from r1zero.templates import get_template
-    from r1zero.train.learner import check_output_layer, set_attention, supports_packing
-    from r1zero.train.precision import compute_model
-    from r1zero.train.learners import LocalLearner
     from r1zero.train.trainer import Trainer
 
     run_dir = Path(cfg.run_dir)
@@ -122,12 +121,61 @@ def build_trainer(cfg: TrainConfig):
     torch.manual_seed(cfg.seed)
     resume_from = ckpt.latest_checkpoint(run_dir) if cfg.resume else None
     model_path = resolve_model_path(cfg.model)
+    state = ckpt.TrainState(step=0)
+    kind = pick_backend(cfg.backend)
+    if cfg.cluster.learners > 0:
+        from r1zero.cluster.ray_cluster import LearnerGroup, start_ray
+
+        start_ray(cfg)
+        if resume_from is not None:
+            state = ckpt.load_trainer_state(resume_from, None)  # the ranks load the optimizer
+        tokenizer = load_tokenizer(str(resume_from or model_path))
+        learner = LearnerGroup(cfg, str(model_path), state, run_dir, resume_from)
+        compute, runtime = None, {"learners": cfg.cluster.learners}
+    else:
+        learner, compute, tokenizer, runtime = local_learner(cfg, device, model_path, resume_from, state)
+        state = learner.state
+    if resume_from is not None:
+        truncate_run_after(run_dir, state.step)  # steps after the checkpoint run again
+    # config.json: the config plus what its "auto" settings chose on this machine.
+    resolved = {**dataclasses.asdict(cfg), "resolved": {
+        "backend": kind, "device": str(device), "precision": cfg.precision, **runtime}}
+    write_run_info(run_dir, resolved)
+    logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
+                           wandb_project=cfg.wandb_project, config=resolved)
+    if cfg.cluster.engines > 0:
+        from r1zero.cluster.ray_cluster import RayEnginePool, start_ray
+
+        start_ray(cfg)
+        backend, shares = RayEnginePool(cfg, str(resume_from or model_path), kind, run_dir), False
+    elif compute is not None:
+        # The transformers backend samples from the learner's module (bf16 when precision
+        # is bf16: ~1.4x faster generation on CPU). Each optimizer step refreshes that
+        # module (fp32 master -> bf16 copy, once), so a sync has nothing left to copy.
+        backend, shares = build_backend(cfg, compute, tokenizer, model_path), kind == "hf"
+    else:  # learner ranks elsewhere, one engine here with its own copy of the weights
+        backend, shares = build_backend(cfg, None, tokenizer, str(resume_from or model_path)), False
+    t = Trainer(cfg, cfg.algo, run_dir, task, template, train_problems, test_problems, learner,
+                tokenizer, backend, logger, state, shares)
+    if resume_from is not None and not shares and kind == "vllm" and cfg.cluster.engines == 0:
+        backend.update_weights(learner.weights())  # the engine started from the base
+    return t
+
+
+def local_learner(cfg: TrainConfig, device: torch.device, model_path, resume_from, state):
+    """The learner in this process: policy (fp32 master), compute copy, reference model,
+    optimizer; returns (learner, compute module, tokenizer, what auto chose)."""
+    from r1zero.models import load_model
+    from r1zero.train.learner import check_output_layer, set_attention, supports_packing
+    from r1zero.train.learners import LocalLearner
+    from r1zero.train.precision import compute_model
+
     policy, tokenizer = load_model(str(resume_from or model_path), device=str(device))
     policy.eval()
     check_output_layer(policy)
-    learner = compute_model(policy, cfg.precision)
-    packed = cfg.packed and cfg.attn_implementation == "auto" and supports_packing(learner)
-    attention = set_attention(learner, cfg.attn_implementation, device, packed)
+    compute = compute_model(policy, cfg.precision)
+    packed = cfg.packed and cfg.attn_implementation == "auto" and supports_packing(compute)
+    attention = set_attention(compute, cfg.attn_implementation, device, packed)
     ref = None
     if cfg.algo.kl_beta > 0:  # β = 0 (the reference recipe): no reference model at all
         ref, _ = load_model(model_path, device=str(device))
@@ -135,28 +183,18 @@ def build_trainer(cfg: TrainConfig):
         set_attention(ref, cfg.attn_implementation, device, packed)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                   betas=cfg.adam_betas, eps=cfg.adam_eps)
-    state = ckpt.TrainState(step=0)
     if resume_from is not None:
         state = ckpt.load_trainer_state(resume_from, optimizer)
-        truncate_run_after(run_dir, state.step)  # steps after the checkpoint run again
-    kind = pick_backend(cfg.backend)
-    # config.json: the config plus what its "auto" settings chose on this machine.
-    resolved = {**dataclasses.asdict(cfg), "resolved": {
-        "backend": kind, "device": str(device), "packed": packed, "attn_implementation": attention,
-        "precision": cfg.precision}}
-    write_run_info(run_dir, resolved)
-    logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
-                           wandb_project=cfg.wandb_project, config=resolved)
-    # The transformers backend samples from the learner's module (bf16 when precision is
-    # bf16: ~1.4x faster generation on CPU). Each optimizer step refreshes that module
-    # (fp32 master -> bf16 copy, once), so a sync has nothing left to copy.
-    backend = build_backend(cfg, learner, tokenizer, model_path)
-    shares = kind == "hf"
-    local = LocalLearner(cfg, cfg.algo, policy, learner, optimizer, ref, packed,
-                         tokenizer.pad_token_id, state)
-    t = Trainer(cfg, cfg.algo, run_dir, task, template, train_problems, test_problems, local,
-                tokenizer, backend, logger, state, shares)
-    if resume_from is not None and not shares:
-        backend.update_weights(local.weights())  # the engine started from the base
-    return t
+        load_cluster_optimizer(policy, optimizer, resume_from)
+    learner = LocalLearner(cfg, cfg.algo, policy, compute, optimizer, ref, packed,
+                           tokenizer.pad_token_id, state)
+    return learner, compute, tokenizer, {"packed": packed, "attn_implementation": attention}
 
+
+def load_cluster_optimizer(policy, optimizer, path: Path) -> None:
+    """A checkpoint written by learner ranks keeps the optimizer as DCP shards; one process
+    loads them whole (a run saved at N ranks resumes at 1)."""
+    if (Path(path) / "optim_dcp").exists():
+        from r1zero.cluster.ray_cluster import load_sharded_optimizer
+
+        load_sharded_optimizer(policy, optimizer, Path(path))

@@ -210,7 +210,11 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     adv = advantages(t, rewards)  # [B*G]
     seqs = build_batch(t, completions, adv, rewards)
     t2 = time.perf_counter()
+    if t.cfg.cluster.colocate:
+        t.backend.sleep()  # engines give their GPU memory to the update
     metrics = t.learner.update(seqs, step)
+    if t.cfg.cluster.colocate:
+        t.backend.wake()
     t3 = time.perf_counter()
     sync(t)
     t4 = time.perf_counter()
@@ -276,6 +280,7 @@ def train(cfg: TrainConfig, *, given_against: TrainConfig | None = None) -> dict
                     raise KeyboardInterrupt
                 if cfg.save_every and t.state.step % cfg.save_every == 0 and t.state.step < cfg.steps:
                     save(t)
+        save(t)  # the final checkpoint, while the learner (and its processes) still runs
     except KeyboardInterrupt:
         if stop.consistent:
             path = save(t)
@@ -291,7 +296,6 @@ def train(cfg: TrainConfig, *, given_against: TrainConfig | None = None) -> dict
         t.logger.close()
         t.backend.close()
         t.learner.close()
-    save(t)
     return finish(t, final)
 
 

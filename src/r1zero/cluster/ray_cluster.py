@@ -1,0 +1,306 @@
+"""`r1zero train --cluster.*`: learner ranks and rollout engines as Ray actors.
+
+    driver (the loop of train/trainer.py, unchanged)
+      ├── LearnerGroup: N `LearnerRank` actors = one torch.distributed group (gloo on CPU,
+      │   NCCL on GPU), FSDP2-sharded (cluster/fsdp.py); the Learner seam
+      └── RayEnginePool: M `EngineActor`s, each a RolloutBackend; the RolloutBackend seam
+
+Imported only when a ``--cluster.*`` flag asks for it: single-process runs never import
+Ray. Weight sync on CPU goes through Ray's object store: every learner rank takes part in
+gathering the full tensors (a gather on one rank alone would deadlock), rank 0's copy is
+put in the store once, and every engine loads it. The NCCL / CUDA-IPC paths of the GPU
+design are not written yet (docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+
+from r1zero.config import ConfigError, TrainConfig
+from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
+from r1zero.rollout.pool import shard_bounds
+from r1zero.train import checkpoint as ckpt
+
+RAY_INSTALL_HINT = "the cluster needs Ray: pip install 'r1zero[ray]' (or pip install 'ray[default]>=2.40')"
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as e:
+        raise ConfigError(RAY_INSTALL_HINT) from e
+    return ray
+
+
+def start_ray(cfg: TrainConfig) -> None:
+    """Join ``--cluster.address`` or start a local Ray (no dashboard) sized for the job."""
+    ray = _ray()
+    if ray.is_initialized():
+        return
+    if cfg.cluster.address:
+        ray.init(address=cfg.cluster.address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=cfg.cluster.num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+class ActorFailed(RuntimeError):
+    """A learner rank or engine actor died; the message names it and the last checkpoint."""
+
+
+def _get(refs, what: str, run_dir: Path | None):
+    """``ray.get`` that turns a dead actor into an error naming it and where to resume."""
+    ray = _ray()
+    try:
+        return ray.get(refs)
+    except (ray.exceptions.RayActorError, ray.exceptions.ActorDiedError) as e:
+        last = ckpt.latest_checkpoint(run_dir) if run_dir else None
+        raise ActorFailed(
+            f"{what} died ({type(e).__name__}); the last checkpoint is {last or 'none'}; "
+            f"continue with `r1zero train --resume {run_dir}`" if run_dir else f"{what} died") from e
+
+
+# ----------------------------------------------------------------------------- learners
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LearnerRankImpl:
+    """One learner rank (the body of the `LearnerRank` actor; plain class for tests)."""
+
+    def __init__(self, cfg: TrainConfig, model_path: str, rank: int, world: int,
+                 master: tuple[str, int], resume_from: str | None) -> None:
+        import torch.distributed as dist
+
+        from r1zero.cluster.fsdp import shard
+        from r1zero.models import load_model
+        from r1zero.train.learner import check_output_layer, set_attention, supports_packing
+        from r1zero.train.learners import LocalLearner
+
+        os.environ.update(MASTER_ADDR=master[0], MASTER_PORT=str(master[1]))
+        cuda = torch.cuda.is_available() and cfg.device != "cpu"
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else torch.device("cpu")
+        if cuda:
+            torch.cuda.set_device(device)
+        else:
+            torch.set_num_threads(max(1, int(cfg.cluster.cpus_per_actor)))
+        dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
+        torch.manual_seed(cfg.seed)
+        model, tok = load_model(resume_from or model_path, device=str(device))
+        check_output_layer(model)
+        packed = cfg.packed and cfg.attn_implementation == "auto" and supports_packing(model)
+        set_attention(model, cfg.attn_implementation, device, packed)
+        shard(model, world, device.type, bf16=cfg.precision != "fp32",
+              activation_checkpointing=cfg.cluster.activation_checkpointing,
+              cpu_offload=cfg.cluster.cpu_offload)
+        ref = None
+        if cfg.algo.kl_beta > 0:
+            ref, _ = load_model(model_path, device=str(device))
+            set_attention(ref, cfg.attn_implementation, device, packed)
+            shard(ref, world, device.type, bf16=cfg.precision != "fp32")
+            ref.requires_grad_(False).eval()
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                betas=cfg.adam_betas, eps=cfg.adam_eps)
+        self.state = ckpt.TrainState(step=0)
+        self.learner = LocalLearner(cfg, cfg.algo, model, model, opt, ref, packed,
+                                    tok.pad_token_id, self.state, rank, world)
+        self.rank = rank
+        if resume_from is not None:
+            load_sharded_optimizer(model, opt, Path(resume_from))
+
+    def update(self, seqs, step: int, optim_steps: int) -> dict:
+        from r1zero.train.learners import run_update
+
+        self.state.optim_steps = optim_steps
+        return run_update(self.learner, seqs, step)
+
+    def full_weights(self) -> dict | None:
+        """Collective: every rank gathers; rank 0 returns the full state dict."""
+        from r1zero.cluster.fsdp import full_state_dict
+
+        sd = full_state_dict(self.learner.policy)
+        return sd if self.rank == 0 else None
+
+    def save(self, path: str) -> bool:
+        """Collective: full weights (rank 0 writes them as safetensors + config) and the
+        sharded optimizer state (torch.distributed.checkpoint, every rank its shards)."""
+        from safetensors.torch import save_file
+
+        from r1zero.cluster.fsdp import full_state_dict
+
+        model = self.learner.policy
+        sd = full_state_dict(model)
+        save_sharded_optimizer(model, self.learner.optimizer, Path(path))
+        if self.rank == 0:
+            tied = getattr(model.config, "tie_word_embeddings", False)
+            if tied:  # safetensors refuses shared storage; HF re-ties on load
+                sd = {k: v for k, v in sd.items() if k != "lm_head.weight"}
+            save_file({k: v.contiguous() for k, v in sd.items()}, str(Path(path) / "model.safetensors"))
+            model.config.save_pretrained(path)
+            if getattr(model, "generation_config", None) is not None:
+                model.generation_config.save_pretrained(path)
+        return True
+
+    def ping(self) -> int:
+        return self.rank
+
+
+def save_sharded_optimizer(model, optimizer, path: Path) -> None:
+    """The optimizer state as DCP shards under ``path/optim_dcp`` (FQN keys: loadable at any
+    world size, and by one process)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    dcp.save({"optim": get_optimizer_state_dict(model, optimizer)}, checkpoint_id=str(path / "optim_dcp"))
+
+
+def load_sharded_optimizer(model, optimizer, path: Path) -> None:
+    """Inverse of `save_sharded_optimizer` (re-sharded to this world size)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+
+    if not (path / "optim_dcp").exists():
+        return  # saved by one process: the optimizer is in trainer_state.pt (not sharded)
+    state = {"optim": get_optimizer_state_dict(model, optimizer)}
+    dcp.load(state, checkpoint_id=str(path / "optim_dcp"))
+    set_optimizer_state_dict(model, optimizer, state["optim"])
+
+
+class LearnerGroup:
+    """The Learner seam over N Ray actors forming one torch.distributed group."""
+
+    def __init__(self, cfg: TrainConfig, model_path: str, state: ckpt.TrainState,
+                 run_dir: Path, resume_from: Path | None) -> None:
+        ray = _ray()
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        n = cfg.cluster.learners
+        gpus = 1 if cfg.device != "cpu" and torch.cuda.is_available() else 0
+        cpus = cfg.cluster.cpus_per_actor
+        self.pg = placement_group([{"CPU": cpus, **({"GPU": gpus} if gpus else {})}] * n,
+                                  strategy="PACK")
+        ray.get(self.pg.ready())
+        actor = ray.remote(num_cpus=cpus, num_gpus=gpus)(LearnerRankImpl)
+        master = ("127.0.0.1", _free_port())  # one node; a multi-node launch sets MASTER_ADDR
+        self.ranks = [
+            actor.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
+                placement_group=self.pg, placement_group_bundle_index=r)).remote(
+                cfg, model_path, r, n, master, None if resume_from is None else str(resume_from))
+            for r in range(n)
+        ]
+        self.state, self.run_dir = state, run_dir
+        _get([a.ping.remote() for a in self.ranks], "a learner rank", run_dir)
+
+    def update(self, seqs, step: int) -> dict[str, float]:
+        from r1zero.train.learners import update_metrics
+
+        ray = _ray()
+        ref = ray.put(seqs)  # one copy in the object store, read by every rank
+        parts = _get([a.update.remote(ref, step, self.state.optim_steps) for a in self.ranks],
+                     "a learner rank", self.run_dir)
+        self.state.optim_steps += len(parts[0]["grad_norms"])
+        return update_metrics(parts)
+
+    def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
+        sds = _get([a.full_weights.remote() for a in self.ranks], "a learner rank", self.run_dir)
+        return sds[0].items()
+
+    def save(self, run_dir: Path, tokenizer, state: ckpt.TrainState, keep: int) -> Path:
+        def write(tmp: Path) -> None:
+            _get([a.save.remote(str(tmp)) for a in self.ranks], "a learner rank", run_dir)
+
+        return ckpt.save_with(run_dir, tokenizer, state, keep, write)
+
+    def close(self) -> None:
+        ray = _ray()
+        for a in self.ranks:
+            ray.kill(a)
+        from ray.util.placement_group import remove_placement_group
+
+        remove_placement_group(self.pg)
+
+
+# ----------------------------------------------------------------------------- engines
+class EngineImpl:
+    """One rollout engine (the body of an `EngineActor`): the transformers backend, or
+    vLLM (GPU, or vLLM-CPU inside the actor)."""
+
+    def __init__(self, cfg: TrainConfig, model_path: str, kind: str) -> None:
+        from r1zero.rollout import make_backend
+
+        if not torch.cuda.is_available():
+            torch.set_num_threads(max(1, int(cfg.cluster.cpus_per_actor)))
+        if kind == "vllm":
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            self.backend = make_backend("vllm", model_path=model_path, dtype=cfg.vllm_dtype,
+                                        gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                                        seed=cfg.seed, tensor_parallel_size=cfg.cluster.engine_tp)
+        else:
+            self.backend = make_backend("hf", model_path=model_path)
+
+    def generate(self, prompts, params, seeds):
+        return self.backend.generate(prompts, params, seeds)
+
+    def update_weights(self, state_dict: dict) -> bool:
+        self.backend.update_weights(state_dict.items())
+        return True
+
+    def weights(self) -> dict:
+        return {n: p.detach().clone() for n, p in self.backend.model.state_dict().items()}
+
+    def sleep(self) -> None:
+        self.backend.sleep()
+
+    def wake(self) -> None:
+        self.backend.wake()
+
+
+class RayEnginePool:
+    """The RolloutBackend seam over M engine actors: prompts sharded as in `EnginePool`,
+    the shards generated concurrently, completions prompt-major."""
+
+    def __init__(self, cfg: TrainConfig, model_path: str, kind: str, run_dir: Path) -> None:
+        ray = _ray()
+        gpus = cfg.cluster.engine_tp if kind == "vllm" and torch.cuda.is_available() else 0
+        actor = ray.remote(num_cpus=cfg.cluster.cpus_per_actor, num_gpus=gpus)(EngineImpl)
+        self.engines = [actor.remote(cfg, model_path, kind) for _ in range(cfg.cluster.engines)]
+        self.run_dir = run_dir
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams,
+                 prompt_seeds: Sequence[int]) -> list[Completion]:
+        check_prompt_seeds(prompts, prompt_seeds)
+        bounds = shard_bounds(len(prompts), len(self.engines))
+        refs = [e.generate.remote(list(prompts[lo:hi]), params, list(prompt_seeds[lo:hi]))
+                for e, (lo, hi) in zip(self.engines, bounds)]
+        out: list[Completion] = []
+        for (lo, _), got in zip(bounds, _get(refs, "a rollout engine", self.run_dir)):
+            out += [dataclasses.replace(c, prompt_index=c.prompt_index + lo) for c in got]
+        return out
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        ray = _ray()
+        ref = ray.put(dict(named_tensors))  # once in the object store, read by every engine
+        _get([e.update_weights.remote(ref) for e in self.engines], "a rollout engine", self.run_dir)
+
+    def engine_weights(self) -> list[dict]:
+        """Every engine's current weights (for tests and checks)."""
+        return _get([e.weights.remote() for e in self.engines], "a rollout engine", self.run_dir)
+
+    def sleep(self) -> None:
+        _get([e.sleep.remote() for e in self.engines], "a rollout engine", self.run_dir)
+
+    def wake(self) -> None:
+        _get([e.wake.remote() for e in self.engines], "a rollout engine", self.run_dir)
+
+    def close(self) -> None:
+        ray = _ray()
+        for e in self.engines:
+            ray.kill(e)
