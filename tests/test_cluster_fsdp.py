@@ -74,7 +74,7 @@ def _rank_main(rank, world, port, model_dir, configs, out):
     results = {}
     for key, cfg in configs.items():
         model, tok = load_model(model_dir)
-        shard(model, world, "cpu")
+        shard(model, world, "cpu", activation_checkpointing=key.endswith("_ckpt"))
         lrn = _learner(model, tok, cfg, rank, world)
         part = run_update(lrn, _sequences(tok), step=0)
         sd = full_state_dict(model)  # every rank takes part in the gather
@@ -102,6 +102,7 @@ def test_two_gloo_ranks_equal_one_process_for_every_algorithm(tiny_dir, tmp_path
     configs = {name: _cfg(name) for name in sorted(ALGORITHMS)}
     # Two optimizer steps per rollout (pi_old, the clip) and two epochs, on Dr. GRPO.
     configs["dr_grpo_2x2"] = replace(_cfg("dr_grpo"), train_batch_size=4, epochs=2)
+    configs["grpo_ckpt"] = _cfg("grpo")  # activation checkpointing: same numbers
     out = tmp_path / "ranks.pt"
     mp.spawn(_rank_main, args=(WORLD, _free_port(), tiny_dir, configs, str(out)),
              nprocs=WORLD, join=True)
