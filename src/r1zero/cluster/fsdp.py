@@ -44,7 +44,9 @@ def shard(model: torch.nn.Module, world: int, device_type: str, *, bf16: bool = 
     mesh = init_device_mesh(device_type, (world,))
     kwargs = {"mesh": mesh}
     if bf16:
-        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        # Inputs are token ids and r1zero dataclasses: nothing to cast (FSDP would try).
+        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32,
+                                                   cast_forward_inputs=False)
     if cpu_offload:
         from torch.distributed.fsdp import CPUOffloadPolicy
 
