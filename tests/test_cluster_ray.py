@@ -65,13 +65,34 @@ def test_sync_makes_every_engine_equal_the_learners(tiny_dir, tmp_path):  # noqa
 
 
 def test_two_rank_checkpoint_resumes_in_one_process(tiny_dir, tmp_path):  # noqa: F811
-    kw = dict(eval_every=0, precision="fp32", lr=0.1)
+    """2 ranks -> 1 process: the optimizer's DCP shards load whole, and the resumed run
+    lands where a straight one-process run does."""
+    kw = dict(eval_every=0, precision="fp32", lr=0.1, adam_eps=1e-2)
+    straight = tmp_path / "straight"
+    train(_cfg(tiny_dir, straight, steps=2, **kw))
     run = tmp_path / "run"
     train(_cfg(tiny_dir, run, steps=1, cluster=CLUSTER, **kw))
     assert (run / "checkpoints" / "step_000001" / "optim_dcp").is_dir()
-    train(replace(_cfg(tiny_dir, run, steps=2, **kw), resume=str(run)))  # 2 ranks -> 1
-    rows = [r["step"] for r in _rows(run)]
-    assert rows == [1, 2]
+    train(replace(_cfg(tiny_dir, run, steps=2, **kw), resume=str(run)))  # placement: here
+    assert [r["step"] for r in _rows(run)] == [1, 2]
+    assert "learners" not in json.loads((run / "config.json").read_text())["resolved"]
+    a, b = _weights(straight, 2), _weights(run, 2)
+    for name in b:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-4)
+
+
+def test_one_process_checkpoint_resumes_on_two_ranks_with_its_optimizer(tiny_dir, tmp_path):  # noqa: F811
+    """1 -> 2 ranks: the Adam state travels (DCP re-shards it), so the resumed run lands
+    where the straight one does."""
+    kw = dict(eval_every=0, precision="fp32", lr=0.1, adam_eps=1e-2)
+    straight = tmp_path / "straight"
+    train(_cfg(tiny_dir, straight, steps=2, **kw))
+    run = tmp_path / "run"
+    train(_cfg(tiny_dir, run, steps=1, **kw))
+    train(replace(_cfg(tiny_dir, run, steps=2, cluster=CLUSTER, **kw), resume=str(run)))
+    a, b = _weights(straight, 2), _weights(run, 2)
+    for name in b:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-4)
 
 
 def test_dead_engine_is_named(tiny_dir, tmp_path):  # noqa: F811

@@ -355,8 +355,11 @@ PRESETS: dict[str, typing.Callable[[], TrainConfig]] = {
 # What `--resume` may change; every other flag must match the run's saved config.
 RESUME_MAY_CHANGE = frozenset({
     "steps", "eval_every", "save_every", "keep_checkpoints", "progress", "threads", "device",
-    "rollout_samples", "tensorboard", "wandb", "wandb_project", "resume", "run_dir",
+    "rollout_samples", "tensorboard", "wandb", "wandb_project", "resume", "run_dir", "cluster",
 })
+# Where the resumed run executes: always the resuming invocation's own (a run saved at N
+# learner ranks resumes at M, or in one process).
+RESUME_PLACEMENT = frozenset({"cluster", "device", "threads", "progress"})
 
 
 def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:

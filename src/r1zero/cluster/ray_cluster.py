@@ -113,7 +113,7 @@ class LearnerRankImpl:
                                     tok.pad_token_id, self.state, rank, world)
         self.rank = rank
         if resume_from is not None:
-            load_sharded_optimizer(model, opt, Path(resume_from))
+            ckpt.load_optimizer(model, opt, Path(resume_from))
 
     def update(self, seqs, step: int, optim_steps: int) -> dict:
         from r1zero.train.learners import run_update
@@ -137,7 +137,7 @@ class LearnerRankImpl:
 
         model = self.learner.policy
         sd = full_state_dict(model)
-        save_sharded_optimizer(model, self.learner.optimizer, Path(path))
+        ckpt.save_optimizer(model, self.learner.optimizer, Path(path))
         if self.rank == 0:
             tied = getattr(model.config, "tie_word_embeddings", False)
             if tied:  # safetensors refuses shared storage; HF re-ties on load
@@ -150,27 +150,6 @@ class LearnerRankImpl:
 
     def ping(self) -> int:
         return self.rank
-
-
-def save_sharded_optimizer(model, optimizer, path: Path) -> None:
-    """The optimizer state as DCP shards under ``path/optim_dcp`` (FQN keys: loadable at any
-    world size, and by one process)."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
-
-    dcp.save({"optim": get_optimizer_state_dict(model, optimizer)}, checkpoint_id=str(path / "optim_dcp"))
-
-
-def load_sharded_optimizer(model, optimizer, path: Path) -> None:
-    """Inverse of `save_sharded_optimizer` (re-sharded to this world size)."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
-
-    if not (path / "optim_dcp").exists():
-        return  # saved by one process: the optimizer is in trainer_state.pt (not sharded)
-    state = {"optim": get_optimizer_state_dict(model, optimizer)}
-    dcp.load(state, checkpoint_id=str(path / "optim_dcp"))
-    set_optimizer_state_dict(model, optimizer, state["optim"])
 
 
 class LearnerGroup:

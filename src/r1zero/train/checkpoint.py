@@ -34,10 +34,37 @@ def save_checkpoint(
     run_dir: Path, model, tokenizer, optimizer: torch.optim.Optimizer, state: TrainState, keep: int
 ) -> Path:
     """Save atomically to ``checkpoints/step_XXXXXX`` and prune to the ``keep`` newest (one
-    process: HF weights, the optimizer inside trainer_state.pt)."""
-    return save_with(run_dir, tokenizer, state, keep,
-                     lambda tmp: model.save_pretrained(tmp, safe_serialization=True),
-                     optimizer=optimizer)
+    process: HF weights, and the optimizer in the same DCP layout learner ranks use, so a
+    run saved here resumes on any number of ranks)."""
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        save_optimizer(model, optimizer, tmp)
+
+    return save_with(run_dir, tokenizer, state, keep, write)
+
+
+def save_optimizer(model, optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """The optimizer state with torch.distributed.checkpoint under ``path/optim_dcp``, keyed
+    by parameter names: learner ranks write their shards, one process the whole; either
+    loads at any world size (DCP re-shards)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    dcp.save({"optim": get_optimizer_state_dict(model, optimizer)}, checkpoint_id=str(path / "optim_dcp"))
+
+
+def load_optimizer(model, optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """Inverse of `save_optimizer`, re-sharded to this world size (no-op without optim_dcp:
+    older checkpoints keep the optimizer in trainer_state.pt)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+
+    if not (path / "optim_dcp").exists():
+        return
+    state = {"optim": get_optimizer_state_dict(model, optimizer)}
+    dcp.load(state, checkpoint_id=str(path / "optim_dcp"))
+    set_optimizer_state_dict(model, optimizer, state["optim"])
 
 
 def save_with(run_dir: Path, tokenizer, state: TrainState, keep: int, write,
@@ -78,9 +105,9 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_trainer_state(path: Path, optimizer: torch.optim.Optimizer | None) -> TrainState:
-    """Restore optimizer (when saved by one process and given) and RNG states; return the
-    train state. A cluster checkpoint keeps its optimizer as DCP shards (optim_dcp/),
-    which the learner ranks load themselves."""
+    """Restore RNG states (and an optimizer saved inside trainer_state.pt by older
+    versions); return the train state. The optimizer's DCP files are loaded by
+    `load_optimizer`, which needs the model."""
     blob = torch.load(path / "trainer_state.pt", weights_only=False)
     if optimizer is not None and "optimizer" in blob:
         optimizer.load_state_dict(blob["optimizer"])

@@ -13,6 +13,7 @@ import torch
 
 from r1zero.config import (
     RESUME_MAY_CHANGE,
+    RESUME_PLACEMENT,
     ConfigError,
     TrainConfig,
     config_diff,
@@ -67,6 +68,7 @@ def resumed_config(cfg: TrainConfig, given_against: TrainConfig | None = None) -
             f"run's saved config.json; a resume continues the same experiment (only {allowed} "
             "may change). Start a new run (--run-dir) to change it.")
     changes = {n: getattr(cfg, n) for n in given if n in RESUME_MAY_CHANGE}
+    changes.update({n: getattr(cfg, n) for n in RESUME_PLACEMENT})
     return dataclasses.replace(saved, **{**changes, "resume": str(cfg.resume),
                                          "run_dir": str(cfg.resume)})
 
@@ -185,16 +187,7 @@ def local_learner(cfg: TrainConfig, device: torch.device, model_path, resume_fro
                                   betas=cfg.adam_betas, eps=cfg.adam_eps)
     if resume_from is not None:
         state = ckpt.load_trainer_state(resume_from, optimizer)
-        load_cluster_optimizer(policy, optimizer, resume_from)
+        ckpt.load_optimizer(policy, optimizer, Path(resume_from))
     learner = LocalLearner(cfg, cfg.algo, policy, compute, optimizer, ref, packed,
                            tokenizer.pad_token_id, state)
     return learner, compute, tokenizer, {"packed": packed, "attn_implementation": attention}
-
-
-def load_cluster_optimizer(policy, optimizer, path: Path) -> None:
-    """A checkpoint written by learner ranks keeps the optimizer as DCP shards; one process
-    loads them whole (a run saved at N ranks resumes at 1)."""
-    if (Path(path) / "optim_dcp").exists():
-        from r1zero.cluster.ray_cluster import load_sharded_optimizer
-
-        load_sharded_optimizer(policy, optimizer, Path(path))
