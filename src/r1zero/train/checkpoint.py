@@ -6,7 +6,9 @@ half checkpoint; `latest` names the newest complete one.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import warnings
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +53,18 @@ def save_optimizer(model, optimizer: torch.optim.Optimizer, path: Path) -> None:
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-    dcp.save({"optim": get_optimizer_state_dict(model, optimizer)}, checkpoint_id=str(path / "optim_dcp"))
+    with _single_process_ok():
+        dcp.save({"optim": get_optimizer_state_dict(model, optimizer)},
+                 checkpoint_id=str(path / "optim_dcp"))
+
+
+@contextlib.contextmanager
+def _single_process_ok():
+    """DCP warns on every call without a process group that it assumes one process: that
+    is the intended use here, not news."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable")
+        yield
 
 
 def load_optimizer(model, optimizer: torch.optim.Optimizer, path: Path) -> None:
@@ -63,7 +76,8 @@ def load_optimizer(model, optimizer: torch.optim.Optimizer, path: Path) -> None:
     if not (path / "optim_dcp").exists():
         return
     state = {"optim": get_optimizer_state_dict(model, optimizer)}
-    dcp.load(state, checkpoint_id=str(path / "optim_dcp"))
+    with _single_process_ok():
+        dcp.load(state, checkpoint_id=str(path / "optim_dcp"))
     set_optimizer_state_dict(model, optimizer, state["optim"])
 
 
