@@ -15,6 +15,7 @@ import torch
 from r1zero.config import TrainConfig
 from r1zero.core.algorithms import ALGORITHMS
 from r1zero.train.batching import TrainSequence
+from tests.test_train_loop import tiny_dir  # noqa: F401  (fixture)
 
 WORLD = 2
 
@@ -85,18 +86,7 @@ def _rank_main(rank, world, port, model_dir, configs, out):
     dist.destroy_process_group()
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from r1zero.testing import tiny_model
-
-    path = tmp_path_factory.mktemp("tiny")
-    model, tok = tiny_model(seed=0)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
-
-
-def test_two_gloo_ranks_equal_one_process_for_every_algorithm(tiny_dir, tmp_path):
+def test_two_gloo_ranks_equal_one_process_for_every_algorithm(tiny_dir, tmp_path):  # noqa: F811
     import torch.multiprocessing as mp
 
     configs = {name: _cfg(name) for name in sorted(ALGORITHMS)}

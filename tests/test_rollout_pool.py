@@ -10,22 +10,9 @@ import torch
 
 from r1zero.rollout import HFBackend, RolloutBackend, SamplingParams
 from r1zero.rollout.pool import EnginePool, shard_bounds
-from r1zero.testing import tiny_model
+from tests.test_rollout_hf import one_thread, tiny  # noqa: F401  (fixtures)
 
 PROMPTS = ["Hello there", "What is 2 + 2? Answer:", "x", "Count to five:", "The sky is", "ok"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return tiny_model(seed=0)
 
 
 def _key(c):
