@@ -90,10 +90,6 @@ class ClusterConfig:
     cpu_offload: bool = False
     """FSDP2 CPU offload of parameters, gradients and optimizer state."""
 
-    @property
-    def enabled(self) -> bool:
-        return self.learners > 0 or self.engines > 0
-
 
 # ----------------------------------------------------------------------------- training
 @dataclass
