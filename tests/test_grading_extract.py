@@ -367,10 +367,47 @@ MORE_EQUIVALENCES = [
 ]
 
 
+# Final-answer sentences as models write them (markdown, several languages, quantities).
+ANSWER_SENTENCES = [
+ ("Therefore, the answer is: **5**", "5", True),
+ ("**Answer:** 12 apples", "12", True),
+ ("**Final Answer:** $\\frac{3}{4}$", "0.75", True),
+ ("The final answer is: $\\boxed{B}$", "B", True),
+ ("Answer: (C)", "C", True),
+ ("### Final Answer\nThe value of $x$ is $\\boxed{7}$.", "7", True),
+ ("So x = 7.\n\nAnswer: 7", "7", True),
+ ("So x = 7.\n\nAnswer: 8", "7", False),
+ ("The answer is $x = -2$ or $x = 3$.", "-2, 3", True),
+ ("The answer is $x = -2$ or $x = 3$.", "3", False),
+ ("The solutions are $x=1$ and $x=2$.", "1,2", True),
+ ("Thus $f(3) = 10$.", "10", True),
+ ("The area is $24\\text{ cm}^2$.", "24", True),
+ ("The probability is $\\dfrac{1}{6}$.", "1/6", True),
+ ("The probability is $\\dfrac{1}{6}$.", "1/5", False),
+ ("We find that $a+b = 11$.", "11", True),
+ ("Hence the minimum value is $-\\frac{1}{4}$.", "-0.25", True),
+ ("The answer is 3 hours and 20 minutes.", "3", False),
+ ("It takes 200 seconds.", "200", True),
+ ("$\\boxed{\\text{Yes}}$", "yes", True),
+ ("The answer is no.", "No", True),
+ ("The answer is yes.", "No", False),
+ ("The final answer is $\\boxed{(2,3)}$", "(2, 3)", True),
+ ("The final answer is $(2,3)$", "(3, 2)", False),
+ ("The largest is 27, the smallest is 3, so the answer is 24.", "24", True),
+ ("答案：B", "B", True),
+ ("正确答案是C。", "C", True),
+ ("Die richtige Antwort ist (D).", "D", True),
+ ("La respuesta correcta es la B.", "B", True),
+ ("A resposta é 42.", "42", True),
+ ("La risposta è $\\frac{1}{2}$.", "0.5", True),
+ ("Ответ: 3,5 см.", "3.5", True),
+]
+
+
 @pytest.mark.parametrize(
     "response,gold,expected,extract",
     grading_params({"bench": FOUND_IN_BENCH, "peer": PEER_SHAPES, "phrases": MORE_PHRASES,
-                    "equivalences": MORE_EQUIVALENCES}),
+                    "equivalences": MORE_EQUIVALENCES, "sentences": ANSWER_SENTENCES}),
 )
 def test_shape_tables(response, gold, expected, extract):
     check_grade(response, gold, expected, extract)

@@ -19,6 +19,7 @@ Policy (strict on purpose: a false accept is a reward hack, a false reject only 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from fractions import Fraction
@@ -33,6 +34,7 @@ from .fastpath import (
     Seq,
     Text,
     parse_answer,
+    parse_number,
 )
 from .normalize import clean, squash
 from .symbolic import REL_TOL
@@ -130,6 +132,16 @@ def _seqs_equal(p: Seq, g: Seq, deadline: float) -> bool:
     return all(nodes_equal(a, b, deadline) for a, b in zip(p.items, g.items))
 
 
+def _stated_value(latex: str) -> Num | None:
+    """The number an equation ``expression = number`` ends on, or None."""
+    parts = latex.split("=")
+    # A sum or difference of named quantities ("a + b", "m - n"): "x^2 = 4" stays an
+    # equation (its solutions are ±2, not 4).
+    if len(parts) != 2 or not re.fullmatch(r"[A-Za-z0-9+\-\s_{}\\]*[A-Za-z][A-Za-z0-9+\-\s_{}\\]*", parts[0]):
+        return None
+    return parse_number(parts[1].replace(" ", ""))
+
+
 def _latex(node) -> str | None:
     """Source spelling of a scalar leaf for the symbolic comparer (None: not a scalar)."""
     if isinstance(node, Expr):
@@ -170,6 +182,12 @@ def nodes_equal(p, g, deadline: float) -> bool:
         return p.letter == g.letter
     if isinstance(p, Text) and isinstance(g, Text):
         return p.words == g.words
+    if isinstance(p, Expr) and isinstance(g, Num):
+        # "a + b = 11" states the value asked for when the gold is that number (a gold that
+        # is itself an equation, "2x + z = 1", is never a number: see fastpath.split_lhs).
+        rhs = _stated_value(p.latex)
+        if rhs is not None:
+            return _nums_equal(rhs, g)
     lp, lg = _latex(p), _latex(g)
     if lp is None or lg is None or not isinstance(p, Expr) and not isinstance(g, Expr):
         return False  # different kinds of answer (e.g. a set vs a number, text vs math)

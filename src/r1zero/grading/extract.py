@@ -102,6 +102,8 @@ _PHRASE_RE = re.compile("|".join(f"(?:{p})" for p in _PHRASES), re.IGNORECASE)
 _SENTENCE_END_RE = re.compile(r"\n|\.(?=\s|$)|。|！|？|(?<!\\)!(?=\s|$)|\?(?=\s|$)|;\s+(?=[A-Za-z]{3})")
 _DOLLAR_RE = re.compile(r"(?<!\\)\$")  # a math delimiter; "\\$" is a dollar sign
 _ENV_RE = re.compile(r"\\(?:begin|end)\s*\{[^{}]*\}(?:\{[lcr|]*\})?")
+# Between the parts of one quantity: a unit word, then "and" ("3 hours and 20 minutes").
+_COMPOUND_GAP_RE = re.compile(rf"^\s*[^\W\d_]+\s+(?:{_SEP_WORDS})\s+$", re.IGNORECASE)
 _HOPE_RE = re.compile(r"\s*I\s+hope\s+it\s+is\s+correct\.?\s*$", re.IGNORECASE)
 
 # Math spans: $$..$$, $..$, \(..\), \[..\] (non-greedy; bodies bounded).
@@ -297,11 +299,15 @@ def last_number(text: str) -> str | None:
 
 def first_number(text: str) -> str | None:
     """The first number in ``text`` that is not negated ("12, nicht 13" -> 12; "not 12
-    but 13" -> 13): after an answer phrase, the answer comes first."""
-    for m in _NUMBER_RE.finditer(text):
-        if not _negated(text, m.start()):
-            return m.group(0).strip()
-    return None
+    but 13" -> 13): after an answer phrase, the answer comes first. None when it is the
+    first part of a compound quantity ("3 hours and 20 minutes", "5 apples and 3 pears"):
+    no single number is the answer there."""
+    found = [m for m in _NUMBER_RE.finditer(text) if not _negated(text, m.start())]
+    if not found:
+        return None
+    if len(found) > 1 and _COMPOUND_GAP_RE.match(text[found[0].end() : found[1].start()]):
+        return None
+    return found[0].group(0).strip()
 
 
 def _from_fragment(frag: str, after_phrase: bool = False) -> str | None:

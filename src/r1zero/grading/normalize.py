@@ -53,7 +53,9 @@ _UNIT_WORDS = (
     r"|kilometers?|inch(?:es)?|in|feet|foot|ft|yards?|yd|miles?|mi|mph|kg|g|grams?|kilograms?"
     r"|pounds?|lbs?|ounces?|oz|seconds?|secs?|s|minutes?|mins?|hours?|hrs?|h|days?|weeks?"
     r"|months?|years?|degrees?|deg|radians?|rad|dollars?|cents?|liters?|litres?|l|ml|gallons?"
-    r"|calories|people|persons|students|ways|sq)"
+    r"|calories|people|persons|students|ways|sq"
+    # Cyrillic units, as Russian answers write them ("3,5 см")
+    r"|см|мм|км|м|кг|г|л|мл|с|мин|ч|руб|р)"
 )
 # A unit after a number: either in a \text{} wrapper (any words) or as a bare word from
 # the list above, separated by a space so that "5m" (5 times m) is not touched.
