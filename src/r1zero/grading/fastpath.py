@@ -212,28 +212,14 @@ def _closes_at_end(s: str) -> bool:
 
 
 def split_top(s: str, sep: str) -> list[str]:
-    """Split on ``sep`` at bracket depth 0 (all bracket kinds share one counter, which
-    also handles half-open intervals such as ``[1,2)``)."""
-    parts, depth, start, i = [], 0, 0, 0
-    while i < len(s):
-        c = s[i]
-        if c in _OPEN:
-            depth += 1
-        elif c in _CLOSE:
-            depth -= 1
-        elif depth == 0 and s.startswith(sep, i):
-            parts.append(s[start:i])
-            start = i + len(sep)
-            i = start
-            continue
-        i += 1
-    parts.append(s[start:])
-    return parts
+    """Split on the literal ``sep`` at bracket depth 0 (see `split_top_re`)."""
+    return split_top_re(s, re.compile(re.escape(sep)))
 
 
 def split_top_re(s: str, sep: re.Pattern) -> list[str]:
-    """Split on matches of ``sep`` that lie at bracket depth 0 (``\\{`` counts as a
-    bracket too: a set is one item)."""
+    """Split on matches of ``sep`` that lie at bracket depth 0. All bracket kinds share one
+    counter, which also handles half-open intervals such as ``[1,2)``, and ``\\{`` counts
+    as a bracket too: a set is one item."""
     depth, level = 0, []
     for c in s:
         if c in _OPEN:

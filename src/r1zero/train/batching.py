@@ -242,12 +242,21 @@ def plan_packed(seqs: Sequence[TrainSequence], token_budget: int) -> list[list[i
     return plans
 
 
+def micro_batch_plan(
+    seqs: Sequence[TrainSequence], token_budget: int, packed: bool = False
+) -> list[list[int]]:
+    """Which sequences go into which micro-batch (indices), without collating them."""
+    if packed:
+        return plan_packed(seqs, token_budget)
+    return plan_micro_batches([len(s.prompt_ids) + len(s.response_ids) for s in seqs], token_budget)
+
+
 def make_micro_batches(
     seqs: Sequence[TrainSequence], token_budget: int, pad_id: int, packed: bool = False
 ) -> list[MicroBatch]:
     """Plan and collate all micro-batches of a step: packed (see the module docstring) or
     length-sorted right-padded rows."""
+    plan = micro_batch_plan(seqs, token_budget, packed)
     if packed:
-        return [collate_packed(seqs, idx) for idx in plan_packed(seqs, token_budget)]
-    lengths = [len(s.prompt_ids) + len(s.response_ids) for s in seqs]
-    return [collate(seqs, idx, pad_id) for idx in plan_micro_batches(lengths, token_budget)]
+        return [collate_packed(seqs, idx) for idx in plan]
+    return [collate(seqs, idx, pad_id) for idx in plan]

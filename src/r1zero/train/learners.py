@@ -23,7 +23,7 @@ from r1zero.core import losses
 from r1zero.core.algorithms import AlgorithmConfig
 from r1zero.core.metrics import summarize_loss_stats
 from r1zero.train import checkpoint as ckpt
-from r1zero.train.batching import MicroBatch, TrainSequence, make_micro_batches
+from r1zero.train.batching import MicroBatch, TrainSequence, make_micro_batches, micro_batch_plan
 from r1zero.train.learner import response_logprobs
 from r1zero.train.precision import copy_weights, fold_gradients
 from r1zero.utils import derive_seed
@@ -179,7 +179,10 @@ def plan_steps(lrn: LocalLearner, seqs: list[TrainSequence], step: int):
         mbs = micro(rank_share(active, lrn.rank, lrn.world))
         real = len(mbs)
         if lrn.world > 1 and active:
-            need = max(len(micro(rank_share(active, r, lrn.world))) for r in range(lrn.world))
+            # The other ranks' micro-batch counts: planned, never collated.
+            need = max(len(micro_batch_plan(rank_share(active, r, lrn.world),
+                                            cfg.micro_batch_tokens, lrn.packed))
+                       for r in range(lrn.world))
             mbs += micro(active[:1]) * (need - real)
         plan.append((step_norm(lrn, mini), mbs, real))
     return plan

@@ -101,7 +101,7 @@ def draw_groups(t: Trainer, step: int):
     """Phases 1-2 with DAPO's dynamic sampling: roll out and score one batch; while the
     step holds fewer than prompts_per_step groups whose rewards differ, and the cap
     ``dynamic_sampling_draws`` allows, roll out another. Returns (problems, completions,
-    verdicts, draws) with the completions of all draws, prompt-major."""
+    verdicts, shaped rewards ``[B*G]``, draws) over all draws, prompt-major."""
     problems: list[Problem] = []
     completions: list[Completion] = []
     verdicts: list[TaskVerdict] = []
@@ -112,11 +112,10 @@ def draw_groups(t: Trainer, step: int):
         completions += [dataclasses.replace(c, prompt_index=c.prompt_index + offset) for c in got]
         verdicts += score(t, batch, got)
         problems += batch
-        mixed = int((~zero_variance_groups(shaped_rewards(t, completions, verdicts),
-                                           t.cfg.group_size)).sum())
-        if mixed >= t.cfg.prompts_per_step:
+        rewards = shaped_rewards(t, completions, verdicts)  # [B*G]
+        if int((~zero_variance_groups(rewards, t.cfg.group_size)).sum()) >= t.cfg.prompts_per_step:
             break
-    return problems, completions, verdicts, draw + 1
+    return problems, completions, verdicts, rewards, draw + 1
 
 
 def shaped_rewards(t: Trainer, completions: list[Completion], verdicts: list[TaskVerdict]) -> torch.Tensor:
@@ -204,9 +203,8 @@ def evaluate(t: Trainer, step: int) -> dict[str, float]:
 def train_step(t: Trainer, step: int) -> dict[str, float]:
     """rollout -> score -> advantages -> batch -> update -> sync; returns the step's metrics."""
     t0 = time.perf_counter()
-    problems, completions, verdicts, draws = draw_groups(t, step)  # [B*G], prompt-major
+    problems, completions, verdicts, rewards, draws = draw_groups(t, step)  # [B*G], prompt-major
     t1 = time.perf_counter()
-    rewards = shaped_rewards(t, completions, verdicts)  # [B*G]
     adv = advantages(t, rewards)  # [B*G]
     seqs = build_batch(t, completions, adv, rewards)
     t2 = time.perf_counter()
