@@ -49,8 +49,10 @@ def test_sync_makes_every_engine_equal_the_learners(tiny_dir, tmp_path):  # noqa
     from r1zero.train.trainer import train_step
 
     # bf16: the ranks compute in bf16 (FSDP2 mixed precision) on fp32 master shards.
-    t = build_trainer(prepare_config(_cfg(tiny_dir, tmp_path / "run", cluster=CLUSTER,
-                                          precision="bf16", lr=0.1)))
+    # Collocated: engine e sits in learner rank e's placement bundle (Ray has 2 CPUs, all
+    # in the learners' bundles, so an engine placed anywhere else could never start).
+    t = build_trainer(prepare_config(_cfg(tiny_dir, tmp_path / "run", precision="bf16", lr=0.1,
+                                          cluster=replace(CLUSTER, colocate=True))))
     try:
         metrics = train_step(t, 0)  # rollout on the engines, update on the ranks, sync
         assert "perf/sync_s" in metrics

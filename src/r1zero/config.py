@@ -76,7 +76,8 @@ class ClusterConfig:
     engine_tp: int = 1
     """vLLM tensor-parallel size of each engine (GPUs per engine)."""
     colocate: bool = False
-    """Learners and engines share the GPUs; engines sleep during the update (GPU only)."""
+    """Learners and engines share the GPUs (engine e beside learner rank e, half a GPU
+    each; weights synced by CUDA IPC); engines sleep during the update."""
     address: str | None = None
     """Join this Ray cluster (``ray start --head`` prints it); None = start a local one."""
     num_cpus: int | None = None
@@ -240,8 +241,14 @@ class TrainConfig:
             (self.lr_warmup_steps >= 0, "lr_warmup_steps must be >= 0"),
             (self.cluster.learners >= 0 and self.cluster.engines >= 0 and self.cluster.engine_tp >= 1,
              "--cluster.learners/--cluster.engines must be >= 0 and --cluster.engine-tp >= 1"),
-            (not self.cluster.colocate or self.device != "cpu",
-             "--cluster.colocate shares GPUs between learners and engines; not on CPU"),
+            (not self.cluster.colocate or self.device != "cpu"
+             or (self.cluster.learners > 0 and self.cluster.engines > 0),
+             "--cluster.colocate shares GPUs between learners and engines; on CPU only with "
+             "--cluster.learners and --cluster.engines (it then only shares their placement)"),
+            (not self.cluster.colocate or not (self.cluster.learners and self.cluster.engines)
+             or (self.cluster.engines == self.cluster.learners and self.cluster.engine_tp == 1),
+             "--cluster.colocate puts engine e beside learner rank e: give --cluster.engines equal "
+             "to --cluster.learners and --cluster.engine-tp 1"),
             (self.micro_batch_tokens >= 64, "micro_batch_tokens must be >= 64"),
             (self.backend in ("auto", "hf", "vllm"), "backend must be auto, hf or vllm"),
             (self.truncation in ("zero", "mask", "keep"), "truncation must be zero, mask or keep"),

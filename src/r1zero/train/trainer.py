@@ -181,7 +181,7 @@ def sync(t: Trainer) -> None:
     samples from the learner's own module (the bf16 copy under --precision bf16, which
     `optimizer_step` already refreshed): nothing to send."""
     if not t.shares_weights:
-        t.backend.update_weights(t.learner.weights())
+        t.learner.sync_to(t.backend)
 
 
 def evaluate(t: Trainer, step: int) -> dict[str, float]:
