@@ -70,7 +70,13 @@ def _cfg(model_dir, run_dir, **kw):
 
 
 def _weights(run_dir, step):
-    return load_file(str(run_dir / "checkpoints" / f"step_{step:06d}" / "model.safetensors"))
+    """A checkpoint's weights: one model.safetensors (one process) or the files DCP's
+    Hugging Face writer consolidates (learner ranks); both are HF layouts."""
+    out = {}
+    for f in sorted((run_dir / "checkpoints" / f"step_{step:06d}").glob("*.safetensors")):
+        out.update(load_file(str(f)))
+    assert out, f"no weights in step {step} of {run_dir}"
+    return out
 
 
 def test_config_error_before_any_model_load(monkeypatch, tmp_path):

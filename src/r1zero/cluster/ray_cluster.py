@@ -154,20 +154,27 @@ class LearnerRankImpl:
         return True
 
     def save(self, path: str) -> bool:
-        """Collective: full weights (rank 0 writes them as safetensors + config) and the
-        sharded optimizer state (torch.distributed.checkpoint, every rank its shards)."""
-        from safetensors.torch import save_file
+        """Collective, sharded: every rank writes its own shards of the weights and of the
+        optimizer state with torch.distributed.checkpoint. The weights go through DCP's
+        Hugging Face writer, which rank 0 then consolidates into HF safetensors (+ index),
+        readable by transformers and vLLM, without gathering the model into one rank's
+        memory; the optimizer stays in DCP's format (`optim_dcp/`, FQN keys)."""
+        import shutil
 
-        from r1zero.cluster.fsdp import full_state_dict
+        import torch.distributed as dist
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint import HuggingFaceStorageWriter
 
         model = self.learner.policy
-        sd = full_state_dict(model)
+        sd = model.state_dict()
+        if getattr(model.config, "tie_word_embeddings", False):
+            sd.pop("lm_head.weight", None)  # safetensors refuses shared storage; HF re-ties on load
+        dcp.save(sd, storage_writer=HuggingFaceStorageWriter(
+            path=path, save_distributed=True, enable_consolidation=True))
         ckpt.save_optimizer(model, self.learner.optimizer, Path(path))
+        dist.barrier()  # consolidation (rank 0) has read every rank's shards
         if self.rank == 0:
-            tied = getattr(model.config, "tie_word_embeddings", False)
-            if tied:  # safetensors refuses shared storage; HF re-ties on load
-                sd = {k: v for k, v in sd.items() if k != "lm_head.weight"}
-            save_file({k: v.contiguous() for k, v in sd.items()}, str(Path(path) / "model.safetensors"))
+            shutil.rmtree(Path(path) / "sharded", ignore_errors=True)
             model.config.save_pretrained(path)
             if getattr(model, "generation_config", None) is not None:
                 model.generation_config.save_pretrained(path)

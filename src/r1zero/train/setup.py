@@ -99,6 +99,7 @@ def build_backend(cfg: TrainConfig, policy, tokenizer, model_path: str):
     return make_backend(
         "vllm", model_path=model_path, dtype=cfg.vllm_dtype,
         gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, seed=cfg.seed,
+        enable_sleep_mode=cfg.cluster.colocate,  # the loop sleeps it during each update
     )
 
 
