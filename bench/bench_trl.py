@@ -3,8 +3,9 @@
 Setting (issue 4): the packaged SmolLM2-135M-Instruct, 8 prompts x 8 samples of two-digit
 additions, at most 96 new tokens, temperature 1.0, Dr. GRPO loss, beta 0, one update per
 batch. Each side runs in its own process (clean peak memory); seconds per optimizer step
-are the median over the steps after the first (warm-up). Prints both, then the line
-`speedup_vs_trl: <TRL s/step / r1zero s/step>`.
+are the median over the steps after the first (warm-up). Prints both, then the lines
+`speedup_vs_trl: <TRL s/step / r1zero s/step>` and
+`peak_rss_ratio_vs_trl: <r1zero peak RSS / TRL peak RSS>` (each side's whole process).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def main() -> None:
     print(f"allocator (both sides): {allocator}")
     print(json.dumps({"r1zero": r1, "trl": trl, "allocator": allocator}, default=str))
     print(f"speedup_vs_trl: {trl['s_per_step'] / r1['s_per_step']:.2f}")
+    print(f"peak_rss_ratio_vs_trl: {r1['peak_rss_gb'] / trl['peak_rss_gb']:.2f}")
 
 
 if __name__ == "__main__":

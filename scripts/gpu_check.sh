@@ -9,3 +9,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv | tee "${OUT:-/tmp}/gpu.tx
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "${OUT:-/tmp}/gpu.txt"
 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py 2>&1 | tee "${OUT:-/tmp}/gpu_tests.log"
 python3 -m pytest -q -p no:cacheprovider tests/test_core_losses.py tests/test_core_algorithms.py tests/test_train_batching.py 2>&1 | tail -3 | tee -a "${OUT:-/tmp}/gpu_tests.log"
+# Packed micro-batches on the GPU: compiled FlexAttention vs the dense segment mask
+# (log-probs and gradients), then the long-context learner benchmark (1.5B, ~3,000 tokens).
+python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_varlen_attention.py 2>&1 | tee -a "${OUT:-/tmp}/gpu_tests.log"
+timeout 420 python3 bench/bench_learner_gpu.py --json "${OUT:-/tmp}/bench_learner_gpu.json" 2>&1 | tee "${OUT:-/tmp}/bench_learner_gpu.txt"

@@ -1,12 +1,14 @@
-"""The paper's Figure 6 on a laptop (`make study`): GRPO and Dr. GRPO trained on the same
-CPU setting and seed, compared on accuracy and on the length of correct and incorrect
-responses per step.
+"""The paper's Figure 6 on a laptop (`make study`): GRPO and Dr. GRPO (or any algorithms,
+`--algorithms`) trained on the same CPU setting and seed, compared on accuracy and on the
+length of correct and incorrect responses per step.
 
     python scripts/length_study.py [--setting add|mul] [--out runs/study] [--steps 24]
-                                   [-- extra train flags]
+                                   [--algorithms grpo dr_grpo gspo ...] [-- extra train flags]
+    make study ARGS="--algorithms grpo dr_grpo raft online_dpo"
 
-Writes OUT/grpo and OUT/dr_grpo (two ordinary run directories), OUT/compare.png (the
-overlay), OUT/study.md (a table), and ends with one line scripts read:
+Writes OUT/<algorithm> (ordinary run directories), OUT/compare.png (the overlay),
+OUT/study.md (a table), and, when both grpo and dr_grpo ran, ends with one line scripts
+read:
 
     incorrect_length_gap: <GRPO's mean length of incorrect responses minus Dr. GRPO's, in
                            tokens, over the last third of the steps>
@@ -25,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-ALGORITHMS = ("grpo", "dr_grpo")
+DEFAULT_ALGORITHMS = ("grpo", "dr_grpo")
 # The settings tried (docs/benchmarks.md, "Length study", has what each showed). Both use
 # the packaged SmolLM2-135M-Instruct on CPU at the reference temperature 1.0.
 _COMMON = ["--preset", "arith", "--temperature", "1.0", "--eval-every", "6",
@@ -63,8 +65,9 @@ def last_third_mean(records: list[dict], key: str) -> float | None:
     return sum(tail) / len(tail) if tail else None
 
 
-def summary(runs: dict[str, Path]) -> tuple[str, float]:
-    """The Markdown table and GRPO's incorrect-length gap over Dr. GRPO."""
+def summary(runs: dict[str, Path]) -> tuple[str, float | None]:
+    """The Markdown table and GRPO's incorrect-length gap over Dr. GRPO (None unless both
+    ran)."""
     from r1zero.logging import read_metrics
 
     keys = [("reward/accuracy", "train accuracy"), ("rollout/len_correct", "len correct"),
@@ -79,7 +82,9 @@ def summary(runs: dict[str, Path]) -> tuple[str, float]:
         evals = [r["eval/accuracy"] for r in records if r.get("eval/accuracy") is not None]
         cells = [f"{v:.3f}" if v is not None else "-" for v in means[algo].values()]
         rows.append(f"| {algo} | " + " | ".join(cells) + f" | {evals[-1] if evals else '-'} |")
-    gap = (means["grpo"]["rollout/len_incorrect"] or 0.0) - (means["dr_grpo"]["rollout/len_incorrect"] or 0.0)
+    gap = None
+    if "grpo" in means and "dr_grpo" in means:
+        gap = (means["grpo"]["rollout/len_incorrect"] or 0.0) - (means["dr_grpo"]["rollout/len_incorrect"] or 0.0)
     return "\n".join(rows), gap
 
 
@@ -89,24 +94,34 @@ def main() -> None:
     ap.add_argument("--setting", choices=sorted(SETTINGS), default="add")
     ap.add_argument("--steps", type=int, default=24)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--algorithms", nargs="+", default=list(DEFAULT_ALGORITHMS),
+                    help="named algorithms to train and overlay (r1zero train --algorithm)")
     ap.add_argument("extra", nargs="*", help="more `r1zero train` flags (after --)")
     args = ap.parse_args()
+    from r1zero.core.algorithms import ALGORITHMS
+
+    unknown = sorted(set(args.algorithms) - set(ALGORITHMS))
+    if unknown:
+        ap.error(f"unknown algorithm(s) {unknown}; choose from {sorted(ALGORITHMS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     setting = SETTINGS[args.setting]
-    runs = {a: run(a, args.out, setting, args.steps, args.seed, args.extra) for a in ALGORITHMS}
+    runs = {a: run(a, args.out, setting, args.steps, args.seed, args.extra) for a in args.algorithms}
 
     from r1zero.plotting import plot_overlay
 
     plot = plot_overlay(list(runs.values()), args.out / "compare.png", labels=list(runs))
     table, gap = summary(runs)
-    text = (f"# GRPO vs Dr. GRPO, same setting and seed\n\nSetting: `r1zero train {' '.join(setting)}"
+    gap_line = "" if gap is None else f"incorrect_length_gap (GRPO - Dr. GRPO): {gap:+.1f} tokens\n\n"
+    text = (f"# {' vs '.join(args.algorithms)}, same setting and seed\n\n"
+            f"Setting: `r1zero train {' '.join(setting)}"
             f" --steps {args.steps} --seed {args.seed} {' '.join(args.extra)}`\n\n"
             f"Means over the last third of the steps:\n\n{table}\n\n"
-            f"incorrect_length_gap (GRPO - Dr. GRPO): {gap:+.1f} tokens\n\n![overlay](compare.png)\n")
+            f"{gap_line}![overlay](compare.png)\n")
     (args.out / "study.md").write_text(text)
     print(text)
     print(f"plot: {plot}")
-    print(f"incorrect_length_gap: {gap:.2f}")
+    if gap is not None:
+        print(f"incorrect_length_gap: {gap:.2f}")
 
 
 if __name__ == "__main__":

@@ -33,12 +33,16 @@ def _cfg(name: str, **kw) -> TrainConfig:
                        adam_eps=1e-2, max_new_tokens=8, micro_batch_tokens=64, seed=0, **kw)
 
 
-def _sequences(tokenizer) -> list[TrainSequence]:
+def _sequences(tokenizer, dpo: bool = False) -> list[TrainSequence]:
+    """Seven responses with mixed advantages; with ``dpo`` four (chosen, rejected) pairs."""
     g = torch.Generator().manual_seed(0)
     prompts = [tokenizer(t)["input_ids"] for t in ("What is 1 + 2?", "Hi", "Name a prime:")]
     advs = [1.0, -0.5, 0.75, -1.0, 0.0, 2.0, -0.25]  # one zero: skipped, still in the norm
-    return [TrainSequence(prompts[i % 3], torch.randint(5, 200, (2 + i % 4,), generator=g).tolist(),
-                          a, None) for i, a in enumerate(advs)]
+    if dpo:
+        advs = [1.0, -1.0] * 4
+    return [TrainSequence(prompts[(i // 2 if dpo else i) % 3],
+                          torch.randint(5, 200, (2 + i % 4,), generator=g).tolist(), a, None,
+                          pair=i // 2 if dpo else -1) for i, a in enumerate(advs)]
 
 
 def _learner(model, tok, cfg, rank=0, world=1):
@@ -57,7 +61,7 @@ def _single(model_dir, cfg):
 
     model, tok = load_model(model_dir)
     lrn = _learner(model, tok, cfg)
-    part = run_update(lrn, _sequences(tok), step=0)
+    part = run_update(lrn, _sequences(tok, cfg.algo.objective == "dpo"), step=0)
     return {n: t.detach().clone() for n, t in model.state_dict().items()}, part["grad_norms"]
 
 
@@ -77,7 +81,7 @@ def _rank_main(rank, world, port, model_dir, configs, out):
         model, tok = load_model(model_dir)
         shard(model, world, "cpu", activation_checkpointing=key.endswith("_ckpt"))
         lrn = _learner(model, tok, cfg, rank, world)
-        part = run_update(lrn, _sequences(tok), step=0)
+        part = run_update(lrn, _sequences(tok, cfg.algo.objective == "dpo"), step=0)
         sd = full_state_dict(model)  # every rank takes part in the gather
         results[key] = (sd, part["grad_norms"])
     if rank == 0:
@@ -93,6 +97,8 @@ def test_two_gloo_ranks_equal_one_process_for_every_algorithm(tiny_dir, tmp_path
     # Two optimizer steps per rollout (pi_old, the clip) and two epochs, on Dr. GRPO.
     configs["dr_grpo_2x2"] = replace(_cfg("dr_grpo"), train_batch_size=4, epochs=2)
     configs["grpo_ckpt"] = _cfg("grpo")  # activation checkpointing: same numbers
+    # Online DPO (KL-free here: no reference model is loaded) with pairs split over steps.
+    configs["online_dpo_2x2"] = replace(_cfg("online_dpo"), train_batch_size=4, epochs=2)
     out = tmp_path / "ranks.pt"
     mp.spawn(_rank_main, args=(WORLD, _free_port(), tiny_dir, configs, str(out)),
              nprocs=WORLD, join=True)

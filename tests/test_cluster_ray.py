@@ -44,6 +44,17 @@ def test_cluster_run_matches_one_process(tiny_dir, tmp_path):  # noqa: F811
     assert saved["cluster"]["learners"] == 2 and saved["resolved"]["learners"] == 2
 
 
+def test_overlapped_rollouts_on_the_cluster(tiny_dir, tmp_path):  # noqa: F811
+    """--max-staleness 1 with learner ranks and engine actors: the producer thread drives
+    the engines while the ranks train; no step is more than one version old."""
+    run = tmp_path / "run"
+    train(_cfg(tiny_dir, run, steps=3, eval_every=0, save_every=0, max_staleness=1, cluster=CLUSTER))
+    rows = _rows(run)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert rows[0]["rollout/staleness_max"] == 0
+    assert all(r["rollout/staleness_max"] <= 1 for r in rows)
+
+
 def test_sync_makes_every_engine_equal_the_learners(tiny_dir, tmp_path):  # noqa: F811
     from r1zero.train.setup import build_trainer, prepare_config
     from r1zero.train.trainer import train_step

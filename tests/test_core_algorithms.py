@@ -16,7 +16,11 @@ from r1zero.core.metrics import entropy_from_logits
 
 
 def test_table_reference_values():
-    assert set(ALGORITHMS) == {"grpo", "dr_grpo", "dapo", "rloo", "reinforce_pp"}
+    assert set(ALGORITHMS) == {"grpo", "dr_grpo", "dapo", "rloo", "reinforce_pp", "gspo", "raft", "raft_pp",
+                               "online_dpo", "ppo"}
+    gspo = ALGORITHMS["gspo"]
+    assert (gspo.ratio_level, gspo.clip_low, gspo.clip_high, gspo.aggregation) == (
+        "sequence", 3e-4, 4e-4, "seq-mean-token-mean")
     assert (GRPO.std_scale, GRPO.aggregation, GRPO.clip_low, GRPO.clip_high) == (
         "group", "seq-mean-token-mean", 0.2, 0.2)
     assert GRPO.kl_beta == 0.0 and GRPO.kl_estimator == "k3"
@@ -37,8 +41,8 @@ def test_dr_grpo_is_grpo_with_exactly_two_changes():
 def test_overrides_and_errors():
     assert get_algorithm("grpo", kl_beta=0.04).kl_beta == 0.04
     assert get_algorithm("dr_grpo", norm_constant=512).norm_constant_for(3000) == 512.0
-    with pytest.raises(ValueError, match=r"unknown algorithm 'ppo'.*dr_grpo"):
-        get_algorithm("ppo")
+    with pytest.raises(ValueError, match=r"unknown algorithm 'trpo'.*dr_grpo"):
+        get_algorithm("trpo")
     with pytest.raises(ValueError, match=r"\['clip'\].*clip_low"):
         get_algorithm("grpo", clip=0.3)
     with pytest.raises(ValueError, match=r"aggregation='mean'.*token-mean"):

@@ -267,3 +267,90 @@ def test_nan_and_inf_on_padding_do_not_leak():
     loss.backward()
     assert loss.item() == pytest.approx(-1.0)
     assert torch.isfinite(logp.grad).all() and all(torch.isfinite(v).all() for v in stats.values())
+
+
+# ----------------------------------------------------------------------------- GSPO
+def test_gspo_sequence_ratio_by_hand():
+    """Two responses (lengths 2 and 1, padding 100). Log-ratios: row 0 (+0.3, −0.1), row 1
+    (+0.5). log s_0 = (0.3 − 0.1)/2 = 0.1, s_0 = e^0.1 = 1.10517; log s_1 = 0.5, s_1 = 1.64872.
+    With A = (+1, −1) and ε = (0.2, 0.2): row 0 unclipped (s_0 < 1.2): l = −s_0 on both
+    tokens; row 1 has A < 0 and s_1 > 0.8, so the max picks the unclipped −A s_1 = +s_1.
+    seq-mean-token-mean over N = 2: L = ½(½(−s_0 − s_0) + s_1) = ½(s_1 − s_0) = 0.27177.
+    Gradient (GSPO eq. 10): ∂L/∂logp_{0,t} = ½ · ½ · (−A_0 s_0) = −s_0/4 for t = 0, 1;
+    ∂L/∂logp_{1,0} = ½ · (−A_1 s_1) = s_1/2; padding 0."""
+    cfg = get_algorithm("gspo", clip_low=0.2, clip_high=0.2)
+    old = torch.tensor([[-1.0, -2.0], [-0.5, 100.0]], dtype=torch.float64)
+    lp = (old + torch.tensor([[0.3, -0.1], [0.5, 0.0]], dtype=torch.float64)).requires_grad_()
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    norm = step_normalizer(mask)
+    loss, stats = policy_loss(lp, old, torch.tensor([1.0, -1.0], dtype=torch.float64), mask, norm, cfg)
+    s0, s1 = math.exp(0.1), math.exp(0.5)
+    assert float(loss) == pytest.approx(0.5 * (s1 - s0), abs=1e-12)
+    loss.backward()
+    expected = torch.tensor([[-s0 / 4, -s0 / 4], [s1 / 2, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(lp.grad, expected, rtol=0, atol=1e-12)
+    assert float(stats["ratio_sum"]) == pytest.approx(2 * s0 + s1, abs=1e-12)  # s_i on every token
+
+
+def test_gspo_clips_the_whole_sequence():
+    """A sequence ratio past 1 + ε_high with A > 0 cuts the gradient of every token of the
+    response, even tokens whose own ratio is below 1 (token-level PPO would keep those)."""
+    cfg = get_algorithm("gspo")  # ε = 3e-4 / 4e-4
+    old = torch.zeros(1, 3, dtype=torch.float64)
+    lp = torch.tensor([[0.01, -0.001, 0.0002]], dtype=torch.float64, requires_grad=True)
+    mask = torch.ones(1, 3, dtype=torch.float64)
+    loss, stats = policy_loss(lp, old, torch.tensor([1.0], dtype=torch.float64), mask, step_normalizer(mask), cfg)
+    loss.backward()
+    assert torch.count_nonzero(lp.grad) == 0 and float(stats["clip_high_count"]) == 3
+    token = get_algorithm("grpo", clip_low=3e-4, clip_high=4e-4)
+    lp.grad = None
+    loss, _ = policy_loss(lp, old, torch.tensor([1.0], dtype=torch.float64), mask, step_normalizer(mask), token)
+    loss.backward()
+    assert torch.count_nonzero(lp.grad) == 2  # the token-level ratio keeps t = 1, 2
+
+
+def test_gspo_on_policy_gradient_is_the_length_normalised_sequence_gradient():
+    """One optimizer step (old = None, s_i = 1): the gradient is −A_i/(N|o_i|) per token, the
+    same as GRPO's at ratio 1 — GSPO differs only once the policy has moved."""
+    lp = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    mask = MASK.clone()
+    adv = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    grads = []
+    for name in ("gspo", "grpo"):
+        lp.grad = None
+        loss, _ = policy_loss(lp, None, adv, mask, step_normalizer(mask), get_algorithm(name))
+        loss.backward()
+        grads.append(lp.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- RAFT
+def test_raft_is_sft_on_the_correct_responses():
+    """RAFT's loss on its kept (correct) responses, A = R = 1: −1/N Σ_i 1/|o_i| Σ_t log π.
+    Rows of lengths 1, 2, 4 with log-probs VALUES·(−0.1): L = 0.1·(2 + 2 + 1)/3 = 1/6."""
+    cfg = get_algorithm("raft")
+    lp = (-0.1 * VALUES).requires_grad_()
+    loss, stats = policy_loss(lp, None, torch.ones(3, dtype=torch.float64), MASK, step_normalizer(MASK), cfg)
+    assert float(loss) == pytest.approx(1 / 6, abs=1e-12)
+    loss.backward()
+    torch.testing.assert_close(lp.grad, -MASK / (MASK.sum(1, keepdim=True) * 3))
+    assert float(stats["clip_high_count"]) == 0
+
+
+def test_raft_and_raft_pp_differ_only_off_policy():
+    """Same gradient while π_θ = π_old; once the policy moved past 1 + ε, RAFT++ clips the
+    token (no gradient) and RAFT keeps pushing its log-likelihood."""
+    mask = torch.ones(1, 2, dtype=torch.float64)
+    adv = torch.ones(1, dtype=torch.float64)
+    grads = {}
+    for name, old in [("raft", None), ("raft_pp", None), ("raft_off", torch.tensor([[-1.0, -1.0]])),
+                      ("raft_pp_off", torch.tensor([[-1.0, -1.0]]))]:
+        lp = torch.tensor([[-0.5, -1.0]], dtype=torch.float64, requires_grad=True)
+        cfg = get_algorithm(name.removesuffix("_off"))
+        loss, _ = policy_loss(lp, old, adv, mask, step_normalizer(mask), cfg)
+        loss.backward()
+        grads[name] = lp.grad
+    torch.testing.assert_close(grads["raft"], grads["raft_pp"])
+    torch.testing.assert_close(grads["raft_off"], grads["raft"])  # log π: no ratio at all
+    # token 0: ratio e^0.5 > 1.2 with A > 0: clipped; token 1: ratio 1: gradient −ρ/2
+    torch.testing.assert_close(grads["raft_pp_off"], torch.tensor([[0.0, -0.5]], dtype=torch.float64))

@@ -24,7 +24,63 @@ class ConfigError(ValueError):
 UNSET_ALGO = dataclasses.replace(ALGORITHMS["dr_grpo"])
 
 
+# ----------------------------------------------------------------------------- LLM judge
+JUDGE_ENDPOINTS = ("chat", "completions")
+
+
+@dataclass
+class JudgeConfig:
+    """The reference-guided LLM verifier (r1zero.grading.llm_verifier): a judge model behind
+    an OpenAI-compatible server, asked only where the rule grader cannot decide (no answer
+    found, a time-out, or a text answer). Off unless --judge.model is given."""
+
+    model: str | None = None
+    """Judge model name as the server knows it; None = no judge (the rule grader alone)."""
+    base_url: str | None = None
+    """Judge server root including /v1, e.g. http://localhost:8001/v1."""
+    endpoint: str = "chat"
+    """chat (the server applies the judge's chat template: an instruct model) or completions
+    (the prompt is sent verbatim)."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the judge server's API key (unset: no key sent)."""
+    concurrency: int = 16
+    """Judge requests in flight at once (per process: each reward worker has its own)."""
+    request_timeout_s: float = 120.0
+    """Per-request timeout in seconds (retried with exponential backoff)."""
+    max_new_tokens: int = 512
+    """The judge's reply budget (a reason and a verdict); a reply cut short with no verdict
+    counts as unclear (not correct)."""
+    cache_dir: str = "~/.cache/r1zero/judge"
+    """Directory of the verdict cache (judge_cache.jsonl, keyed by a hash of the judge model
+    and the prompt; shared by runs and by concurrent processes)."""
+    audit: int = 0
+    """r1zero eval: also ask the judge on a seeded sample of N answers the rule grader did
+    decide, and report their agreement (0 = no audit)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.model is not None
+
+    def check(self, prefix: str = "--judge") -> None:
+        """Pure checks; ``prefix`` is how the flags are spelled (--judge or --task.judge)."""
+        if not self.enabled:
+            return
+        if not self.base_url:
+            raise ConfigError(f"{prefix}.model needs {prefix}.base-url (e.g. http://localhost:8001/v1)")
+        if self.endpoint not in JUDGE_ENDPOINTS:
+            raise ConfigError(f"{prefix}.endpoint must be chat or completions, got {self.endpoint!r}")
+        if self.concurrency < 1 or self.max_new_tokens < 1 or self.request_timeout_s <= 0:
+            raise ConfigError(f"{prefix}.concurrency and {prefix}.max-new-tokens must be >= 1 and "
+                              f"{prefix}.request-timeout-s > 0")
+        if self.audit < 0:
+            raise ConfigError(f"{prefix}.audit must be >= 0 (0 = no audit)")
+
+
 # ----------------------------------------------------------------------------- tasks
+JUDGED_TASKS = ("math", "gsm8k")
+"""Built-in tasks whose verifier consults --task.judge.* (a user task may read it too)."""
+
+
 @dataclass
 class TaskConfig:
     """Which task to train / evaluate on: a problem source + template + verifier."""
@@ -59,6 +115,17 @@ class TaskConfig:
     """knights_knaves: puzzle sizes to draw from (2..8)."""
     num_numbers: tuple[int, ...] = (3, 4)
     """countdown: how many numbers per puzzle."""
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    """math / gsm8k: a reference-guided LLM judge as part of the reward (opt-in, off by
+    default): a response the rule grader cannot decide earns 1 when the judge calls its
+    final answer equivalent to the gold (see JudgeConfig, docs/grading.md)."""
+
+    def check(self) -> None:
+        """Pure checks of the task's own settings."""
+        self.judge.check("--task.judge")
+        if self.judge.enabled and self.name not in JUDGED_TASKS and ":" not in self.name:
+            raise ConfigError(f"--task.judge.* applies to the {' and '.join(JUDGED_TASKS)} tasks, "
+                              f"not {self.name!r}")
 
 
 # ----------------------------------------------------------------------------- cluster
@@ -92,6 +159,61 @@ class ClusterConfig:
     """FSDP2 CPU offload of parameters, gradients and optimizer state."""
 
 
+# ----------------------------------------------------------------------------- critic
+@dataclass
+class CriticConfig:
+    """`--critic.*`: PPO's value model (``--algorithm ppo``; unused otherwise)."""
+
+    model: str | None = None
+    """The critic's backbone (hub id, directory or packaged name); None = the policy's model.
+    A scalar value head (zero-initialised) replaces its output layer."""
+    lr: float = 5e-6
+    """The critic's AdamW learning rate (Open-Reasoner-Zero: 5e-6, 5x the policy's)."""
+    lr_warmup_steps: int = 0
+    """Linear learning-rate warm-up of the critic, in its optimizer steps."""
+
+
+# ----------------------------------------------------------------------------- reward shaping
+SHAPERS = ("cosine", "repetition")
+
+
+@dataclass
+class RewardConfig:
+    """`--reward.*`: shaping of the verifier's reward, on any task (core/rewards.py). Each
+    shaper logs its own component (``reward/cosine``, ``reward/repetition``); ``reward/mean``
+    is the shaped reward. Defaults: Yeo et al. 2025 ("Demystifying Long CoT")."""
+
+    shaping: tuple[str, ...] = ()
+    """Shapers, any of: cosine (the verifier's 0/1 becomes the cosine length-scaled reward:
+    correct 2 -> 1, wrong -10 -> 0 over the budget, -10 when truncated), repetition (adds the
+    n-gram repetition penalty)."""
+    cosine_correct_at_zero: float = 2.0
+    """Cosine reward of a correct response of length 0 (r_0^c)."""
+    cosine_correct_at_max: float = 1.0
+    """... of a correct response at the length limit (r_L^c)."""
+    cosine_wrong_at_zero: float = -10.0
+    """... of a wrong response of length 0 (r_0^w)."""
+    cosine_wrong_at_max: float = 0.0
+    """... of a wrong response at the length limit (r_L^w)."""
+    cosine_exceed: float = -10.0
+    """... of a truncated response (r_e)."""
+    cosine_max_len: int | None = None
+    """The length limit L of the schedule; None = the generation budget in force."""
+    repetition_ngram: int = 40
+    """n of the repetition penalty's word n-grams."""
+    repetition_penalty: float = -0.05
+    """Penalty P (<= 0) of a response that is one n-gram repeated throughout."""
+
+    def check(self) -> None:
+        unknown = sorted(set(self.shaping) - set(SHAPERS))
+        if unknown:
+            raise ConfigError(f"--reward.shaping: unknown shaper(s) {unknown}; choose from {list(SHAPERS)}")
+        if self.repetition_ngram < 1 or self.repetition_penalty > 0:
+            raise ConfigError("--reward.repetition-ngram must be >= 1 and --reward.repetition-penalty <= 0")
+        if self.cosine_max_len is not None and self.cosine_max_len < 1:
+            raise ConfigError("--reward.cosine-max-len must be >= 1 (or unset: the generation budget)")
+
+
 # ----------------------------------------------------------------------------- training
 @dataclass
 class TrainConfig:
@@ -119,12 +241,21 @@ class TrainConfig:
     """Questions sampled per rollout batch."""
     group_size: int = 8
     """Responses sampled per question (G)."""
-    max_new_tokens: int = 3000
-    """Generation budget per response; also the Dr. GRPO loss constant by default."""
+    max_new_tokens: int | str = 3000
+    """Generation budget per response; also the Dr. GRPO loss constant by default. A
+    schedule "STEP:TOKENS,..." (e.g. "0:8192,400:16384,800:24576", DeepScaleR's think
+    shorter, then longer) sets the budget from each step on; the loss constant and the
+    overlong rules follow the budget in force (metric rollout/max_new_tokens)."""
     temperature: float = 1.0
     """Sampling temperature for rollouts (the learner divides logits by it too)."""
     top_p: float = 1.0
     """Nucleus sampling for rollouts."""
+    max_staleness: int = 0
+    """Overlapped rollouts: 0 = on-policy (each step sampled by the weights just trained);
+    k >= 1 = the engines generate (and the rewards are graded for) up to k steps ahead
+    while the learner trains, so a step may be sampled by weights up to k updates old;
+    the truncated importance weight (--algo.tis-cap, 2.0 unless given) corrects for it.
+    Not with --cluster.colocate (the engines sleep during updates)."""
     truncation: str = "zero"
     """Responses that hit max_new_tokens: zero (reward 0, kept in the loss: the reference
     recipe), mask (left out of the loss: DAPO's overlong filtering), or keep (the
@@ -136,6 +267,14 @@ class TrainConfig:
     """vLLM: share of GPU memory for weights + KV cache (the learner needs the rest)."""
     vllm_dtype: str = "bfloat16"
     """vLLM: weight dtype of the sampler."""
+    max_model_len: int | None = None
+    """vLLM: the longest prompt + response an engine accepts (its max_model_len; the KV
+    cache must hold at least one such sequence). None = the model's context length. Must
+    exceed the generation budget."""
+    vllm_cpu_kv_cache_gib: float | None = None
+    """vLLM on CPU: KV-cache budget per engine in GiB; None = sized to the run (the
+    sequences one request chunk holds x (longest prompt + budget), +25 %). On GPUs the
+    budget is --vllm-gpu-memory-utilization."""
 
     # --- update
     lr: float = 1e-6
@@ -172,11 +311,17 @@ class TrainConfig:
     Used when the model supports it (transformers attention interface, no sliding windows)
     and --attn-implementation is auto; off = length-sorted right-padded rows."""
     attn_implementation: str = "auto"
-    """Attention kernel of the learner: auto (the segment kernel when packed; else eager on
-    CPU, where it measured faster than sdpa for RL's short rows, and the model's own choice
-    on GPU), or a transformers implementation name (eager, sdpa, ...; implies padded rows)."""
+    """Attention kernel of the learner: auto (when packed: FlexAttention on CUDA, else the
+    segment kernel; when not: eager on CPU, where it measured faster than sdpa for RL's
+    short rows, and the model's own choice on GPU); r1zero_flex or r1zero_segments (force
+    that packed kernel: FlexAttention from per-token ids, CUDA only, or the dense segment
+    mask); or a transformers implementation name (eager, sdpa, ...; implies padded rows)."""
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     """Ray learner ranks and rollout engines (see ClusterConfig); off by default."""
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """PPO's value model (see CriticConfig)."""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """Reward shaping on top of the task's verifier (see RewardConfig); none by default."""
     precision: str = "bf16"
     """Learner precision: bf16 (bf16 weights for forward/backward, fp32 master weights and
     gradient accumulation for the optimizer), bf16-autocast (fp32 weights, bf16 matmuls),
@@ -209,6 +354,10 @@ class TrainConfig:
     """cuda, cpu or auto."""
     threads: int = 0
     """torch intra-op threads on CPU (0 = all cores)."""
+    reward_workers: int = 0
+    """Processes that verify rollouts: 0 = verify in the driver process, serially; N = a
+    pool of N processes (train/reward_pool.py), same verdicts, each with the grader's
+    per-response time limit."""
     progress: bool = True
     """Show a progress bar (plain lines when not on a terminal)."""
 
@@ -219,13 +368,25 @@ class TrainConfig:
         size = self.train_batch_size or per_rollout
         return self.steps * self.epochs * -(-per_rollout // size)
 
+    def max_new_tokens_at(self, step: int) -> int:
+        """The generation budget in force at rollout step ``step`` (0-based)."""
+        return budget_at(token_budget_schedule(self.max_new_tokens), step)
+
+    @property
+    def max_new_tokens_peak(self) -> int:
+        """The largest budget of the run (what an engine's context must hold)."""
+        return max(n for _, n in token_budget_schedule(self.max_new_tokens))
+
     def validate(self) -> None:
         """Pure checks of values and their combinations; raises ConfigError."""
         checks = [
             (self.steps >= 1, "steps must be >= 1"),
             (self.prompts_per_step >= 1, "prompts_per_step must be >= 1"),
             (self.group_size >= 1, "group_size must be >= 1"),
-            (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
+            (self.max_staleness >= 0, "max_staleness must be >= 0 (0 = on-policy)"),
+            (not (self.max_staleness and self.cluster.colocate),
+             "--max-staleness >= 1 generates while the learner trains; with --cluster.colocate "
+             "the engines sleep during updates: drop one of the two"),
             (self.temperature > 0, "temperature must be > 0 for RL rollouts"),
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
             # The learner's log-probs are of the whole temperature-scaled distribution; a
@@ -250,6 +411,8 @@ class TrainConfig:
              "--cluster.colocate puts engine e beside learner rank e: give --cluster.engines equal "
              "to --cluster.learners and --cluster.engine-tp 1"),
             (self.micro_batch_tokens >= 64, "micro_batch_tokens must be >= 64"),
+            (self.vllm_cpu_kv_cache_gib is None or self.vllm_cpu_kv_cache_gib > 0,
+             "vllm_cpu_kv_cache_gib must be > 0 (or unset: sized to the run)"),
             (self.backend in ("auto", "hf", "vllm"), "backend must be auto, hf or vllm"),
             (self.truncation in ("zero", "mask", "keep"), "truncation must be zero, mask or keep"),
             (self.precision in ("fp32", "bf16-autocast", "bf16"),
@@ -257,10 +420,22 @@ class TrainConfig:
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
             (self.eval_every >= 0 and self.save_every >= 0, "eval_every/save_every must be >= 0"),
             (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
+            (self.reward_workers >= 0, "reward_workers must be >= 0 (0 = verify in the driver)"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
+        token_budget_schedule(self.max_new_tokens)  # raises on a malformed schedule
+        self.reward.check()
+        if self.critic.lr <= 0 or self.critic.lr_warmup_steps < 0:
+            raise ConfigError("--critic.lr must be > 0 and --critic.lr-warmup-steps >= 0")
+        if self.algo.needs_critic and self.cluster.learners > 0:
+            raise ConfigError("--algorithm ppo (a critic) runs with the learner in this process; the "
+                              "critic is not yet a group of ranks: drop --cluster.learners (engines may stay)")
+        self.task.check()
+        if self.max_model_len is not None and self.max_model_len <= self.max_new_tokens_peak:
+            raise ConfigError(f"max_model_len ({self.max_model_len}) must exceed the generation "
+                              f"budget ({self.max_new_tokens_peak} new tokens) plus the prompt")
         if self.algorithm not in ALGORITHMS:
             raise ConfigError(f"unknown algorithm {self.algorithm!r}; choose one of {sorted(ALGORITHMS)}")
         from r1zero.core.algorithms import validate as validate_algo
@@ -269,6 +444,39 @@ class TrainConfig:
             validate_algo(self.algo)
         except ValueError as e:
             raise ConfigError(f"--algo: {e}") from None
+
+
+def token_budget_schedule(value: int | str) -> list[tuple[int, int]]:
+    """``--max-new-tokens`` as ``[(first step, budget), ...]``, first steps increasing from
+    0: an int ``n`` is ``[(0, n)]``; "0:8192,400:16384" is ``[(0, 8192), (400, 16384)]``.
+    Raises ConfigError naming the format."""
+    fmt = ("--max-new-tokens takes a number of tokens or a schedule STEP:TOKENS,... "
+           "starting at step 0 with increasing steps, e.g. 0:8192,400:16384")
+    if isinstance(value, int) and not isinstance(value, bool):
+        pairs = [(0, value)]
+    else:
+        try:
+            text = str(value).strip()
+            pairs = [(0, int(text))] if text.isdigit() else [
+                tuple(int(x) for x in part.split(":", 1)) for part in text.split(",")]
+        except ValueError:
+            raise ConfigError(f"{fmt}; got {value!r}") from None
+        if any(len(p) != 2 for p in pairs):
+            raise ConfigError(f"{fmt}; got {value!r}")
+    steps = [s for s, _ in pairs]
+    if steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:])) or min(n for _, n in pairs) < 1:
+        raise ConfigError(f"{fmt} (budgets >= 1); got {value!r}")
+    return pairs
+
+
+def budget_at(schedule: list[tuple[int, int]], step: int) -> int:
+    """The budget of the last schedule entry whose first step is <= ``step``."""
+    return [n for first, n in schedule if first <= step][-1]
+
+
+STALE_TIS_CAP = 2.0
+"""The truncated-IS cap that --max-staleness >= 1 turns on when --algo.tis-cap is unset
+(the cap of Yao et al. 2025)."""
 
 
 def with_algorithm(cfg: TrainConfig, name: str) -> TrainConfig:
@@ -284,7 +492,9 @@ def resolve_algorithm(cfg: TrainConfig) -> TrainConfig:
     ``TrainConfig(algorithm="grpo")`` trains GRPO from Python as on the command line. An
     ``algo`` given explicitly (``--algo.*``, a resumed config.json) is kept as it is."""
     if cfg.algo is UNSET_ALGO:
-        return with_algorithm(cfg, cfg.algorithm)
+        cfg = with_algorithm(cfg, cfg.algorithm)
+    if cfg.max_staleness > 0 and cfg.algo.tis_cap is None:  # stale samplers need the IS weight
+        cfg = dataclasses.replace(cfg, algo=dataclasses.replace(cfg.algo, tis_cap=STALE_TIS_CAP))
     return cfg
 
 
@@ -310,6 +520,9 @@ def _preset_arith() -> TrainConfig:
         lr=2e-5,
         eval_every=6,
         save_every=0,
+        # 2,048-token micro-batches: on this CPU the update is as fast as with 4,096 (7.0 vs
+        # 8.0 s measured) and its activations peak 2.7 GiB lower (docs/benchmarks.md, Memory).
+        micro_batch_tokens=2048,
     )
 
 
@@ -359,6 +572,7 @@ PRESETS: dict[str, typing.Callable[[], TrainConfig]] = {
 RESUME_MAY_CHANGE = frozenset({
     "steps", "eval_every", "save_every", "keep_checkpoints", "progress", "threads", "device",
     "rollout_samples", "tensorboard", "wandb", "wandb_project", "resume", "run_dir", "cluster",
+    "reward_workers",
 })
 # Where the resumed run executes: always the resuming invocation's own (a run saved at N
 # learner ranks resumes at M, or in one process).

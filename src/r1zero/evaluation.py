@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from r1zero.config import ConfigError
+from r1zero.config import ConfigError, JudgeConfig
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.templates import QUESTION, Template, get_template
 from r1zero.utils import append_jsonl, derive_seed, read_jsonl
@@ -111,6 +112,10 @@ class EvalConfig:
     the r1 answer tags: the paper's protocol); auto also reads unboxed answers."""
     grade_timeout_s: float = 5.0
     """Grader: time limit per equivalence check (a timeout counts as incorrect)."""
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    """Reference-guided LLM judge for the answers the rule grader cannot decide (no answer
+    found, a time-out, a text answer); off unless --judge.model is given. Changing it never
+    regenerates samples: the judge re-reads samples.jsonl (its verdicts are cached)."""
     out_dir: str = "runs/eval"
     """Output directory: results.json, results.md, samples.jsonl."""
     resume: bool = True
@@ -170,6 +175,7 @@ class EvalConfig:
                 bad(f"--{name.replace('_', '-')} must be >= 1")
         if self.limit is not None and self.limit < 1:
             bad(f"--limit must be >= 1 problems, got {self.limit}")
+        self.judge.check()
         if not self.uses_server_chat:
             try:
                 get_template(self.template)
@@ -269,13 +275,15 @@ def response_length(c: Completion) -> int:
 
 # ---------------------------------------------------------------------- run
 def run_eval(cfg: EvalConfig, *, backend: RolloutBackend | None = None,
-             tokenizer: Any = None) -> dict[str, Any]:
+             tokenizer: Any = None, judge_backend: RolloutBackend | None = None) -> dict[str, Any]:
     """Evaluate and write ``results.json``, ``results.md`` and ``samples.jsonl`` to out_dir.
 
     ``backend`` (with its ``tokenizer`` for the chat template) may be injected, e.g. a
-    FakeBackend in tests or a backend shared across `r1zero analyze` runs. Ctrl-C stops
-    cleanly: what was generated is kept and summarised (``results["complete"] is False``),
-    and rerunning the same command resumes.
+    FakeBackend in tests or a backend shared across `r1zero analyze` runs; so may the LLM
+    judge's ``judge_backend`` (used when ``cfg.judge`` names a judge model; default: its
+    OpenAI-compatible server).
+    Ctrl-C stops cleanly: what was generated is kept and summarised (``results["complete"]
+    is False``), and rerunning the same command resumes.
     """
     cfg.validate()
     out = Path(cfg.out_dir)
@@ -297,7 +305,17 @@ def run_eval(cfg: EvalConfig, *, backend: RolloutBackend | None = None,
     finally:
         if owned:
             backend.close()
-    results = summarize(cfg, sets, template, read_samples(out / "samples.jsonl"))
+    records, judge_report = read_samples(out / "samples.jsonl"), None
+    if not interrupted:
+        try:
+            records, judge_report = judge_samples(cfg, sets, records, out / "samples.jsonl",
+                                                  judge_backend)
+        except KeyboardInterrupt:
+            interrupted = True  # the judged chunks are cached: a rerun asks only the rest
+            _say(cfg, "\nInterrupted while judging; rerun the same command to finish.")
+    results = summarize(cfg, sets, template, records)
+    if judge_report is not None:
+        results["judge"] = judge_report
     results["interrupted"] = interrupted
     results["elapsed_s"] = round(time.time() - started, 1)
     write_results(out, results)
@@ -384,6 +402,55 @@ def grade_sample(cfg: EvalConfig, item: tuple[BenchmarkSet, Any], prompt: str,
     }
 
 
+def judge_samples(cfg: EvalConfig, sets: Sequence[BenchmarkSet], records: list[dict[str, Any]],
+                  path: Path, backend: RolloutBackend | None = None,
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The LLM judge's pass over the graded samples (``--judge.*``): undecided answers get
+    the judge's verdict, records say who decided (``decided_by``), and ``samples.jsonl`` is
+    rewritten to match. Without a judge, earlier judge verdicts are dropped (the rules'
+    stand). Returns the records and the report (None without a judge)."""
+    from r1zero.grading.llm_verifier import (
+        JudgeItem,
+        ReferenceVerifier,
+        decision_counts,
+        judge_records,
+        rule_view,
+        without_judge,
+    )
+
+    if not cfg.judge.enabled:
+        plain = [without_judge(r) if "decided_by" in r else r for r in records]
+        if plain != records:
+            _rewrite_samples(path, plain)
+        return plain, None
+    questions = {(s.key, str(p.id)): p.question for s in sets for p in s.problems}
+    idx = [i for i, r in enumerate(records) if (r["benchmark"], str(r["problem_id"])) in questions]
+    asked = [questions[(records[i]["benchmark"], str(records[i]["problem_id"]))] for i in idx]
+    verifier = ReferenceVerifier(cfg.judge, backend=backend)
+    try:
+        judged, decisions = judge_records(verifier, [records[i] for i in idx], asked)
+        out = list(records)
+        for i, r in zip(idx, judged):
+            out[i] = r
+        if out != records:
+            _rewrite_samples(path, out)
+        report: dict[str, Any] = {"model": cfg.judge.model, **decision_counts(decisions)}
+        if cfg.judge.audit:
+            items = [JudgeItem(q, r["response"], r["gold"], rule_view(r)) for q, r in zip(asked, judged)]
+            report["agreement"] = verifier.audit(items, cfg.judge.audit, seed=cfg.seed)
+    finally:
+        verifier.close()  # closes only a client it made itself
+    return out, report
+
+
+def _rewrite_samples(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    """Replace samples.jsonl whole (write, then rename: a crash keeps the old file)."""
+    tmp = path.with_suffix(".jsonl.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+    os.replace(tmp, path)
+
+
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """Records of samples.jsonl, first occurrence of each key; a torn last line (crash
     mid-write) or any malformed line is skipped with a warning naming it."""
@@ -424,6 +491,8 @@ def benchmark_metrics(by_problem: Sequence[Sequence[dict[str, Any]]], samples: i
     if not flat:
         return m
     m["accuracy"] = _mean([r["correct"] for r in flat])
+    if any("decided_by" in r for r in flat):  # the LLM judge decided some: show the rules' own
+        m["rule_accuracy"] = _mean([r.get("rule_correct", r["correct"]) for r in flat])
     for k in pass_ks(samples):
         groups = [g for g in by_problem if len(g) >= k]
         m[f"pass@{k}"] = _mean([pass_at_k(len(g), sum(r["correct"] for r in g), k) for g in groups])
@@ -491,7 +560,8 @@ def _versions() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------- reports
-ROW_TITLES = {"accuracy": "Accuracy (%)", "format_rate": "Answer extracted (%)",
+ROW_TITLES = {"accuracy": "Accuracy (%)", "rule_accuracy": "Accuracy, rule grader only (%)",
+              "format_rate": "Answer extracted (%)",
               "truncation_rate": "Truncated (%)", "mean_length_correct": "Length, correct (tokens)",
               "mean_length_incorrect": "Length, incorrect (tokens)", "mean_length": "Length, all (tokens)"}
 
@@ -513,7 +583,24 @@ def results_markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {title} | " + " | ".join(_fmt(k, v) for v in cells) + " |")
     lines.append("| problems | " + " | ".join(str(b["n_problems"]) for b in benches.values())
                  + f" | {sum(b['n_problems'] for b in benches.values())} |")
+    if results.get("judge"):
+        lines += ["", judge_markdown(results["judge"])]
     return "\n".join(lines) + "\n"
+
+
+def judge_markdown(j: dict[str, Any]) -> str:
+    """One paragraph on the LLM judge: what it was asked, and its audited agreement."""
+    text = (f"LLM judge `{j['model']}`: asked on {j['asked']} answers the rule grader could "
+            f"not decide ({j['cache_hits']} from the cache): {j['judged_correct']} judged "
+            f"correct, {j['judged_wrong']} not, {j['unclear']} unclear, {j['errors']} failed.")
+    a = j.get("agreement")
+    if a:
+        rate = "–" if a["rate"] is None or math.isnan(a["rate"]) else f"{100 * a['rate']:.1f}%"
+        text += (f" Audit on {a['n_sampled']} answers the rules decided: agreement {rate} "
+                 f"({a['agree']}/{a['n_compared']}; rule correct: judge yes {a['rule_correct_judge_yes']}, "
+                 f"no {a['rule_correct_judge_no']}; rule wrong: judge yes {a['rule_wrong_judge_yes']}, "
+                 f"no {a['rule_wrong_judge_no']}; {a['unclear']} unclear).")
+    return text
 
 
 def _fmt(key: str, v: float) -> str:

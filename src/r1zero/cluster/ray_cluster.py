@@ -88,7 +88,7 @@ class LearnerRankImpl:
 
         from r1zero.cluster.fsdp import shard
         from r1zero.models import load_model
-        from r1zero.train.learner import check_output_layer, set_attention, supports_packing
+        from r1zero.train.learner import check_output_layer, packed_rows, set_attention
         from r1zero.train.learners import LocalLearner
 
         os.environ.update(MASTER_ADDR=master[0], MASTER_PORT=str(master[1]))
@@ -102,13 +102,13 @@ class LearnerRankImpl:
         torch.manual_seed(cfg.seed)
         model, tok = load_model(resume_from or model_path, device=str(device))
         check_output_layer(model)
-        packed = cfg.packed and cfg.attn_implementation == "auto" and supports_packing(model)
+        packed = packed_rows(cfg.packed, cfg.attn_implementation, model)
         set_attention(model, cfg.attn_implementation, device, packed)
         shard(model, world, device.type, bf16=cfg.precision != "fp32",
               activation_checkpointing=cfg.cluster.activation_checkpointing,
               cpu_offload=cfg.cluster.cpu_offload)
         ref = None
-        if cfg.algo.kl_beta > 0:
+        if cfg.algo.needs_reference:
             ref, _ = load_model(model_path, device=str(device))
             set_attention(ref, cfg.attn_implementation, device, packed)
             shard(ref, world, device.type, bf16=cfg.precision != "fp32")
@@ -277,6 +277,8 @@ class EngineImpl:
                 extra["distributed_executor_backend"] = "mp"
             self.backend = make_backend("vllm", model_path=model_path, dtype=cfg.vllm_dtype,
                                         gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                                        max_model_len=cfg.max_model_len,
+                                        cpu_kv_cache_gib=cfg.vllm_cpu_kv_cache_gib,
                                         seed=cfg.seed, tensor_parallel_size=cfg.cluster.engine_tp,
                                         enable_sleep_mode=cfg.cluster.colocate, **extra)
         else:

@@ -35,7 +35,8 @@ from torch import Tensor
 Baseline = Literal["group_mean", "leave_one_out", "batch_mean", "none"]
 StdScale = Literal["group", "batch", "none"]
 
-BASELINES: tuple[str, ...] = ("group_mean", "leave_one_out", "batch_mean", "none")
+BASELINES: tuple[str, ...] = ("group_mean", "leave_one_out", "batch_mean", "none", "value")
+"""``value`` = a learned critic (PPO): token-level advantages from `gae`, not from here."""
 STD_SCALES: tuple[str, ...] = ("group", "batch", "none")
 
 
@@ -121,7 +122,7 @@ def compute_advantages(
     elif baseline == "batch_mean":
         group_view(rewards, group_size)  # validate the layout even though groups are unused
         base = rewards.mean().expand_as(rewards)  # [B*G]
-    elif baseline == "none":
+    elif baseline in ("none", "value"):  # value: the critic's GAE makes them token-level
         base = torch.zeros_like(rewards)
     else:
         raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
@@ -162,3 +163,35 @@ def broadcast_to_tokens(advantages: Tensor, mask: Tensor) -> Tensor:
     if advantages.dim() == 2:
         return advantages * mask.to(advantages.dtype)  # [N, T]
     return advantages.unsqueeze(1) * mask.to(advantages.dtype)  # [N, 1] * [N, T] -> [N, T]
+
+
+# ----------------------------------------------------------------------------- PPO (critic)
+def gae(values: Tensor, rewards: Tensor, mask: Tensor, *, gamma: float = 1.0,
+        lam: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Generalised advantage estimation (Schulman et al. 2016) for a sequence reward paid at
+    the last response token, ``[N, T]`` advantages and returns from ``[N, T]`` values.
+
+        r_t = R on the last token of o_i, else 0;  V(s_{|o_i|}) = 0 (terminal)
+        δ_t = r_t + γ V(s_{t+1}) − V(s_t)
+        A_t = Σ_{l >= 0} (γλ)^l δ_{t+l}          G_t = A_t + V(s_t)  (the value targets)
+
+    With γ = λ = 1 (Open-Reasoner-Zero's setting, the default) A_t = R − V(s_t). ``mask``
+    marks response tokens (1) and padding (0); responses are left-aligned. Values on
+    padding are ignored; the outputs are 0 there.
+    """
+    m = mask.to(values.dtype)  # [N, T]
+    v = values.detach() * m  # [N, T]
+    lengths = m.sum(dim=1).long()  # [N]
+    n, t_max = v.shape
+    r = torch.zeros_like(v)  # [N, T]
+    has = lengths > 0
+    r[has, lengths[has] - 1] = rewards.to(v.dtype)[has]
+    next_v = torch.cat([v[:, 1:], torch.zeros(n, 1, dtype=v.dtype, device=v.device)], dim=1)  # [N, T]
+    delta = (r + gamma * next_v - v) * m  # [N, T]; V past the end is 0 (padding is masked)
+    adv = torch.zeros_like(v)
+    running = torch.zeros(n, dtype=v.dtype, device=v.device)
+    for t in range(t_max - 1, -1, -1):  # one [N] vector op per position
+        running = delta[:, t] + gamma * lam * running * m[:, t]
+        adv[:, t] = running
+    adv = adv * m
+    return adv, (adv + v) * m

@@ -11,7 +11,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from r1zero.core.advantages import BASELINES, STD_SCALES
-from r1zero.core.losses import AGGREGATIONS, KL_ESTIMATORS
+from r1zero.core.losses import (
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    OBJECTIVES,
+    POLICY_TERMS,
+    RATIO_LEVELS,
+    SAMPLE_FILTERS,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,29 @@ class AlgorithmConfig:
     seq-mean-token-sum | seq-mean-token-sum-norm (see r1zero.core.losses)."""
     norm_constant: float | None = None
     """C in seq-mean-token-sum-norm; None = the generation budget (max_new_tokens)."""
+    objective: str = "pg"
+    """pg (policy gradient on the advantages above) or dpo (online DPO: each group's best and
+    worst responses form a preference pair; core/preferences.py)."""
+    dpo_beta: float = 0.1
+    """DPO's β (objective=dpo)."""
+    dpo_reference: bool = True
+    """DPO against the reference model (the initial policy); False = the KL-free variant."""
+    policy_term: str = "clipped"
+    """The policy-gradient term: clipped (the PPO surrogate, ratio to π_old clipped) or
+    logprob (−A log π_θ: REINFORCE / supervised fine-tuning, no ratio; equal gradients while
+    π_θ = π_old, different once an update has moved the policy)."""
+    sample_filter: str = "none"
+    """Which responses enter the update: none (all) or correct (only those the verifier
+    accepted: RAFT's rejection sampling; the normaliser counts only them)."""
+    ratio_level: str = "token"
+    """Importance ratio of the clipped surrogate: token (PPO / GRPO: one ratio per token) or
+    sequence (GSPO: the length-normalised sequence ratio s_i for every token of o_i)."""
+    gae_gamma: float = 1.0
+    """PPO (baseline=value): GAE's discount γ (Open-Reasoner-Zero: 1)."""
+    gae_lambda: float = 1.0
+    """PPO: GAE's λ (Open-Reasoner-Zero: 1, so A_t = R − V(s_t))."""
+    value_clip: float | None = 0.2
+    """PPO: the critic's value clip ε_v around its pre-update values; None = unclipped."""
     clip_low: float = 0.2
     """PPO clip range below 1: ratios under 1 - clip_low stop pushing down (A < 0)."""
     clip_high: float = 0.2
@@ -58,6 +88,16 @@ class AlgorithmConfig:
     """DAPO soft overlong punishment: L_cache as a fraction of the generation budget L_max
     (the paper: 4096 / 20480 = 0.2); 0 = off. See r1zero.core.rewards.overlong_penalty."""
 
+    @property
+    def needs_critic(self) -> bool:
+        """Whether the run trains a value model (PPO's critic)."""
+        return self.baseline == "value"
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether the learner loads the reference model (the initial policy)."""
+        return self.kl_beta > 0 or (self.objective == "dpo" and self.dpo_reference)
+
     def norm_constant_for(self, max_new_tokens: int) -> float:
         """C for `step_normalizer`: ``norm_constant``, or the generation budget when None."""
         return float(self.norm_constant if self.norm_constant is not None else max_new_tokens)
@@ -69,12 +109,17 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "std_scale": STD_SCALES,
     "aggregation": AGGREGATIONS,
     "kl_estimator": KL_ESTIMATORS,
+    "ratio_level": RATIO_LEVELS,
+    "policy_term": POLICY_TERMS,
+    "sample_filter": SAMPLE_FILTERS,
+    "objective": OBJECTIVES,
 }
 
 
 _NUMBERS = ("adv_eps", "norm_constant", "clip_low", "clip_high", "dual_clip", "kl_beta",
-            "entropy_coef", "tis_cap", "dynamic_sampling_draws", "overlong_buffer_frac")
-_OPTIONAL = ("norm_constant", "dual_clip", "tis_cap")
+            "entropy_coef", "tis_cap", "dynamic_sampling_draws", "overlong_buffer_frac", "dpo_beta",
+            "gae_gamma", "gae_lambda", "value_clip")
+_OPTIONAL = ("norm_constant", "dual_clip", "tis_cap", "value_clip")
 
 
 def validate(cfg: AlgorithmConfig) -> AlgorithmConfig:
@@ -83,7 +128,7 @@ def validate(cfg: AlgorithmConfig) -> AlgorithmConfig:
         value = getattr(cfg, name)
         if value not in allowed:
             raise ValueError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
-    for name in ("std_unbiased", "filter_zero_variance_groups", "overlong_filter"):
+    for name in ("std_unbiased", "filter_zero_variance_groups", "overlong_filter", "dpo_reference"):
         if not isinstance(getattr(cfg, name), bool):
             raise ValueError(f"{name}={getattr(cfg, name)!r} is not allowed; must be True or False")
     for name in _NUMBERS:
@@ -106,6 +151,15 @@ def validate(cfg: AlgorithmConfig) -> AlgorithmConfig:
         ("dynamic_sampling_draws", cfg.dynamic_sampling_draws == 1 or cfg.filter_zero_variance_groups,
          "1 unless filter_zero_variance_groups is on"),
         ("overlong_buffer_frac", 0 <= cfg.overlong_buffer_frac < 1, "in [0, 1)"),
+        ("dpo_beta", cfg.dpo_beta > 0, "> 0"),
+        ("gae_gamma", 0 <= cfg.gae_gamma <= 1, "in [0, 1]"),
+        ("gae_lambda", 0 <= cfg.gae_lambda <= 1, "in [0, 1]"),
+        ("value_clip", cfg.value_clip is None or cfg.value_clip > 0, "None or > 0"),
+        # DPO runs as -A log pi with weights 1/N_step (core/preferences.py): other terms or
+        # aggregations would not give the DPO gradient.
+        ("policy_term", cfg.objective != "dpo" or cfg.policy_term == "logprob", "logprob with objective=dpo"),
+        ("aggregation", cfg.objective != "dpo" or cfg.aggregation == "seq-mean-token-sum",
+         "seq-mean-token-sum with objective=dpo"),
     ]
     for name, ok, allowed in checks:
         if not ok:
@@ -164,12 +218,66 @@ REINFORCE_PP = AlgorithmConfig(
     kl_estimator="k2",  # the estimator whose loss gradient is the KL(pi || ref) gradient
 )
 
+GSPO = replace(
+    GRPO,  # GRPO's group-normalised advantages and seq-mean-token-mean (Zheng et al. 2025 §4)
+    ratio_level="sequence",  # s_i = (pi(o_i) / pi_old(o_i))^(1/|o_i|), eq. 7
+    clip_low=3e-4,  # the paper's clip ranges for the sequence ratio (§5.1; verl's GSPO
+    clip_high=4e-4,  # recipe uses the same): a sequence ratio moves far less than a token's
+)
+
+RAFT = AlgorithmConfig(
+    # RAFT (Dong et al. 2023; as the baseline of Xiong et al. 2025, "A Minimalist Approach to
+    # LLM Reasoning"): rejection sampling + fine-tuning. Keep the correct responses and
+    # maximise their log-likelihood: A = R = 1, loss = −1/|D+| Σ_i 1/|o_i| Σ_t log π(o_t).
+    baseline="none",
+    std_scale="none",
+    aggregation="seq-mean-token-mean",
+    policy_term="logprob",
+    sample_filter="correct",
+)
+
+RAFT_PP = replace(
+    RAFT,  # RAFT++ (Xiong et al. 2025 §3): the same samples, with the importance ratio to
+    policy_term="clipped",  # π_old clipped to [1 − 0.2, 1 + 0.2] (eq. 5): differs from RAFT
+)  # once a rollout takes more than one optimizer step (--train-batch-size, --epochs)
+
+PPO = AlgorithmConfig(
+    # PPO with a learned critic, as Open-Reasoner-Zero trains it (Hu et al. 2025): GAE with
+    # γ = λ = 1 (A_t = R − V(s_t)), no KL term, the clipped surrogate on token advantages,
+    # a clipped value loss. The critic is the policy's architecture with a scalar head.
+    baseline="value",
+    std_scale="none",
+    aggregation="token-mean",
+    gae_gamma=1.0,
+    gae_lambda=1.0,
+    value_clip=0.2,
+    clip_low=0.2,
+    clip_high=0.2,
+    kl_beta=0.0,
+)
+
+ONLINE_DPO = AlgorithmConfig(
+    # Online DPO (Guo et al. 2024; Xiong et al. 2025 on verifiable rewards): each group's
+    # best- and worst-reward responses form a pair, DPO loss against the reference model.
+    objective="dpo",
+    dpo_beta=0.1,
+    baseline="none",  # the advantages are the DPO coefficients, computed by the learner
+    std_scale="none",
+    aggregation="seq-mean-token-sum",
+    policy_term="logprob",
+)
+
 ALGORITHMS: dict[str, AlgorithmConfig] = {
     "grpo": GRPO,
     "dr_grpo": DR_GRPO,
     "dapo": DAPO,
     "rloo": RLOO,
     "reinforce_pp": REINFORCE_PP,
+    "gspo": GSPO,
+    "raft": RAFT,
+    "raft_pp": RAFT_PP,
+    "online_dpo": ONLINE_DPO,
+    "ppo": PPO,
 }
 
 _FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AlgorithmConfig))

@@ -41,6 +41,10 @@ AGGREGATIONS: tuple[str, ...] = (
     "seq-mean-token-sum-norm",
 )
 KL_ESTIMATORS: tuple[str, ...] = ("k1", "k2", "k3")
+RATIO_LEVELS: tuple[str, ...] = ("token", "sequence")
+POLICY_TERMS: tuple[str, ...] = ("clipped", "logprob")
+SAMPLE_FILTERS: tuple[str, ...] = ("none", "correct")
+OBJECTIVES: tuple[str, ...] = ("pg", "dpo")
 
 
 # ----------------------------------------------------------------------------- normaliser
@@ -150,6 +154,23 @@ def clipped_pg_loss(
     return loss, ratio.detach()
 
 
+def sequence_log_ratio(logprobs: Tensor, old_logprobs: Tensor, mask: Tensor) -> Tensor:
+    """GSPO's sequence-level importance ratio as a per-token log-ratio, ``[N, T]``: every
+    token of o_i carries the value of the sequence ratio and the gradient of its own log-prob.
+
+        log s_i     = 1/|o_i| sum_t (log pi_theta(o_t) - log pi_old(o_t))      GSPO eq. 7
+        log s_{i,t} = sg[log s_i] + log pi_theta(o_t) - sg[log pi_theta(o_t)]   GSPO-token eq. 13
+
+    so exp(log s_{i,t}) = s_i, and under seq-mean-token-mean the clipped surrogate's gradient
+    is -A_i s_i 1/|o_i| sum_t grad log pi_theta(o_t) when unclipped: GSPO's eq. 10. Padding
+    (mask 0) is left out of |o_i| and the sum.
+    """
+    m = mask.to(logprobs.dtype)  # [N, T]
+    lengths = m.sum(dim=1, keepdim=True).clamp(min=1.0)  # [N, 1]
+    seq = ((logprobs - old_logprobs).detach() * m).sum(dim=1, keepdim=True) / lengths  # [N, 1]
+    return seq + logprobs - logprobs.detach()  # [N, T]
+
+
 def clip_masks(
     ratio: Tensor, advantages: Tensor, *, clip_low: float, clip_high: float, dual_clip: float | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -252,10 +273,16 @@ def policy_loss(
         old_logprobs = logprobs.detach()
     weights = token_weights(m, normalizer, cfg.aggregation)  # [N, T]
 
+    ratio_logprobs = logprobs  # [N, T]: log pi_old + log of the ratio the surrogate clips
+    if cfg.ratio_level == "sequence":
+        ratio_logprobs = old_logprobs.detach() + sequence_log_ratio(logprobs, old_logprobs, m)
     pg, ratio = clipped_pg_loss(
-        logprobs, old_logprobs, advantages,
+        ratio_logprobs, old_logprobs, advantages,
         clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip,
     )  # [N, T], [N, T]
+    if cfg.policy_term == "logprob":  # −A log π_θ: no ratio, nothing clipped (REINFORCE / SFT)
+        adv = advantages.unsqueeze(1) if advantages.dim() == 1 else advantages  # [N, 1] | [N, T]
+        pg = -adv * logprobs  # [N, T]
     if cfg.tis_cap is not None:
         if sampler_logprobs is None:
             raise ValueError("cfg.tis_cap is set but sampler_logprobs was not given")
@@ -289,6 +316,8 @@ def policy_loss(
     low, high, dual = clip_masks(
         ratio, advantages, clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip
     )  # [N, T] bool each
+    if cfg.policy_term == "logprob":  # nothing is clipped without a ratio
+        low = high = dual = torch.zeros_like(low)
     log_ratio = (logprobs - old_logprobs).detach()  # [N, T]
     stats.update(
         loss=loss.detach(),
@@ -306,3 +335,34 @@ def policy_loss(
         stats["tis_weight_sum"] = (w_tis * m).sum()
         stats["tis_capped_count"] = ((w_tis >= cfg.tis_cap).to(m.dtype) * m).sum()
     return loss, stats
+
+
+# ----------------------------------------------------------------------------- value loss
+def value_loss(values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor,
+               normalizer: LossNormalizer, aggregation: Aggregation,
+               clip: float | None) -> tuple[Tensor, dict[str, Tensor]]:
+    """PPO's clipped value loss (Schulman et al. 2017; the OpenAI baselines / OpenRLHF form),
+    one micro-batch's share of the step loss and summable statistics::
+
+        V_clip = V_old + clip(V − V_old, −ε_v, ε_v)
+        l_t    = ½ max((V_t − G_t)², (V_clip,t − G_t)²)        (ε_v = None: ½ (V_t − G_t)²)
+
+    aggregated with the same step-normalised token weights as the policy loss. ``values``
+    carries the gradient; ``old_values`` (the critic before the update) and ``returns``
+    (GAE targets) are data."""
+    m = mask.to(values.dtype)  # [N, T]
+    err = (values - returns) ** 2  # [N, T]
+    clipped = torch.zeros_like(m, dtype=torch.bool)
+    if clip is not None:
+        v_clip = old_values + (values - old_values).clamp(-clip, clip)  # [N, T]
+        err_clip = (v_clip - returns) ** 2
+        clipped = err_clip > err  # the clipped branch is the max: no gradient through V
+        err = torch.maximum(err, err_clip)
+    per_token = 0.5 * err
+    loss = (per_token * token_weights(m, normalizer, aggregation)).sum()
+    return loss, {
+        "value_loss": loss.detach(),
+        "value_clip_count": (clipped.to(m.dtype) * m).sum(),
+        "value_tokens": m.sum(),
+        "value_sq_err_sum": ((values.detach() - returns) ** 2 * m).sum(),
+    }

@@ -112,6 +112,23 @@ def entropy_from_logits(logits: Tensor, *, chunk_size: int | None = None) -> Ten
     return out.to(logits.dtype).reshape(logits.shape[:-1])  # [...]
 
 
+def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float:
+    """1 − Var[G − V] / Var[G] over response tokens (``[N, T]`` each): 1 = the critic
+    predicts the returns, 0 = no better than their mean, < 0 = worse than that."""
+    m = mask.bool()
+    g, v = returns[m].double(), values[m].double()
+    var = g.var(unbiased=False)
+    return float("nan") if g.numel() < 2 or var == 0 else float(1.0 - (g - v).var(unbiased=False) / var)
+
+
+def summarize_value_stats(stats: Mapping[str, Tensor | float]) -> dict[str, float]:
+    """`value_loss` stats summed over micro-batches and ranks -> ``critic/*`` metrics."""
+    tokens = max(float(stats["value_tokens"]), 1.0)
+    return {"critic/value_loss": float(stats["value_loss"]),
+            "critic/value_clip_frac": float(stats["value_clip_count"]) / tokens,
+            "critic/value_mse": float(stats["value_sq_err_sum"]) / tokens}
+
+
 def summarize_loss_stats(stats: Mapping[str, Tensor | float]) -> dict[str, float]:
     """Turn ``policy_loss`` stats, summed over the step's micro-batches and ranks, into metrics.
 
@@ -141,4 +158,8 @@ def summarize_loss_stats(stats: Mapping[str, Tensor | float]) -> dict[str, float
             out[name] = get(key) / tokens
     if "kl_loss" in stats:
         out["loss/kl"] = get("kl_loss")
+    if "dpo_pairs" in stats:  # online DPO, per pair: the loss, β-free margin, and z > 0 share
+        pairs = max(get("dpo_pairs"), 1.0)
+        out.update({"loss/dpo": get("dpo_loss_sum") / pairs, "dpo/margin": get("dpo_margin_sum") / pairs,
+                    "dpo/accuracy": get("dpo_correct_count") / pairs, "dpo/pairs": get("dpo_pairs")})
     return out

@@ -281,6 +281,13 @@ def _is_prose(s: str) -> bool:
     return False
 
 
+def is_text_answer(answer: str) -> bool:
+    """True when an answer is words rather than mathematics (``Monday``, ``\\text{the
+    second}``, ``五``, ``12 apples``), by the same prose test ``auto`` extraction uses;
+    math delimiters are ignored. ``x = 5 cm``, ``3 \\text{ or } 5``, ``B``, ``yes`` are math."""
+    return _is_prose(_DOLLAR_RE.sub(" ", _strip_math_delims(answer)))
+
+
 def _spans(text: str) -> list[tuple[int, int, str]]:
     """Math spans as (start, end, body), in order."""
     out = []

@@ -47,6 +47,9 @@ class Completion:
     logprobs: list[float] | None = None
     """Sampler's log-prob of each token in ``token_ids`` (temperature applied), or None."""
     extra: dict = field(default_factory=dict)
+    weight_version: int = 0
+    """The policy version that sampled it (rollout steps trained before its weights; the
+    training loop stamps it, train/rollouts.py)."""
 
     @property
     def truncated(self) -> bool:

@@ -39,6 +39,8 @@ VLLM_INSTALL_HINT = (
 
 CPU_PREFILL_BUDGET = 8192
 """vLLM-CPU: tokens one scheduler step may prefill (``max_num_batched_tokens``)."""
+CPU_KV_CACHE_GIB = 2.0
+"""vLLM-CPU: KV budget when none is given (training sizes it to the run: train/setup.py)."""
 CPU_MAX_SEQS = 128
 """vLLM-CPU: requests submitted together (below the scheduler's max_num_seqs)."""
 
@@ -83,7 +85,7 @@ class VLLMBackend:
         seed: int = 0,
         enable_sleep_mode: bool = False,
         max_model_len: int | None = None,
-        cpu_kv_cache_gib: float = 2.0,
+        cpu_kv_cache_gib: float | None = None,
         **llm_kwargs,
     ):
         vllm = import_vllm()
@@ -103,7 +105,7 @@ class VLLMBackend:
         if self.on_cpu:
             # A fixed KV budget: the automatic one subtracts this whole process's RSS (the
             # trainer's too) from the requested share of RAM and can come out negative.
-            kwargs["kv_cache_memory_bytes"] = int(cpu_kv_cache_gib * 2**30)
+            kwargs["kv_cache_memory_bytes"] = int((cpu_kv_cache_gib or CPU_KV_CACHE_GIB) * 2**30)
             kwargs.setdefault("max_num_batched_tokens", CPU_PREFILL_BUDGET)
         else:
             kwargs.update(gpu_memory_utilization=gpu_memory_utilization,

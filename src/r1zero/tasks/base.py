@@ -7,6 +7,7 @@ must never raise, never hang and never ``eval``: every path ends in a verdict wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -63,6 +64,17 @@ class Task(Protocol):
     def verify(self, response: str, problem: Problem, *, template: Template) -> TaskVerdict:
         """Score one response; never raises on model text."""
         ...
+
+
+def verify_all(task: Task, responses: Sequence[str], problems: Sequence[Problem], *,
+               template: Template) -> list[TaskVerdict]:
+    """``task.verify`` of each pair, in order; through the task's optional
+    ``verify_batch(responses, problems, *, template)`` when it has one (a task that asks a
+    remote judge batches its requests there)."""
+    batch = getattr(task, "verify_batch", None)
+    if batch is not None:
+        return batch(responses, problems, template=template)
+    return [task.verify(r, p, template=template) for r, p in zip(responses, problems)]
 
 
 def check_split(split: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 import re
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from r1zero import data as data_lib
 from r1zero.config import ConfigError, TaskConfig
@@ -37,15 +37,33 @@ def grade_math(
     from r1zero.grading import grade
 
     verdict = grade(response, gold, extract=extract or template.answer_format)
-    reward = 1.0 if verdict.correct else 0.0
-    return TaskVerdict(
-        reward=reward,
-        correct=verdict.correct,
-        format_ok=verdict.extracted is not None,
-        reason=verdict.reason,
-        extracted=verdict.extracted,
-        components={"correct": reward},
-    )
+    return _math_verdict(verdict.correct, verdict.reason, verdict.extracted)
+
+
+def _math_verdict(correct: bool, reason: str, extracted: str | None) -> TaskVerdict:
+    reward = 1.0 if correct else 0.0
+    return TaskVerdict(reward=reward, correct=correct, format_ok=extracted is not None,
+                       reason=reason, extracted=extracted, components={"correct": reward})
+
+
+def judge_math(verifier, responses: Sequence[str], problems: Sequence[Problem],
+               template: Template, *, extract: str | None = None) -> list[TaskVerdict]:
+    """`grade_math` for many responses, with a `ReferenceVerifier` deciding what the rules
+    cannot (`r1zero.grading.llm_verifier.needs_judge`): reward 1 when the judge calls the
+    final answer equivalent to the gold (reason ``judge_equivalent``), else 0
+    (``judge_not_equivalent``, ``judge_unclear``, or ``judge_error`` when the judge server
+    failed). All undecided responses go to the judge in one batched call."""
+    from r1zero.grading import grade
+    from r1zero.grading.llm_verifier import JudgeItem
+
+    out: list[TaskVerdict | None] = [bad_input_verdict(r) for r in responses]
+    todo = [i for i, v in enumerate(out) if v is None]
+    items = [JudgeItem(problems[i].question, responses[i], problems[i].answer,
+                       grade(responses[i], problems[i].answer, extract=extract or template.answer_format))
+             for i in todo]
+    for i, item, d in zip(todo, items, verifier.verify_many(items)):
+        out[i] = _math_verdict(d.correct, d.reason, item.rule.extracted)
+    return out
 
 
 class MathTask:
@@ -53,10 +71,17 @@ class MathTask:
 
     default_template = "qwen_math"
 
-    def __init__(self, cfg: TaskConfig, name: str = "math") -> None:
+    def __init__(self, cfg: TaskConfig, name: str = "math", *, judge=None) -> None:
         self.name = name
         self.cfg = cfg
         self._cache: dict[str, list[Problem]] = {}
+        self.judge = judge
+        """The `ReferenceVerifier` consulted on undecided answers (``--task.judge.*``), or None."""
+        if judge is None and cfg.judge.enabled:
+            from r1zero.grading.llm_verifier import ReferenceVerifier
+
+            cfg.judge.check("--task.judge")
+            self.judge = ReferenceVerifier(cfg.judge)
 
     def problems(self, split: str) -> list[Problem]:
         """Load (once) the file configured for ``split``."""
@@ -82,7 +107,16 @@ class MathTask:
         )
 
     def verify(self, response: str, problem: Problem, *, template: Template) -> TaskVerdict:
+        if self.judge is not None:
+            return self.verify_batch([response], [problem], template=template)[0]
         return grade_math(response, problem.answer, template, extract=self.cfg.extract)
+
+    def verify_batch(self, responses: Sequence[str], problems: Sequence[Problem], *,
+                     template: Template) -> list[TaskVerdict]:
+        """`verify` of each pair; with a judge, its requests go out together (concurrently)."""
+        if self.judge is None:
+            return [self.verify(r, p, template=template) for r, p in zip(responses, problems)]
+        return judge_math(self.judge, responses, problems, template, extract=self.cfg.extract)
 
 
 def make_math(cfg: TaskConfig) -> MathTask:

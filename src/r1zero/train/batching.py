@@ -14,6 +14,16 @@ per segment (a response sees its own prompt and its own earlier tokens), positio
 per sequence, so the result is the same function of the weights as padded full rows. For
 the default task (prompt ~50 tokens, response ~57, 8 samples per prompt) it cuts the
 learner's tokens by about 30 % against length-sorted padded rows.
+
+The layout is carried as two O(N) ids per flat token, its prompt group g and its branch b
+(0 = the group's shared prefix, 1 + r = sequence r's suffix). A group's prefix precedes
+all of its suffixes and each suffix is contiguous, so in flat indices the segment rule is
+
+    allowed(q, k) = g[q] = g[k]  and  k <= q  and  (b[k] = 0  or  b[k] = b[q]).
+
+FlexAttention evaluates that rule per block on the GPU (`r1zero.train.varlen_attention`);
+the dense per-segment plan (`Segments`, with its [M, Lq, Lk] mask) is built from the ids
+only when a kernel asks for it (the CPU matmul and the SDPA paths).
 """
 
 from __future__ import annotations
@@ -33,6 +43,15 @@ class TrainSequence:
     advantage: float
     sampler_logprobs: list[float] | None = None
     """The sampler's per-token log-probs of ``response_ids`` (None if unavailable)."""
+    pair: int = -1
+    """Online DPO: index of its preference pair in the rollout (chosen: advantage > 0,
+    rejected: < 0); -1 = not in a pair. A pair is never split across optimizer steps or ranks."""
+    token_advantages: list[float] | None = None
+    """PPO: one advantage per response token (GAE); replaces ``advantage`` in the loss."""
+    returns: list[float] | None = None
+    """PPO: the critic's per-token targets G_t."""
+    old_values: list[float] | None = None
+    """PPO: the critic's per-token values before its update (for the value clip)."""
 
 
 @dataclass
@@ -69,10 +88,21 @@ class Packed:
 
     input_ids: torch.Tensor  # [1, N] long
     position_ids: torch.Tensor  # [1, N] long, restarting at 0 for every sequence
-    segments: Segments
     hidden_index: torch.Tensor  # [n, R] long, flat position whose hidden state predicts
     #                             response token t of sequence r (0 where t >= its length)
     targets: torch.Tensor  # [n, R] long, the response tokens (0-padded)
+    group_ids: torch.Tensor  # [N] long, the prompt group of each flat token
+    branch_ids: torch.Tensor  # [N] long, 0 = shared prompt prefix, 1 + r = sequence r's suffix
+    _segments: Segments | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def segments(self) -> Segments:
+        """The dense per-segment plan, built from the ids on first use (only the CPU matmul
+        and SDPA paths need it; FlexAttention works from the ids alone)."""
+        if self._segments is None:
+            queries, shared = segment_lists(self.group_ids, self.branch_ids)
+            self._segments = segment_plan(queries, shared, self.group_ids.numel())
+        return self._segments
 
 
 @dataclass
@@ -92,6 +122,8 @@ class MicroBatch:
     advantages: torch.Tensor  # [n] float
     sampler_logprobs: torch.Tensor | None  # [n, L-1] float, aligned with response_mask
     packed: Packed | None = None
+    returns: torch.Tensor | None = None  # [n, L-1] PPO value targets, aligned with response_mask
+    old_values: torch.Tensor | None = None  # [n, L-1] PPO critic values before the update
 
     @property
     def num_tokens(self) -> int:
@@ -133,66 +165,108 @@ def right_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
     return ids, mask
 
 
+def response_aligned(rows: Sequence[TrainSequence], field: str, width: int,
+                     start: Sequence[int]) -> torch.Tensor | None:
+    """``[n, width]`` float tensor of a per-response-token field (sampler log-probs, PPO
+    advantages, returns, values) placed from column ``start[r]`` of row r; None unless every
+    row has the field."""
+    values = [getattr(s, field) for s in rows]
+    if any(v is None for v in values):
+        return None
+    out = torch.zeros((len(rows), width))
+    for r, (v, at) in enumerate(zip(values, start)):
+        out[r, at : at + len(v)] = torch.tensor(v, dtype=torch.float)
+    return out
+
+
+def _with_token_fields(mb: MicroBatch, rows: Sequence[TrainSequence], width: int,
+                       start: Sequence[int]) -> MicroBatch:
+    """PPO's per-token advantages (replacing the per-sequence ones), returns and values."""
+    token_adv = response_aligned(rows, "token_advantages", width, start)
+    if token_adv is not None:
+        mb.advantages = token_adv  # [n, width]
+    mb.returns = response_aligned(rows, "returns", width, start)
+    mb.old_values = response_aligned(rows, "old_values", width, start)
+    return mb
+
+
 def collate(seqs: Sequence[TrainSequence], index: list[int], pad_id: int) -> MicroBatch:
     """Right-pad the chosen sequences to their own longest length (no wasted columns)."""
     rows = [seqs[i] for i in index]
     input_ids, attention = right_pad([s.prompt_ids + s.response_ids for s in rows], pad_id)
     n, length = input_ids.shape
     resp_mask = torch.zeros((n, length - 1))
-    have_sampler = all(s.sampler_logprobs is not None for s in rows)
-    sampler = torch.zeros((n, length - 1)) if have_sampler else None
+    # Target position t (predicting token t+1) is a response token for t in [p-1, p+o-1).
+    start = [len(s.prompt_ids) - 1 for s in rows]
     for r, s in enumerate(rows):
-        p, o = len(s.prompt_ids), len(s.response_ids)
-        # Target position t (predicting token t+1) is a response token for t in [p-1, p+o-1).
-        resp_mask[r, p - 1 : p + o - 1] = 1.0
-        if sampler is not None:
-            sampler[r, p - 1 : p + o - 1] = torch.tensor(s.sampler_logprobs, dtype=torch.float)
+        resp_mask[r, start[r] : start[r] + len(s.response_ids)] = 1.0
+    sampler = response_aligned(rows, "sampler_logprobs", length - 1, start)
     adv = torch.tensor([s.advantage for s in rows], dtype=torch.float)
-    return MicroBatch(index, input_ids, attention, resp_mask, adv, sampler)
+    return _with_token_fields(MicroBatch(index, input_ids, attention, resp_mask, adv, sampler),
+                              rows, length - 1, start)
 
 
 def collate_packed(seqs: Sequence[TrainSequence], index: list[int]) -> MicroBatch:
     """One flat row: distinct prompt prefixes (prompt minus its last token), then each
-    sequence's suffix (last prompt token + response), with the attention segments."""
+    sequence's suffix (last prompt token + response), with each token's group and branch
+    ids (see the module docstring)."""
     rows = [seqs[i] for i in index]
     flat: list[int] = []
     positions: list[int] = []
-    prefix_at: dict[tuple[int, ...], list[int]] = {}  # prompt prefix -> its flat tokens
-    queries: list[list[int]] = []  # per segment: flat tokens (its queries and own keys)
-    shared: list[list[int]] = []  # per segment: flat tokens it sees in full (its prefix)
+    runs: list[tuple[int, int, int]] = []  # per placed run: (group, branch, length)
+    group_of: dict[tuple[int, ...], int] = {}  # prompt prefix -> its group
 
-    def place(tokens: Sequence[int], start_position: int) -> list[int]:
+    def place(tokens: Sequence[int], start_position: int, group: int, branch: int) -> list[int]:
         at = list(range(len(flat), len(flat) + len(tokens)))
         flat.extend(tokens)
         positions.extend(range(start_position, start_position + len(tokens)))
+        runs.append((group, branch, len(tokens)))
         return at
 
     for s in rows:
         key = tuple(s.prompt_ids[:-1])
-        if key and key not in prefix_at:
-            prefix_at[key] = place(key, 0)
-            queries.append(prefix_at[key])
-            shared.append([])
+        if key and key not in group_of:
+            group_of[key] = len(group_of)
+            place(key, 0, group_of[key], 0)
     n, longest = len(rows), max(len(s.response_ids) for s in rows)
     hidden_index = torch.zeros((n, longest), dtype=torch.long)
     targets = torch.zeros((n, longest), dtype=torch.long)
     resp_mask = torch.zeros((n, longest))
-    have_sampler = all(s.sampler_logprobs is not None for s in rows)
-    sampler = torch.zeros((n, longest)) if have_sampler else None
     for r, s in enumerate(rows):
-        own = place([s.prompt_ids[-1], *s.response_ids], len(s.prompt_ids) - 1)
-        queries.append(own)
-        shared.append(prefix_at.get(tuple(s.prompt_ids[:-1]), []))
+        # A one-token prompt has no prefix: its sequence is a group of its own.
+        group = group_of.get(tuple(s.prompt_ids[:-1]), len(group_of) + r)
+        own = place([s.prompt_ids[-1], *s.response_ids], len(s.prompt_ids) - 1, group, 1 + r)
         o = len(s.response_ids)
         hidden_index[r, :o] = torch.tensor(own[:o])  # token own[t] predicts response token t
         targets[r, :o] = torch.tensor(s.response_ids)
         resp_mask[r, :o] = 1.0
-        if sampler is not None:
-            sampler[r, :o] = torch.tensor(s.sampler_logprobs, dtype=torch.float)
-    packed = Packed(torch.tensor([flat]), torch.tensor([positions]),
-                    segment_plan(queries, shared, len(flat)), hidden_index, targets)
+    sampler = response_aligned(rows, "sampler_logprobs", longest, [0] * n)
+    run_group, run_branch, run_length = torch.tensor(runs).unbind(1)  # [runs] each
+    packed = Packed(torch.tensor([flat]), torch.tensor([positions]), hidden_index, targets,
+                    group_ids=run_group.repeat_interleave(run_length),
+                    branch_ids=run_branch.repeat_interleave(run_length))
     adv = torch.tensor([s.advantage for s in rows], dtype=torch.float)
-    return MicroBatch(index, None, None, resp_mask, adv, sampler, packed)
+    return _with_token_fields(MicroBatch(index, None, None, resp_mask, adv, sampler, packed),
+                              rows, longest, [0] * n)
+
+
+def segment_lists(group_ids: torch.Tensor,
+                  branch_ids: torch.Tensor) -> tuple[list[list[int]], list[list[int]]]:
+    """``(queries, shared)`` per segment for `segment_plan`, from the flat ids ``[N]``.
+
+    A segment is a run of equal (group, branch) in flat order: a prefix (branch 0, sees
+    nothing before it) or a suffix (sees its group's prefix in full). Segment order is
+    flat order, so the plan is the one the tokens were placed in.
+    """
+    n = group_ids.numel()
+    change = (group_ids[1:] != group_ids[:-1]) | (branch_ids[1:] != branch_ids[:-1])  # [N-1]
+    starts = [0, *(change.nonzero().flatten() + 1).tolist()]
+    ends = [*starts[1:], n]
+    g, b = group_ids[starts].tolist(), branch_ids[starts].tolist()
+    prefix = {gi: list(range(s, e)) for s, e, gi, bi in zip(starts, ends, g, b) if bi == 0}
+    queries = [list(range(s, e)) for s, e in zip(starts, ends)]
+    shared = [[] if bi == 0 else prefix.get(gi, []) for gi, bi in zip(g, b)]
+    return queries, shared
 
 
 def segment_plan(queries: list[list[int]], shared: list[list[int]], num_tokens: int) -> Segments:

@@ -39,11 +39,14 @@ def save_checkpoint(
     process: HF weights, and the optimizer in the same DCP layout learner ranks use, so a
     run saved here resumes on any number of ranks)."""
 
-    def write(tmp: Path) -> None:
-        model.save_pretrained(tmp, safe_serialization=True)
-        save_optimizer(model, optimizer, tmp)
+    return save_with(run_dir, tokenizer, state, keep,
+                     lambda tmp: write_model_and_optimizer(tmp, model, optimizer))
 
-    return save_with(run_dir, tokenizer, state, keep, write)
+
+def write_model_and_optimizer(path: Path, model, optimizer: torch.optim.Optimizer) -> None:
+    """HF weights (safetensors) and the DCP optimizer state into ``path``."""
+    model.save_pretrained(path, safe_serialization=True)
+    save_optimizer(model, optimizer, path)
 
 
 def save_optimizer(model, optimizer: torch.optim.Optimizer, path: Path) -> None:

@@ -3,7 +3,8 @@
 Only response positions go through the output layer: the prompt's logits are never
 needed, and the vocabulary projection is a large share of a small model's compute. Packed
 micro-batches (`r1zero.train.batching.Packed`) run as one flat row through
-`r1zero.train.segment_attention`.
+`r1zero.train.segment_attention` (dense per-segment mask: matmuls on CPU, SDPA elsewhere)
+or `r1zero.train.varlen_attention` (FlexAttention block mask from per-token ids, CUDA).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from r1zero.config import ConfigError
-from r1zero.train import segment_attention
+from r1zero.train import segment_attention, varlen_attention
 from r1zero.train.batching import MicroBatch
 from r1zero.train.precision import autocast_context
 from r1zero.train.token_logprobs import token_logprobs
@@ -47,16 +48,7 @@ def response_logprobs(
             mb, temperature=temperature, with_entropy=with_entropy, precision=precision)
     device = next(model.parameters()).device
     mask = mb.response_mask.to(device).bool()
-    with autocast_context(device, precision):
-        decoder = model.get_decoder()
-        if mb.packed is None:
-            input_ids = mb.input_ids.to(device)
-            hidden = decoder(input_ids=input_ids, attention_mask=mb.attention_mask.to(device),
-                             use_cache=False).last_hidden_state  # [n, L, d]
-            h = hidden[:, :-1][mask]  # [k, d]  response positions only
-            targets = input_ids[:, 1:][mask]  # [k]
-        else:
-            h, targets = packed_hidden(decoder, mb, mask, device)
+    h, targets = response_hidden(model.get_decoder(), mb, mask, device, precision)
     head = model.get_output_embeddings()
     weight, bias = head.weight, head.bias
     if precision == "bf16-autocast":  # what autocast would do to the output layer's matmul
@@ -73,16 +65,38 @@ def response_logprobs(
     return logprobs, entropy
 
 
+def response_hidden(decoder: torch.nn.Module, mb: MicroBatch, mask: torch.Tensor,
+                    device: torch.device, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder's hidden states ``[k, d]`` at the positions that predict the response
+    tokens (the states s_t before each token o_t), and those tokens ``[k]``, row-major over
+    ``mask``: padded rows or a packed micro-batch. Shared by the log-prob pass and the
+    critic's value pass."""
+    with autocast_context(device, precision):
+        if mb.packed is None:
+            input_ids = mb.input_ids.to(device)
+            hidden = decoder(input_ids=input_ids, attention_mask=mb.attention_mask.to(device),
+                             use_cache=False).last_hidden_state  # [n, L, d]
+            return hidden[:, :-1][mask], input_ids[:, 1:][mask]  # [k, d], [k]
+        return packed_hidden(decoder, mb, mask, device)
+
+
 def packed_hidden(decoder: torch.nn.Module, mb: MicroBatch, mask: torch.Tensor,
                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Hidden states ``[k, d]`` that predict the response tokens of a packed micro-batch,
     and those tokens ``[k]`` (row-major over ``mask``)."""
     pk = mb.packed
-    seg = pk.segments.to(device)
-    # The 4-D mask makes transformers skip building its own; the segment kernel uses `seg`.
+    if decoder.config._attn_implementation == varlen_attention.NAME:
+        # Only O(N) ids cross to the device; the block mask is built there. As a 4-D mask
+        # it also makes transformers skip building one of its own.
+        block_mask = varlen_attention.packed_block_mask(pk.group_ids.to(device),
+                                                        pk.branch_ids.to(device))
+        kwargs = {"attention_mask": block_mask}
+    else:
+        seg = pk.segments.to(device)
+        # The 4-D mask makes transformers skip building its own; the segment kernel uses `seg`.
+        kwargs = {"attention_mask": seg.mask[:, None], segment_attention.KWARG: seg}
     hidden = decoder(input_ids=pk.input_ids.to(device), position_ids=pk.position_ids.to(device),
-                     attention_mask=seg.mask[:, None], use_cache=False,
-                     **{segment_attention.KWARG: seg}).last_hidden_state  # [1, N, d]
+                     use_cache=False, **kwargs).last_hidden_state  # [1, N, d]
     return hidden[0][pk.hidden_index.to(device)[mask]], pk.targets.to(device)[mask]
 
 
@@ -96,16 +110,46 @@ def supports_packing(model: torch.nn.Module) -> bool:
     return bool(getattr(model, "_supports_attention_backend", False)) and full and not sliding
 
 
+PACKED_KERNELS = (segment_attention.NAME, varlen_attention.NAME)
+"""``--attn-implementation`` values that run packed micro-batches."""
+
+
+def packed_rows(packed: bool, attn_implementation: str, model: torch.nn.Module) -> bool:
+    """Whether the learner runs packed micro-batches: ``--packed`` with
+    ``--attn-implementation`` auto or a packed kernel, on a model where packing is exact
+    (`supports_packing`). Naming a packed kernel where packing is off is an error."""
+    if attn_implementation in PACKED_KERNELS and not (packed and supports_packing(model)):
+        why = "--no-packed was given" if not packed else (
+            f"{model.config.model_type} cannot pack (sliding windows or non-standard attention)")
+        raise ConfigError(f"--attn-implementation {attn_implementation} runs packed "
+                          f"micro-batches, but {why}")
+    return packed and attn_implementation in ("auto", *PACKED_KERNELS) and supports_packing(model)
+
+
+def packed_kernel(device: torch.device) -> str:
+    """The packed kernel ``auto`` picks: FlexAttention where it trains (CUDA, no dense
+    mask anywhere), else the segment kernel (matmuls on CPU, where they measured fastest;
+    SDPA with the dense segment mask on other devices)."""
+    return varlen_attention.NAME if varlen_attention.available(device) else segment_attention.NAME
+
+
 def set_attention(model: torch.nn.Module, name: str, device: torch.device, packed: bool) -> str:
-    """Choose the learner's attention kernel. ``auto``: the segment kernel for packed
+    """Choose the learner's attention kernel. ``auto``: `packed_kernel` for packed
     micro-batches; otherwise eager on CPU (a profile put torch's CPU flash kernel at ~3 s
     of a 20 s update on RL's short rows, mostly in its backward) and the model's default
-    elsewhere."""
+    elsewhere. A name in `PACKED_KERNELS` forces that packed kernel."""
     if name == "auto" and packed:
-        segment_attention.register()
-        name = segment_attention.NAME
+        name = packed_kernel(device)
     elif name == "auto":
         name = "eager" if device.type == "cpu" else model.config._attn_implementation
+    if name == varlen_attention.NAME and not varlen_attention.available(device):
+        raise ConfigError(f"--attn-implementation {name}: FlexAttention trains only on "
+                          f"{', '.join(varlen_attention.DEVICES)} (it has no backward on "
+                          f"{device.type}); use {segment_attention.NAME} or auto")
+    if name == segment_attention.NAME:
+        segment_attention.register()
+    elif name == varlen_attention.NAME:
+        varlen_attention.register()
     if name != model.config._attn_implementation:
         try:
             model.set_attn_implementation(name)

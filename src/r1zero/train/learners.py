@@ -21,7 +21,8 @@ import torch
 from r1zero.config import TrainConfig
 from r1zero.core import losses
 from r1zero.core.algorithms import AlgorithmConfig
-from r1zero.core.metrics import summarize_loss_stats
+from r1zero.core.metrics import summarize_loss_stats, summarize_value_stats
+from r1zero.core.preferences import dpo_advantages, dpo_loss
 from r1zero.train import checkpoint as ckpt
 from r1zero.train.batching import MicroBatch, TrainSequence, make_micro_batches, micro_batch_plan
 from r1zero.train.learner import response_logprobs
@@ -74,9 +75,23 @@ class LocalLearner:
     """Shared with the loop: ``optim_steps`` is the learning-rate schedule's clock."""
     rank: int = 0
     world: int = 1
+    role: str = "policy"
+    """policy, or critic (PPO's value model: `r1zero.train.critic`; value loss instead of
+    the policy loss, the same update loop)."""
 
     def update(self, seqs: list[TrainSequence], step: int) -> dict[str, float]:
         return update_metrics([run_update(self, seqs, step)])
+
+    @torch.no_grad()
+    def values(self, seqs: list[TrainSequence]) -> list[list[float]]:
+        """Critic: V(s_t) of every response position of ``seqs`` (in their order)."""
+        out: list[list[float]] = [[] for _ in seqs]
+        self.compute.eval()
+        for mb in make_micro_batches(seqs, self.cfg.micro_batch_tokens, self.pad_token_id, self.packed):
+            v = self.compute(mb, precision=self.cfg.precision).cpu()  # [n, width]
+            for row, i in enumerate(mb.index):
+                out[i] = v[row][mb.response_mask[row].bool()].tolist()
+        return out
 
     def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
         return self.policy.state_dict().items()
@@ -85,7 +100,11 @@ class LocalLearner:
         backend.update_weights(self.weights())
 
     def save(self, run_dir: Path, tokenizer, state: ckpt.TrainState, keep: int) -> Path:
-        return ckpt.save_checkpoint(run_dir, self.policy, tokenizer, self.optimizer, state, keep)
+        return ckpt.save_with(run_dir, tokenizer, state, keep, self.write)
+
+    def write(self, path: Path) -> None:
+        """HF weights and the optimizer (DCP layout: any world size loads it) into ``path``."""
+        ckpt.write_model_and_optimizer(path, self.policy, self.optimizer)
 
     def close(self) -> None:
         """Nothing to release: the modules belong to this process."""
@@ -95,6 +114,12 @@ class LocalLearner:
 def micro_batch_loss(lrn: LocalLearner, mb: MicroBatch, norm: losses.LossNormalizer,
                      old_lp: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Forward one micro-batch and return (loss share, summable stats)."""
+    if lrn.role == "critic":
+        values = lrn.compute(mb, precision=lrn.cfg.precision)  # [n, width] fp32
+        device = values.device
+        return losses.value_loss(values, mb.old_values.to(device), mb.returns.to(device),
+                                 mb.response_mask.to(device), norm, lrn.algo.aggregation,
+                                 lrn.algo.value_clip)
     want_entropy = "grad" if lrn.algo.entropy_coef else True
     lp, ent = response_logprobs(
         lrn.compute, mb, temperature=lrn.cfg.temperature, with_entropy=want_entropy,
@@ -102,7 +127,7 @@ def micro_batch_loss(lrn: LocalLearner, mb: MicroBatch, norm: losses.LossNormali
     )  # [n, L-1] each
     device, mask = lp.device, mb.response_mask.to(lp.device)  # mask [n, L-1]
     ref_lp = None
-    if lrn.ref_policy is not None:
+    if lrn.ref_policy is not None and lrn.algo.kl_beta != 0:  # (DPO's reference: run_update)
         with torch.no_grad():
             ref_lp, _ = response_logprobs(lrn.ref_policy, mb, temperature=lrn.cfg.temperature,
                                           precision=lrn.cfg.precision)
@@ -119,29 +144,46 @@ def micro_batch_loss(lrn: LocalLearner, mb: MicroBatch, norm: losses.LossNormali
     return loss, stats
 
 
+def units(seqs: list[TrainSequence]) -> list[list[TrainSequence]]:
+    """The indivisible pieces of a rollout: each response alone, except a DPO pair (the
+    same ``pair`` id), which stays together."""
+    out: list[list[TrainSequence]] = []
+    for s in seqs:
+        if s.pair >= 0 and out and out[-1][0].pair == s.pair:
+            out[-1].append(s)
+        else:
+            out.append([s])
+    return out
+
+
 def minibatches(seqs: list[TrainSequence], size: int | None, seed: int) -> list[list[TrainSequence]]:
     """The rollout's responses in a seeded random order, cut into optimizer steps of
-    ``size`` responses (the last may be smaller); None = one step over the whole rollout,
-    in rollout order. oat shuffles responses the same way (numpy, per epoch); here the
-    partition is drawn once per rollout and reused by every epoch, so that π_old can be
-    computed once per micro-batch."""
+    ``size`` responses (the last may be smaller; a DPO pair is never cut, so a step may
+    hold one more); None = one step over the whole rollout, in rollout order. oat shuffles
+    responses the same way (numpy, per epoch); here the partition is drawn once per rollout
+    and reused by every epoch, so that π_old can be computed once per micro-batch."""
     if not seqs:
         return [[]]  # nothing survived scoring/filtering: still one (zero-gradient) step
     if not size or size >= len(seqs):
         return [seqs]
-    order = torch.randperm(len(seqs), generator=torch.Generator().manual_seed(seed)).tolist()
-    shuffled = [seqs[i] for i in order]
-    return [shuffled[i : i + size] for i in range(0, len(shuffled), size)]
+    pieces = units(seqs)
+    order = torch.randperm(len(pieces), generator=torch.Generator().manual_seed(seed)).tolist()
+    steps: list[list[TrainSequence]] = [[]]
+    for i in order:
+        if len(steps[-1]) >= size:
+            steps.append([])
+        steps[-1] += pieces[i]
+    return steps
 
 
-def step_norm(lrn: LocalLearner, mini: list[TrainSequence]) -> losses.LossNormalizer:
+def step_norm(lrn: LocalLearner, mini: list[TrainSequence], step: int) -> losses.LossNormalizer:
     """The loss normaliser of one optimizer step, over every response of that step (zero
     advantages included, every rank's share): N responses, T response tokens, C = the
-    generation budget."""
+    generation budget in force at rollout step ``step``."""
     return losses.LossNormalizer(
         num_sequences=float(len(mini)),
         num_tokens=float(sum(len(s.response_ids) for s in mini)),
-        constant=lrn.algo.norm_constant_for(lrn.cfg.max_new_tokens),
+        constant=lrn.algo.norm_constant_for(lrn.cfg.max_new_tokens_at(step)),
     )
 
 
@@ -151,19 +193,22 @@ def rank_share(seqs: list[TrainSequence], rank: int, world: int) -> list[TrainSe
     computes the same assignment from the same list."""
     if world == 1:
         return seqs
+    pieces = units(seqs)  # a DPO pair goes to one rank: its loss couples the two
+    size = [sum(len(s.prompt_ids) + len(s.response_ids) for s in u) for u in pieces]
     load = [0] * world
     mine = []
-    for i in sorted(range(len(seqs)), key=lambda k: -(len(seqs[k].prompt_ids) + len(seqs[k].response_ids))):
+    for i in sorted(range(len(pieces)), key=lambda k: -size[k]):
         r = min(range(world), key=lambda k: (load[k], k))
-        load[r] += len(seqs[i].prompt_ids) + len(seqs[i].response_ids)
+        load[r] += size[i]
         if r == rank:
-            mine.append(seqs[i])
+            mine += pieces[i]
     return mine
 
 
 def plan_steps(lrn: LocalLearner, seqs: list[TrainSequence], step: int):
-    """``[(normaliser, micro-batches, real)]``, one per optimizer step of an epoch, with this
-    rank's micro-batches; the first ``real`` are this rank's share, the rest padding.
+    """``[(normaliser, micro-batches, real, share)]``, one per optimizer step of an epoch,
+    with this rank's micro-batches; the first ``real`` are this rank's ``share`` (their
+    ``index`` points into it), the rest padding.
 
     With no KL and no entropy term a response with A = 0 has loss 0 and gradient 0 for any
     ratio, so it is left out of the forward/backward (exact; it still counts in its step's
@@ -174,7 +219,9 @@ def plan_steps(lrn: LocalLearner, seqs: list[TrainSequence], step: int):
     loss is multiplied by 0 (no gradient, no statistics).
     """
     cfg, algo = lrn.cfg, lrn.algo
-    skip = cfg.skip_zero_advantage and algo.kl_beta == 0 and algo.entropy_coef == 0
+    # Per-token advantages (PPO) and the critic's value loss have no zero to skip.
+    skip = (cfg.skip_zero_advantage and algo.kl_beta == 0 and algo.entropy_coef == 0
+            and lrn.role == "policy" and not algo.needs_critic)
 
     def micro(share: list[TrainSequence]) -> list[MicroBatch]:
         return make_micro_batches(share, cfg.micro_batch_tokens, lrn.pad_token_id, lrn.packed) \
@@ -183,7 +230,8 @@ def plan_steps(lrn: LocalLearner, seqs: list[TrainSequence], step: int):
     plan = []
     for mini in minibatches(seqs, cfg.train_batch_size, derive_seed(cfg.seed, "minibatch", step)):
         active = [s for s in mini if s.advantage != 0.0] if skip else mini
-        mbs = micro(rank_share(active, lrn.rank, lrn.world))
+        share = rank_share(active, lrn.rank, lrn.world)
+        mbs = micro(share)
         real = len(mbs)
         if lrn.world > 1 and active:
             # The other ranks' micro-batch counts: planned, never collated.
@@ -191,7 +239,7 @@ def plan_steps(lrn: LocalLearner, seqs: list[TrainSequence], step: int):
                                             cfg.micro_batch_tokens, lrn.packed))
                        for r in range(lrn.world))
             mbs += micro(active[:1]) * (need - real)
-        plan.append((step_norm(lrn, mini), mbs, real))
+        plan.append((step_norm(lrn, mini, step), mbs, real, share))
     return plan
 
 
@@ -200,11 +248,41 @@ def old_logprobs(lrn: LocalLearner, plan, needed: bool) -> list[list[torch.Tenso
     optimizer step; needed whenever the rollout takes more than one optimizer step (more
     than one mini-batch or epoch). With one step the update is on-policy (ratio 1)."""
     if not needed:
-        return [[None] * len(mbs) for _, mbs, _ in plan]
+        return [[None] * len(mbs) for _, mbs, _, _ in plan]
     with torch.no_grad():
         return [[response_logprobs(lrn.compute, mb, temperature=lrn.cfg.temperature,
                                    precision=lrn.cfg.precision)[0] for mb in mbs]
-                for _, mbs, _ in plan]
+                for _, mbs, _, _ in plan]
+
+
+@torch.no_grad()
+def sequence_logprobs(model: torch.nn.Module, lrn: LocalLearner, mbs: list[MicroBatch],
+                      count: int) -> torch.Tensor:
+    """``[count]`` Σ_t log π(o_t) of each sequence of a share, from its micro-batches."""
+    out = torch.zeros(count, dtype=torch.float64)
+    for mb in mbs:
+        lp, _ = response_logprobs(model, mb, temperature=lrn.cfg.temperature, precision=lrn.cfg.precision)
+        out[mb.index] = (lp * mb.response_mask.to(lp.device)).sum(1).double().cpu()
+    return out
+
+
+def set_dpo_advantages(lrn: LocalLearner, mbs: list[MicroBatch], share: list[TrainSequence],
+                       ref: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Online DPO: the advantages of this optimizer step's micro-batches from the pairs'
+    margins at the current weights (core/preferences.py); returns summable statistics."""
+    s = sequence_logprobs(lrn.compute, lrn, mbs, len(share))  # [n]
+    c = [i for i, q in enumerate(share) if q.advantage > 0]  # chosen, in pair order
+    r = [i for i, q in enumerate(share) if q.advantage < 0]
+    assert [share[i].pair for i in c] == [share[i].pair for i in r], "DPO pairs were split"
+    loss, z = dpo_loss(s[c], s[r], None if ref is None else ref[c], None if ref is None else ref[r],
+                       lrn.algo.dpo_beta)
+    a_c, a_r = dpo_advantages(z, lrn.algo.dpo_beta)
+    adv = torch.zeros(len(share), dtype=torch.float64)
+    adv[c], adv[r] = a_c, a_r
+    for mb in mbs:
+        mb.advantages = adv[mb.index].to(mb.advantages.dtype)
+    return {"dpo_loss_sum": loss.sum().float(), "dpo_margin_sum": (z / lrn.algo.dpo_beta).sum().float(),
+            "dpo_correct_count": (z > 0).sum().float(), "dpo_pairs": torch.tensor(float(len(c)))}
 
 
 def run_update(lrn: LocalLearner, seqs: list[TrainSequence], step: int = 0) -> dict:
@@ -215,11 +293,17 @@ def run_update(lrn: LocalLearner, seqs: list[TrainSequence], step: int = 0) -> d
     `update_metrics`."""
     plan = plan_steps(lrn, seqs, step)
     olds = old_logprobs(lrn, plan, needed=len(plan) * lrn.cfg.epochs > 1)
+    dpo = lrn.algo.objective == "dpo"
+    refs = [sequence_logprobs(lrn.ref_policy, lrn, mbs[:real], len(share))
+            if dpo and lrn.ref_policy is not None else None for _, mbs, real, share in plan]
     totals: dict[str, torch.Tensor] = {}
     grad_norms: list[float] = []
     lrn.compute.train()
     for _ in range(lrn.cfg.epochs):
-        for (norm, mbs, real), old_mbs in zip(plan, olds):
+        for (norm, mbs, real, share), old_mbs, ref in zip(plan, olds, refs):
+            if dpo:  # margins at the current weights, before this step's gradient pass
+                for k, v in set_dpo_advantages(lrn, mbs[:real], share, ref).items():
+                    totals[k] = totals.get(k, 0.0) + v
             lrn.optimizer.zero_grad(set_to_none=True)
             for j, (mb, old) in enumerate(zip(mbs, old_mbs)):
                 loss, stats = micro_batch_loss(lrn, mb, norm, old)
@@ -232,8 +316,8 @@ def run_update(lrn: LocalLearner, seqs: list[TrainSequence], step: int = 0) -> d
                     totals[k] = totals.get(k, 0.0) + v.detach().cpu()
             grad_norms.append(optimizer_step(lrn, zero_grad=not mbs))
     lrn.compute.eval()
-    return {"totals": totals, "grad_norms": grad_norms,
-            "train_tokens": sum(mb.num_tokens for _, mbs, real in plan for mb in mbs[:real])
+    return {"totals": totals, "grad_norms": grad_norms, "role": lrn.role,
+            "train_tokens": sum(mb.num_tokens for _, mbs, real, _ in plan for mb in mbs[:real])
             * lrn.cfg.epochs, "lr": lrn.optimizer.param_groups[0]["lr"]}
 
 
@@ -244,10 +328,15 @@ def update_metrics(parts: list[dict]) -> dict[str, float]:
     for part in parts:
         for k, v in part["totals"].items():
             totals[k] = totals.get(k, 0.0) + v
+    norms = parts[0]["grad_norms"]
+    if parts[0].get("role") == "critic":
+        out = summarize_value_stats(totals) if totals else {}
+        out.update({"critic/grad_norm": sum(norms) / len(norms), "critic/lr": parts[0]["lr"],
+                    "perf/critic_tokens": sum(p["train_tokens"] for p in parts)})
+        return out
     out = summarize_loss_stats(totals) if totals else {}
     if "sampler_gap_sum" in totals:
         out["policy/sampler_logprob_gap"] = float(totals["sampler_gap_sum"] / totals["num_tokens"])
-    norms = parts[0]["grad_norms"]
     out["optim/grad_norm"] = sum(norms) / len(norms)
     out["optim/steps"] = len(norms)
     out["optim/lr"] = parts[0]["lr"]

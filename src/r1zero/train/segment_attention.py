@@ -11,8 +11,11 @@ only the attention step regroups tokens per segment. For segment m with query sl
 
 Short segments (RL rows of a few hundred tokens) make the regrouped attention a small
 share of the work. On CPU it is computed as plain matmuls (torch's flash kernel measured
-slower for such rows); on GPU through `scaled_dot_product_attention` with the boolean mask
-(memory-efficient kernel, no [Lq, Lk] score matrix kept). Calls without segments (e.g.
+slower for such rows); elsewhere through `scaled_dot_product_attention` with the boolean
+mask (memory-efficient kernel, no [Lq, Lk] score matrix kept, but the [M, Lq, Lk] mask is
+built on the CPU and copied over). On CUDA the learner prefers FlexAttention over the same
+layout without any dense mask (`r1zero.train.varlen_attention`); this kernel is its
+fallback there and the reference it is tested against. Calls without segments (e.g.
 generation with the transformers backend on the same module) fall back to sdpa.
 """
 
@@ -58,14 +61,44 @@ def segment_attention(module, query, key, value, attention_mask, scaling=None, d
         out = torch.matmul(probs.view(m, kv_heads, g * lq, lk), v)  # [M, Hkv, G*Lq, D]
         out = out.view(m, kv_heads, g, lq, dim).permute(0, 3, 1, 2, 4)  # [M, Lq, Hkv, G, D]
     else:
-        if heads != kv_heads:  # (sdpa's enable_gqa needs torch >= 2.5; we support 2.4)
-            k = k.repeat_interleave(heads // kv_heads, dim=1)
-            v = v.repeat_interleave(heads // kv_heads, dim=1)
-        out = torch.nn.functional.scaled_dot_product_attention(
-            q.transpose(0, 1), k, v, attn_mask=seg.mask[:, None], dropout_p=p_drop, scale=scale,
-        ).transpose(1, 2)  # [M, Lq, H, D]
+        out = sdpa_grouped(q.transpose(0, 1), k, v, seg.mask[:, None], p_drop, scale)
+        out = out.transpose(1, 2)  # [M, Lq, H, D]
     out = out.reshape(m * lq, heads, dim).index_select(0, seg.gather_back)  # [N, H, D]
     return out[None], None
+
+
+def sdpa_grouped(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                 dropout_p: float, scale: float) -> torch.Tensor:
+    """``softmax(q kᵀ · scale + mask) v`` with ``q [M, H, Lq, D]``, ``k/v [M, Hkv, Lk, D]``
+    (``H`` a multiple of ``Hkv``) and a boolean ``mask [M, 1, Lq, Lk]`` -> ``[M, H, Lq, D]``.
+
+    K/V heads are shared by SDPA's ``enable_gqa`` rather than repeated, except on CUDA
+    when no fused kernel takes grouped heads together with a mask: flash takes no mask,
+    and the memory-efficient kernel learnt GQA only recently (pytorch#191085), so SDPA
+    would fall back silently to its math kernel and keep fp32 [M, H, Lq, Lk] scores.
+    Repeating K/V (Hkv -> H heads of [Lk, D]) is far cheaper than that.
+    """
+    gqa = q.shape[1] != k.shape[1]
+    if gqa and not fused_sdpa_takes_gqa(q, k, v, mask, dropout_p):
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+        v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
+        gqa = False
+    return torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale, enable_gqa=gqa)
+
+
+def fused_sdpa_takes_gqa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                         mask: torch.Tensor | None, dropout_p: float) -> bool:
+    """Whether SDPA's dispatcher would run ``enable_gqa`` with this mask in a fused CUDA
+    kernel (memory-efficient or cuDNN). Off CUDA always True: this branch runs there only
+    in tests (CPU uses the matmul branch), where exactness is what counts."""
+    if q.device.type != "cuda":
+        return True
+    from torch.backends import cuda
+
+    params = cuda.SDPAParams(q, k, v, mask, dropout_p, False, True)
+    checks = [cuda.can_use_efficient_attention, getattr(cuda, "can_use_cudnn_attention", None)]
+    return any(check is not None and check(params, False) for check in checks)
 
 
 def register() -> None:

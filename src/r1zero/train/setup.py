@@ -99,8 +99,38 @@ def build_backend(cfg: TrainConfig, policy, tokenizer, model_path: str):
     return make_backend(
         "vllm", model_path=model_path, dtype=cfg.vllm_dtype,
         gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, seed=cfg.seed,
+        max_model_len=cfg.max_model_len, cpu_kv_cache_gib=cfg.vllm_cpu_kv_cache_gib,
         enable_sleep_mode=cfg.cluster.colocate,  # the loop sleeps it during each update
     )
+
+
+def longest_prompt(template, tokenizer, problems) -> int:
+    """Tokens of the longest rendered prompt, measured on the 64 longest questions (by
+    characters) so that a large problem set costs no full tokenisation pass."""
+    longest = sorted(problems, key=lambda p: len(p.question), reverse=True)[:64]
+    return max((len(tokenizer(template.render(p.question, tokenizer), add_special_tokens=False)["input_ids"])
+                for p in longest), default=0)
+
+
+def cpu_kv_cache_gib(cfg: TrainConfig, model_path: str, longest: int, num_test: int) -> float:
+    """The vLLM-CPU KV budget a run needs, in GiB: the sequences one request chunk holds
+    (`CPU_MAX_SEQS`, or fewer if a step or the held-out set has fewer) x (longest prompt +
+    the peak generation budget + one 128-token block of slack) x KV bytes per token
+    (2 x layers x KV heads x head dim x dtype bytes), +25 %, at least 0.25 GiB. A fixed
+    2 GiB, the previous default, was ~10x what the CPU demo uses."""
+    from transformers import AutoConfig
+
+    from r1zero.rollout.vllm import CPU_MAX_SEQS
+
+    mc = AutoConfig.from_pretrained(model_path)
+    mc = getattr(mc, "text_config", mc)
+    head_dim = getattr(mc, "head_dim", None) or mc.hidden_size // mc.num_attention_heads
+    kv_heads = getattr(mc, "num_key_value_heads", None) or mc.num_attention_heads
+    dtype_bytes = 4 if cfg.vllm_dtype in ("float32", "float") else 2
+    per_token = 2 * mc.num_hidden_layers * kv_heads * head_dim * dtype_bytes
+    seqs = min(CPU_MAX_SEQS, max(cfg.prompts_per_step * cfg.group_size, num_test))
+    tokens = seqs * (longest + cfg.max_new_tokens_peak + 128)
+    return round(max(0.25, 1.25 * tokens * per_token / 2**30), 3)
 
 
 def build_trainer(cfg: TrainConfig):
@@ -109,6 +139,7 @@ def build_trainer(cfg: TrainConfig):
     from r1zero.models import load_tokenizer, resolve_model_path
     from r1zero.tasks import get_task
     from r1zero.templates import get_template
+    from r1zero.train.reward_pool import RewardPool
     from r1zero.train.trainer import Trainer
 
     run_dir = Path(cfg.run_dir)
@@ -140,6 +171,10 @@ def build_trainer(cfg: TrainConfig):
         state = learner.state
     if resume_from is not None:
         truncate_run_after(run_dir, state.step)  # steps after the checkpoint run again
+    if kind == "vllm" and device.type == "cpu" and cfg.vllm_cpu_kv_cache_gib is None:
+        longest = longest_prompt(template, tokenizer, train_problems + test_problems)
+        runtime["vllm_cpu_kv_cache_gib"] = cpu_kv_cache_gib(cfg, str(model_path), longest, len(test_problems))
+        cfg = dataclasses.replace(cfg, vllm_cpu_kv_cache_gib=runtime["vllm_cpu_kv_cache_gib"])
     # config.json: the config plus what its "auto" settings chose on this machine.
     resolved = {**dataclasses.asdict(cfg), "resolved": {
         "backend": kind, "device": str(device), "precision": cfg.precision, **runtime}}
@@ -157,6 +192,12 @@ def build_trainer(cfg: TrainConfig):
         shares = False
         if path != "object_store":
             group.connect(backend, path, cfg.vllm_dtype)
+    elif compute is not None and kind == "hf" and cfg.max_staleness > 0:
+        # Generating while the learner updates: the engine needs weights of its own (a
+        # copy of the compute module, bf16 under --precision bf16), refreshed by each sync.
+        import copy
+
+        backend, shares = build_backend(cfg, copy.deepcopy(compute).eval(), tokenizer, model_path), False
     elif compute is not None:
         # The transformers backend samples from the learner's module (bf16 when precision
         # is bf16: ~1.4x faster generation on CPU). Each optimizer step refreshes that
@@ -164,10 +205,17 @@ def build_trainer(cfg: TrainConfig):
         backend, shares = build_backend(cfg, compute, tokenizer, model_path), kind == "hf"
     else:  # learner ranks elsewhere, one engine here with its own copy of the weights
         backend, shares = build_backend(cfg, None, tokenizer, str(resume_from or model_path)), False
+    # Reward workers start now; their imports overlap the first rollout (nothing waits).
+    rewards = RewardPool(cfg.task, template, cfg.reward_workers) if cfg.reward_workers > 0 else None
     t = Trainer(cfg, cfg.algo, run_dir, task, template, train_problems, test_problems, learner,
-                tokenizer, backend, logger, state, shares)
+                tokenizer, backend, logger, state, shares, rewards=rewards)
+    if cfg.algo.needs_critic:
+        t.critic = critic_learner(cfg, device, str(model_path), resume_from, learner)
     if resume_from is not None and not shares and kind == "vllm" and cfg.cluster.engines == 0:
         learner.sync_to(backend)  # the engine started from the base
+    from r1zero.train.rollouts import make_rollouts
+
+    t.rollouts = make_rollouts(t, state.step)
     return t
 
 
@@ -175,7 +223,7 @@ def local_learner(cfg: TrainConfig, device: torch.device, model_path, resume_fro
     """The learner in this process: policy (fp32 master), compute copy, reference model,
     optimizer; returns (learner, compute module, tokenizer, what auto chose)."""
     from r1zero.models import load_model
-    from r1zero.train.learner import check_output_layer, set_attention, supports_packing
+    from r1zero.train.learner import check_output_layer, packed_rows, set_attention
     from r1zero.train.learners import LocalLearner
     from r1zero.train.precision import compute_model
 
@@ -183,10 +231,10 @@ def local_learner(cfg: TrainConfig, device: torch.device, model_path, resume_fro
     policy.eval()
     check_output_layer(policy)
     compute = compute_model(policy, cfg.precision)
-    packed = cfg.packed and cfg.attn_implementation == "auto" and supports_packing(compute)
+    packed = packed_rows(cfg.packed, cfg.attn_implementation, compute)
     attention = set_attention(compute, cfg.attn_implementation, device, packed)
     ref = None
-    if cfg.algo.kl_beta > 0:  # β = 0 (the reference recipe): no reference model at all
+    if cfg.algo.needs_reference:  # β = 0 (the reference recipe): no reference model at all
         ref, _ = load_model(model_path, device=str(device))
         ref = compute_model(ref, cfg.precision).eval().requires_grad_(False)
         set_attention(ref, cfg.attn_implementation, device, packed)
@@ -198,3 +246,33 @@ def local_learner(cfg: TrainConfig, device: torch.device, model_path, resume_fro
     learner = LocalLearner(cfg, cfg.algo, policy, compute, optimizer, ref, packed,
                            tokenizer.pad_token_id, state)
     return learner, compute, tokenizer, {"packed": packed, "attn_implementation": attention}
+
+
+def critic_learner(cfg: TrainConfig, device: torch.device, model_path: str, resume_from,
+                   policy):
+    """PPO's critic in this process: a value model (`r1zero.train.critic`) with its own
+    AdamW, learning rate and warm-up, the policy's precision and micro-batch layout; on
+    resume its weights and optimizer from the checkpoint's critic directory."""
+    from r1zero.train.critic import CRITIC_DIR, load_value_model
+    from r1zero.train.learner import set_attention
+    from r1zero.train.learners import LocalLearner
+    from r1zero.train.precision import compute_model
+
+    state_dir = None
+    if resume_from is not None:
+        state_dir = Path(resume_from) / CRITIC_DIR
+        if not (state_dir / "model.safetensors").exists():
+            raise ConfigError(f"--resume: {resume_from} has no {CRITIC_DIR}/ (saved without a critic?); "
+                              "PPO cannot continue without its value model")
+    critic = load_value_model(cfg.critic.model or model_path, str(device), state_dir)
+    compute = compute_model(critic, cfg.precision)
+    if policy.packed:
+        set_attention(compute.backbone, cfg.attn_implementation, device, True)
+    ccfg = dataclasses.replace(cfg, lr=cfg.critic.lr, lr_warmup_steps=cfg.critic.lr_warmup_steps)
+    optimizer = torch.optim.AdamW(critic.parameters(), lr=ccfg.lr, weight_decay=cfg.weight_decay,
+                                  betas=cfg.adam_betas, eps=cfg.adam_eps)
+    if state_dir is not None:
+        ckpt.load_optimizer(critic, optimizer, state_dir)
+    state = ckpt.TrainState(step=policy.state.step, optim_steps=policy.state.optim_steps)
+    return LocalLearner(ccfg, cfg.algo, critic, compute, optimizer, None, policy.packed,
+                        policy.pad_token_id, state, role="critic")

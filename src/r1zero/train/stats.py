@@ -86,6 +86,7 @@ def rollout_records(
             "truncated": c.truncated,
             "length": len(c.token_ids),
             "advantage": a,
+            "weight_version": c.weight_version,
         }
         for c, v, a in zip(completions, verdicts, adv.tolist())
     ]

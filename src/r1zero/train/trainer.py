@@ -21,13 +21,17 @@ import torch
 from r1zero.config import TrainConfig
 from r1zero.core.advantages import compute_advantages, zero_variance_groups
 from r1zero.core.algorithms import AlgorithmConfig
-from r1zero.core.rewards import overlong_penalty
+from r1zero.core.preferences import best_worst_pairs
+from r1zero.core.rewards import cosine_reward, overlong_penalty, repetition_penalty
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
-from r1zero.tasks import Problem, Task, TaskVerdict
+from r1zero.tasks import Problem, Task, TaskVerdict, verify_all
 from r1zero.templates import Template
 from r1zero.train import checkpoint as ckpt
 from r1zero.train.batching import TrainSequence
+from r1zero.train.critic import CRITIC_DIR, save_value_model, with_gae
 from r1zero.train.learners import Learner
+from r1zero.train.reward_pool import RewardPool
+from r1zero.train.rollouts import staleness_metrics
 from r1zero.train.stats import eval_metrics, rollout_metrics, rollout_records
 from r1zero.logging import write_rollouts
 from r1zero.utils import derive_seed
@@ -52,6 +56,13 @@ class Trainer:
     state: ckpt.TrainState
     shares_weights: bool = False
     """The rollout engine samples from the learner's own module (transformers backend)."""
+    rewards: RewardPool | None = None
+    """The reward worker processes (``--reward-workers N``); None = verify in this process."""
+    critic: Learner | None = None
+    """PPO's value model (train/critic.py), a second learner; None for every other algorithm."""
+    rollouts: object = None
+    """Where each step's rollout comes from (train/rollouts.py): drawn on-policy, or ahead
+    of the learner by a producer thread (``--max-staleness``)."""
 
 
 # ----------------------------------------------------------------------------- phases
@@ -76,7 +87,7 @@ def rollout(t: Trainer, step: int, problems: list[Problem], draw: int = 0) -> li
         n=t.cfg.group_size,
         temperature=t.cfg.temperature,
         top_p=t.cfg.top_p,
-        max_new_tokens=t.cfg.max_new_tokens,
+        max_new_tokens=t.cfg.max_new_tokens_at(step),
         stop=t.template.stop,
     )
     prompts = [t.template.render(p.question, t.tokenizer) for p in problems]
@@ -112,28 +123,61 @@ def draw_groups(t: Trainer, step: int):
         completions += [dataclasses.replace(c, prompt_index=c.prompt_index + offset) for c in got]
         verdicts += score(t, batch, got)
         problems += batch
-        rewards = shaped_rewards(t, completions, verdicts)  # [B*G]
+        rewards = shaped_rewards(t, completions, verdicts, step)  # [B*G]
         if int((~zero_variance_groups(rewards, t.cfg.group_size)).sum()) >= t.cfg.prompts_per_step:
             break
     return problems, completions, verdicts, rewards, draw + 1
 
 
-def shaped_rewards(t: Trainer, completions: list[Completion], verdicts: list[TaskVerdict]) -> torch.Tensor:
-    """``[B*G]`` rewards: the verifier's, plus DAPO's soft overlong punishment when on."""
-    rewards = torch.tensor([v.reward for v in verdicts], dtype=torch.float)  # [B*G]
+def reward_components(t: Trainer, completions: list[Completion], verdicts: list[TaskVerdict],
+                      step: int) -> dict[str, torch.Tensor]:
+    """Each part of the reward, ``[B*G]`` each: ``verifier`` (the task's), and when on
+    ``cosine`` (replaces it: Yeo et al.'s length-scaled reward), ``repetition`` (added: the
+    n-gram penalty), ``overlong`` (added: DAPO's soft punishment). Lengths are relative to
+    the step's generation budget."""
+    budget = t.cfg.max_new_tokens_at(step)
+    r = t.cfg.reward
+    lengths = torch.tensor([len(c.token_ids) for c in completions])  # [B*G]
+    parts = {"verifier": torch.tensor([v.reward for v in verdicts], dtype=torch.float)}
+    if "cosine" in r.shaping:
+        parts["cosine"] = cosine_reward(
+            lengths, torch.tensor([v.correct for v in verdicts], dtype=torch.bool),
+            torch.tensor([c.truncated for c in completions], dtype=torch.bool), r.cosine_max_len or budget,
+            correct_at_zero=r.cosine_correct_at_zero, correct_at_max=r.cosine_correct_at_max,
+            wrong_at_zero=r.cosine_wrong_at_zero, wrong_at_max=r.cosine_wrong_at_max, exceed=r.cosine_exceed)
+    if "repetition" in r.shaping:
+        parts["repetition"] = torch.tensor(
+            [repetition_penalty(c.text, r.repetition_ngram, r.repetition_penalty) for c in completions])
     if t.algo.overlong_buffer_frac > 0:
-        lengths = torch.tensor([len(c.token_ids) for c in completions])
-        cache = max(1, round(t.algo.overlong_buffer_frac * t.cfg.max_new_tokens))
-        rewards = rewards + overlong_penalty(lengths, t.cfg.max_new_tokens, cache)
+        cache = max(1, round(t.algo.overlong_buffer_frac * budget))
+        parts["overlong"] = overlong_penalty(lengths, budget, cache)
+    return parts
+
+
+def shaped_rewards(t: Trainer, completions: list[Completion], verdicts: list[TaskVerdict],
+                   step: int) -> torch.Tensor:
+    """``[B*G]`` rewards: the cosine reward when on, else the verifier's; plus the
+    repetition penalty and DAPO's overlong punishment when on."""
+    parts = reward_components(t, completions, verdicts, step)
+    rewards = parts.get("cosine", parts["verifier"])
+    for name in ("repetition", "overlong"):
+        if name in parts:
+            rewards = rewards + parts[name]
     return rewards
 
 
 def score(t: Trainer, problems: list[Problem], completions: list[Completion]) -> list[TaskVerdict]:
     """Phase 2: verifiable rewards. By default truncated responses get 0 and stay in the
-    loss (the reference recipe: an unfinished answer is not an answer)."""
+    loss (the reference recipe: an unfinished answer is not an answer). With
+    --reward-workers N the verifier runs in N worker processes; the verdicts are the same."""
+    texts = [c.text for c in completions]
+    golds = [problems[c.prompt_index] for c in completions]
+    if t.rewards is not None:
+        raw = t.rewards.verify(texts, golds)
+    else:
+        raw = verify_all(t.task, texts, golds, template=t.template)  # batched when the task can
     verdicts = []
-    for c in completions:
-        v = t.task.verify(c.text, problems[c.prompt_index], template=t.template)
+    for c, v in zip(completions, raw):
         if c.truncated and t.cfg.truncation == "zero":
             v = TaskVerdict(0.0, False, v.format_ok, "truncated", v.extracted, {})
         verdicts.append(v)
@@ -153,14 +197,16 @@ def advantages(t: Trainer, rewards: torch.Tensor) -> torch.Tensor:
 
 
 def build_batch(
-    t: Trainer, completions: list[Completion], adv: torch.Tensor, rewards: torch.Tensor
+    t: Trainer, completions: list[Completion], adv: torch.Tensor, rewards: torch.Tensor,
+    verdicts: list[TaskVerdict],
 ) -> list[TrainSequence]:
     """Phase 4: learner sequences. With `filter_zero_variance_groups` (DAPO), groups whose
     rewards all agree are dropped (their advantage is 0, they only cost compute), and of
     the rest at most prompts_per_step groups are kept (dynamic sampling may have drawn
     more). With overlong filtering (``algo.overlong_filter`` or ``truncation="mask"``)
     truncated responses are left out of the loss (they still count in their group's
-    baseline)."""
+    baseline). With ``sample_filter="correct"`` (RAFT) only correct responses are kept.
+    Online DPO keeps each group's (best, worst) pair."""
     G = t.cfg.group_size
     keep = torch.ones(len(completions), dtype=torch.bool)
     if t.algo.filter_zero_variance_groups:
@@ -169,6 +215,13 @@ def build_batch(
         keep = mixed.repeat_interleave(G)
     if t.cfg.truncation == "mask" or t.algo.overlong_filter:
         keep &= torch.tensor([not c.truncated for c in completions])
+    if t.algo.sample_filter == "correct":
+        keep &= torch.tensor([v.correct for v in verdicts], dtype=torch.bool)
+    if t.algo.objective == "dpo":  # pairs only; the learner computes their advantages
+        pairs = [p for p in best_worst_pairs(rewards, G) if all(completions[i].token_ids for i in p)]
+        return [TrainSequence(completions[i].prompt_token_ids, completions[i].token_ids, sign,
+                              completions[i].logprobs, pair=k)
+                for k, pair in enumerate(pairs) for i, sign in zip(pair, (1.0, -1.0))]
     return [
         TrainSequence(c.prompt_token_ids, c.token_ids, float(a), c.logprobs)
         for c, a, k in zip(completions, adv.tolist(), keep.tolist())
@@ -189,7 +242,7 @@ def evaluate(t: Trainer, step: int) -> dict[str, float]:
     if not t.test_problems:
         return {}
     params = SamplingParams(
-        n=1, temperature=0.0, max_new_tokens=t.cfg.eval_max_new_tokens or t.cfg.max_new_tokens,
+        n=1, temperature=0.0, max_new_tokens=t.cfg.eval_max_new_tokens or t.cfg.max_new_tokens_at(step),
         stop=t.template.stop,
     )
     prompts = [t.template.render(p.question, t.tokenizer) for p in t.test_problems]
@@ -201,33 +254,48 @@ def evaluate(t: Trainer, step: int) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- one step
 def train_step(t: Trainer, step: int) -> dict[str, float]:
-    """rollout -> score -> advantages -> batch -> update -> sync; returns the step's metrics."""
+    """rollout -> score -> advantages -> batch -> update -> sync; returns the step's metrics.
+    With --max-staleness k >= 1 the rollout (and its scores) was drawn ahead, while
+    earlier steps trained; `take` then only waits for it if it is not ready yet."""
     t0 = time.perf_counter()
-    problems, completions, verdicts, rewards, draws = draw_groups(t, step)  # [B*G], prompt-major
+    drawn = t.rollouts.take(step)
+    problems, completions, verdicts, rewards, draws = (
+        drawn.problems, drawn.completions, drawn.verdicts, drawn.rewards, drawn.draws)  # [B*G], prompt-major
     t1 = time.perf_counter()
     adv = advantages(t, rewards)  # [B*G]
-    seqs = build_batch(t, completions, adv, rewards)
+    seqs = build_batch(t, completions, adv, rewards, verdicts)
+    critic_metrics = {}
+    if t.critic is not None:  # PPO: token advantages from the critic's values (GAE)
+        seqs, critic_metrics = with_gae(seqs, t.critic.values(seqs), t.algo.gae_gamma, t.algo.gae_lambda)
     t2 = time.perf_counter()
     if t.cfg.cluster.colocate:
         t.backend.sleep()  # engines give their GPU memory to the update
     metrics = t.learner.update(seqs, step)
+    if t.critic is not None:
+        metrics.update(critic_metrics, **t.critic.update(seqs, step))
     if t.cfg.cluster.colocate:
         t.backend.wake()
     t3 = time.perf_counter()
-    sync(t)
+    t.rollouts.sync(step + 1)  # the engines now hold version step + 1
     t4 = time.perf_counter()
     metrics.update(rollout_metrics(completions, verdicts, rewards, t.cfg.group_size))
+    metrics.update(staleness_metrics(drawn))
+    if t.cfg.reward.shaping:  # each shaper's own component, beside the verifier's
+        parts = reward_components(t, completions, verdicts, step)
+        metrics.update({f"reward/{k}": float(parts[k].mean()) for k in ("verifier", *t.cfg.reward.shaping)})
     if t.algo.filter_zero_variance_groups:
         mixed = int((~zero_variance_groups(rewards, t.cfg.group_size)).sum())
         metrics["rollout/draws"] = draws  # rollout batches generated this step
         metrics["rollout/groups_kept"] = min(mixed, t.cfg.prompts_per_step)
     gen_tokens = sum(len(c.token_ids) for c in completions)
     metrics.update({
+        "rollout/max_new_tokens": t.cfg.max_new_tokens_at(step),
         "perf/step_s": t4 - t0,
         "perf/gen_s": t1 - t0,
+        "perf/rollout_s": drawn.seconds,
         "perf/train_s": t3 - t2,
         "perf/sync_s": t4 - t3,
-        "perf/gen_tokens_per_s": gen_tokens / max(t1 - t0, 1e-9),
+        "perf/gen_tokens_per_s": gen_tokens / max(drawn.seconds, 1e-9),
         "perf/train_tokens_per_s": metrics.pop("perf/train_tokens", 0) / max(t3 - t2, 1e-9),
         "perf/peak_rss_gb": peak_rss_gb(),
     })
@@ -291,6 +359,9 @@ def train(cfg: TrainConfig, *, given_against: TrainConfig | None = None) -> dict
                   f"--resume {t.run_dir}`", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
+        t.rollouts.close()
+        if t.rewards is not None:  # after the producer thread, which may still be scoring
+            t.rewards.close()
         t.logger.close()
         t.backend.close()
         t.learner.close()
@@ -330,7 +401,8 @@ class StopOnSignal:
 
 def evaluate_timed(t: Trainer, step: int) -> dict[str, float]:
     start = time.perf_counter()
-    out = evaluate(t, step)
+    with t.rollouts.engines():  # not while the producer draws or a sync runs
+        out = evaluate(t, step)
     out["perf/eval_s"] = time.perf_counter() - start
     return out
 
@@ -345,7 +417,15 @@ def log_eval(t: Trainer, step: int) -> dict[str, float]:
 
 
 def save(t: Trainer) -> Path:
-    return t.learner.save(t.run_dir, t.tokenizer, t.state, t.cfg.keep_checkpoints)
+    """A checkpoint of the learner (and PPO's critic, inside the same atomic directory)."""
+    if t.critic is None:
+        return t.learner.save(t.run_dir, t.tokenizer, t.state, t.cfg.keep_checkpoints)
+
+    def write(tmp: Path) -> None:
+        t.learner.write(tmp)
+        save_value_model(t.critic.policy, t.critic.optimizer, tmp / CRITIC_DIR)
+
+    return ckpt.save_with(t.run_dir, t.tokenizer, t.state, t.cfg.keep_checkpoints, write)
 
 
 def finish(t: Trainer, final: dict[str, float]) -> dict[str, float]:

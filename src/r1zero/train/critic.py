@@ -1,0 +1,102 @@
+"""PPO's critic: a value model V(s_t) for every response position, and how a rollout gets
+its token-level advantages from it.
+
+The value model is a causal LM's decoder with its output layer replaced by a scalar head
+(zero-initialised, so the first advantages are A_t = R exactly). It reads the same micro-
+batches as the policy (padded rows or packed, `r1zero.train.learner.response_hidden`), and
+is trained by the same update loop (`r1zero.train.learners.run_update` with
+``role="critic"``): step-normalised token weights, gradient accumulation, its own AdamW,
+learning rate and warm-up, the clipped value loss (`r1zero.core.losses.value_loss`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from r1zero.core.advantages import gae
+from r1zero.core.metrics import explained_variance
+from r1zero.train.batching import MicroBatch, TrainSequence
+from r1zero.train.learner import response_hidden
+
+CRITIC_DIR = "critic"
+"""Where a checkpoint keeps the critic (weights + optimizer)."""
+
+
+class ValueModel(torch.nn.Module):
+    """V(s_t) = w · h_t + b on a causal LM's decoder states (scalar head, zero init)."""
+
+    def __init__(self, lm: torch.nn.Module) -> None:
+        super().__init__()
+        self.config = lm.config
+        self.backbone = lm.get_decoder()
+        self.value_head = torch.nn.Linear(lm.config.hidden_size, 1, dtype=next(lm.parameters()).dtype)
+        torch.nn.init.zeros_(self.value_head.weight)
+        torch.nn.init.zeros_(self.value_head.bias)
+
+    def get_decoder(self) -> torch.nn.Module:
+        return self.backbone
+
+    def forward(self, mb: MicroBatch, precision: str = "fp32") -> torch.Tensor:
+        """Values ``[n, width]`` (fp32) of the response positions of ``mb``, 0 elsewhere."""
+        device = self.value_head.weight.device
+        mask = mb.response_mask.to(device).bool()
+        h, _ = response_hidden(self.backbone, mb, mask, device, precision)  # [k, d]
+        v = self.value_head(h.to(self.value_head.weight.dtype)).squeeze(-1).float()  # [k]
+        return torch.zeros(mask.shape, device=device, dtype=v.dtype).masked_scatter(mask, v)
+
+
+def load_value_model(model_path: str, device: str, state_dir: Path | None = None) -> ValueModel:
+    """The critic for ``model_path``'s architecture; with ``state_dir`` (a checkpoint's
+    critic directory) its trained weights."""
+    from safetensors.torch import load_file
+
+    from r1zero.models import load_model
+
+    lm, _ = load_model(model_path, device=device)
+    critic = ValueModel(lm)
+    del lm  # the output layer is not needed (a tied one lives on in the embeddings)
+    if state_dir is not None:
+        critic.load_state_dict(load_file(str(Path(state_dir) / "model.safetensors"), device=device))
+    return critic.to(device)
+
+
+def save_value_model(critic: ValueModel, optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """Weights (safetensors) and optimizer state of the critic under ``path``."""
+    from safetensors.torch import save_file
+
+    from r1zero.train import checkpoint as ckpt
+
+    path.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().contiguous() for k, v in critic.state_dict().items()}
+    seen, unique = set(), {}
+    for k, v in sd.items():  # tied tensors once (safetensors refuses shared storage)
+        if v.data_ptr() not in seen:
+            seen.add(v.data_ptr())
+            unique[k] = v
+    save_file(unique, str(path / "model.safetensors"))
+    ckpt.save_optimizer(critic, optimizer, path)
+
+
+def with_gae(seqs: list[TrainSequence], values: list[list[float]], gamma: float,
+             lam: float) -> tuple[list[TrainSequence], dict[str, float]]:
+    """The rollout's sequences with token advantages, returns and the critic's values
+    (GAE on each sequence's advantage field, which holds its reward R for PPO), and the
+    critic's explained variance on this rollout (``critic/explained_variance``)."""
+    if not seqs:
+        return seqs, {}
+    width = max(len(s.response_ids) for s in seqs)
+    v = torch.zeros(len(seqs), width, dtype=torch.float64)
+    mask = torch.zeros(len(seqs), width)
+    for i, (s, vals) in enumerate(zip(seqs, values)):
+        v[i, : len(vals)] = torch.tensor(vals, dtype=torch.float64)
+        mask[i, : len(s.response_ids)] = 1.0
+    rewards = torch.tensor([s.advantage for s in seqs], dtype=torch.float64)
+    adv, ret = gae(v, rewards, mask, gamma=gamma, lam=lam)  # [N, T] each
+    out = [dataclasses.replace(s, token_advantages=adv[i, :n].tolist(), returns=ret[i, :n].tolist(),
+                               old_values=v[i, :n].tolist())
+           for i, s in enumerate(seqs) for n in [len(s.response_ids)]]
+    return out, {"critic/explained_variance": explained_variance(v, ret, mask),
+                 "critic/value_mean": float((v * mask).sum() / mask.sum().clamp(min=1))}
