@@ -66,7 +66,8 @@ def test_values_reach_a_ray_engine(monkeypatch):
 
 def test_cpu_kv_budget_is_sized_to_the_run(tmp_path):
     """The packaged model's shapes (30 layers x 3 KV heads x 64 x 2 x bf16 = 23,040 bytes per
-    token): the demo's 64 sequences x (60 + 96 + 128) tokens x 1.25 = 0.49 GiB, not 2 GiB;
+    token): the demo's 100 held-out sequences (a step has 64) x (60 + 96 + 128) tokens x
+    1.25 = 0.76 GiB, not 2 GiB;
     a step of 4 x 2 sequences and a 3-problem test set get the 0.25 GiB floor; a 3000-token
     budget with 128+ sequences in flight is capped at one chunk of 128."""
     from transformers import LlamaConfig
