@@ -55,6 +55,23 @@ def test_overlapped_rollouts_on_the_cluster(tiny_dir, tmp_path):  # noqa: F811
     assert all(r["rollout/staleness_max"] <= 1 for r in rows)
 
 
+def test_ppo_critic_as_a_group_of_ranks_matches_one_process(tiny_dir, tmp_path):  # noqa: F811
+    """PPO on 2 policy ranks + 2 critic ranks (the engine in the driver) against one
+    process: the same values, value loss and policy grad-norm at step 1; the critic's
+    shards checkpoint and resume."""
+    kw = dict(steps=2, eval_every=0, save_every=1, precision="fp32", adam_eps=1e-2, lr=0.1,
+              algorithm="ppo")
+    train(_cfg(tiny_dir, tmp_path / "one", **kw))
+    train(_cfg(tiny_dir, tmp_path / "two", cluster=ClusterConfig(learners=2, cpus_per_actor=0.5), **kw))
+    a, b = _rows(tmp_path / "one"), _rows(tmp_path / "two")
+    for key in ("critic/value_loss", "optim/grad_norm", "critic/grad_norm"):
+        assert a[0][key] == pytest.approx(b[0][key], rel=1e-3), key
+    assert any((tmp_path / "two" / "checkpoints" / "step_000002" / "critic").glob("*.safetensors"))
+    train(replace(_cfg(tiny_dir, tmp_path / "two", cluster=ClusterConfig(learners=2, cpus_per_actor=0.5),
+                       **{**kw, "steps": 3}), resume=str(tmp_path / "two")))
+    assert [r["step"] for r in _rows(tmp_path / "two")] == [1, 2, 3]
+
+
 def test_sync_makes_every_engine_equal_the_learners(tiny_dir, tmp_path):  # noqa: F811
     from r1zero.train.setup import build_trainer, prepare_config
     from r1zero.train.trainer import train_step

@@ -429,9 +429,7 @@ class TrainConfig:
         self.reward.check()
         if self.critic.lr <= 0 or self.critic.lr_warmup_steps < 0:
             raise ConfigError("--critic.lr must be > 0 and --critic.lr-warmup-steps >= 0")
-        if self.algo.needs_critic and self.cluster.learners > 0:
-            raise ConfigError("--algorithm ppo (a critic) runs with the learner in this process; the "
-                              "critic is not yet a group of ranks: drop --cluster.learners (engines may stay)")
+
         self.task.check()
         if self.max_model_len is not None and self.max_model_len <= self.max_new_tokens_peak:
             raise ConfigError(f"max_model_len ({self.max_model_len}) must exceed the generation "

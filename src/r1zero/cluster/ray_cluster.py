@@ -83,7 +83,7 @@ class LearnerRankImpl:
     """One learner rank (the body of the `LearnerRank` actor; plain class for tests)."""
 
     def __init__(self, cfg: TrainConfig, model_path: str, rank: int, world: int,
-                 master: tuple[str, int], resume_from: str | None) -> None:
+                 master: tuple[str, int], resume_from: str | None, role: str = "policy") -> None:
         import torch.distributed as dist
 
         from r1zero.cluster.fsdp import shard
@@ -100,6 +100,10 @@ class LearnerRankImpl:
             torch.set_num_threads(max(1, int(cfg.cluster.cpus_per_actor)))
         dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
         torch.manual_seed(cfg.seed)
+        self.rank = rank
+        if role == "critic":
+            self._init_critic(cfg, model_path, world, device, resume_from)
+            return
         model, tok = load_model(resume_from or model_path, device=str(device))
         check_output_layer(model)
         packed = packed_rows(cfg.packed, cfg.attn_implementation, model)
@@ -118,9 +122,38 @@ class LearnerRankImpl:
         self.state = ckpt.TrainState(step=0)
         self.learner = LocalLearner(cfg, cfg.algo, model, model, opt, ref, packed,
                                     tok.pad_token_id, self.state, rank, world)
-        self.rank = rank
         if resume_from is not None:
             ckpt.load_optimizer(model, opt, Path(resume_from))
+
+    def _init_critic(self, cfg: TrainConfig, model_path: str, world: int, device: torch.device,
+                     resume_from: str | None) -> None:
+        """PPO's critic rank: the value model (`r1zero.train.critic`), FSDP2-sharded like
+        the policy, with the critic's optimizer, learning rate and warm-up."""
+        from r1zero.cluster.fsdp import shard
+        from r1zero.models import load_tokenizer
+        from r1zero.train.critic import CRITIC_DIR, load_value_model
+        from r1zero.train.learner import packed_rows, set_attention
+        from r1zero.train.learners import LocalLearner
+
+        state_dir = Path(resume_from) / CRITIC_DIR if resume_from is not None else None
+        model = load_value_model(cfg.critic.model or model_path, str(device), state_dir)
+        packed = packed_rows(cfg.packed, cfg.attn_implementation, model.backbone)
+        set_attention(model.backbone, cfg.attn_implementation, device, packed)
+        shard(model, world, device.type, bf16=cfg.precision != "fp32",
+              activation_checkpointing=False, cpu_offload=cfg.cluster.cpu_offload)
+        ccfg = dataclasses.replace(cfg, lr=cfg.critic.lr, lr_warmup_steps=cfg.critic.lr_warmup_steps)
+        opt = torch.optim.AdamW(model.parameters(), lr=ccfg.lr, weight_decay=cfg.weight_decay,
+                                betas=cfg.adam_betas, eps=cfg.adam_eps)
+        if state_dir is not None:
+            ckpt.load_optimizer(model, opt, state_dir)
+        self.state = ckpt.TrainState(step=0)
+        pad = load_tokenizer(model_path).pad_token_id
+        self.learner = LocalLearner(ccfg, cfg.algo, model, model, opt, None, packed, pad,
+                                    self.state, self.rank, world, role="critic")
+
+    def values(self, seqs) -> dict:
+        """Collective: V(s_t) of this rank's share (by position in ``seqs``)."""
+        return self.learner.values(seqs)
 
     def update(self, seqs, step: int, optim_steps: int) -> dict:
         from r1zero.train.learners import run_update
@@ -169,12 +202,15 @@ class LearnerRankImpl:
         sd = model.state_dict()
         if getattr(model.config, "tie_word_embeddings", False):
             sd.pop("lm_head.weight", None)  # safetensors refuses shared storage; HF re-ties on load
+        if self.learner.role == "critic":  # a tied output layer lives on in the embeddings
+            sd = {k: v for k, v in sd.items() if "lm_head" not in k}
         dcp.save(sd, storage_writer=HuggingFaceStorageWriter(
             path=path, save_distributed=True, enable_consolidation=True))
         ckpt.save_optimizer(model, self.learner.optimizer, Path(path))
         dist.barrier()  # consolidation (rank 0) has read every rank's shards
         if self.rank == 0:
             shutil.rmtree(Path(path) / "sharded", ignore_errors=True)
+        if self.rank == 0 and self.learner.role == "policy":
             model.config.save_pretrained(path)
             if getattr(model, "generation_config", None) is not None:
                 model.generation_config.save_pretrained(path)
@@ -188,7 +224,7 @@ class LearnerGroup:
     """The Learner seam over N Ray actors forming one torch.distributed group."""
 
     def __init__(self, cfg: TrainConfig, model_path: str, state: ckpt.TrainState,
-                 run_dir: Path, resume_from: Path | None) -> None:
+                 run_dir: Path, resume_from: Path | None, role: str = "policy") -> None:
         ray = _ray()
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -196,7 +232,7 @@ class LearnerGroup:
         n = cfg.cluster.learners
         gpus = 1 if on_gpu(cfg) else 0
         cpus = cfg.cluster.cpus_per_actor
-        share = 2 if cfg.cluster.colocate else 1  # a collocated engine takes the other half
+        share = 2 if cfg.cluster.colocate and role == "policy" else 1  # a collocated engine: the other half
         self.pg = placement_group([{"CPU": cpus * share, **({"GPU": gpus} if gpus else {})}] * n,
                                   strategy="PACK")
         ray.get(self.pg.ready())
@@ -205,12 +241,21 @@ class LearnerGroup:
         self.ranks = [
             actor.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
                 placement_group=self.pg, placement_group_bundle_index=r)).remote(
-                cfg, model_path, r, n, master, None if resume_from is None else str(resume_from))
+                cfg, model_path, r, n, master, None if resume_from is None else str(resume_from), role)
             for r in range(n)
         ]
-        self.state, self.run_dir = state, run_dir
+        self.state, self.run_dir, self.role = state, run_dir, role
         self.path = "object_store"
-        _get([a.ping.remote() for a in self.ranks], "a learner rank", run_dir)
+        _get([a.ping.remote() for a in self.ranks], f"a {role} rank", run_dir)
+
+    def values(self, seqs) -> dict[int, list[float]]:
+        """Critic group: V(s_t) of every sequence (each rank scores its share)."""
+        ray = _ray()
+        ref = ray.put(seqs)
+        out: dict[int, list[float]] = {}
+        for part in _get([a.values.remote(ref) for a in self.ranks], "a critic rank", self.run_dir):
+            out.update(part)
+        return out
 
     def connect(self, pool: "RayEnginePool", path: str, dtype: str) -> None:
         """Open the "nccl" or "ipc" weight transfer to ``pool``'s engines (on every rank)."""
@@ -242,10 +287,12 @@ class LearnerGroup:
         return sds[0].items()
 
     def save(self, run_dir: Path, tokenizer, state: ckpt.TrainState, keep: int) -> Path:
-        def write(tmp: Path) -> None:
-            _get([a.save.remote(str(tmp)) for a in self.ranks], "a learner rank", run_dir)
+        return ckpt.save_with(run_dir, tokenizer, state, keep, self.write)
 
-        return ckpt.save_with(run_dir, tokenizer, state, keep, write)
+    def write(self, path: Path) -> None:
+        """Collective: every rank writes its shards of weights and optimizer into ``path``."""
+        Path(path).mkdir(parents=True, exist_ok=True)
+        _get([a.save.remote(str(path)) for a in self.ranks], f"a {self.role} rank", self.run_dir)
 
     def close(self) -> None:
         ray = _ray()

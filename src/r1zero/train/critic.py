@@ -58,8 +58,11 @@ def load_value_model(model_path: str, device: str, state_dir: Path | None = None
     lm, _ = load_model(model_path, device=device)
     critic = ValueModel(lm)
     del lm  # the output layer is not needed (a tied one lives on in the embeddings)
-    if state_dir is not None:
-        critic.load_state_dict(load_file(str(Path(state_dir) / "model.safetensors"), device=device))
+    if state_dir is not None:  # one file (one process) or DCP's consolidated shards (ranks)
+        state = {}
+        for f in sorted(Path(state_dir).glob("*.safetensors")):
+            state.update(load_file(str(f), device=device))
+        critic.load_state_dict(state)
     return critic.to(device)
 
 
@@ -80,7 +83,7 @@ def save_value_model(critic: ValueModel, optimizer: torch.optim.Optimizer, path:
     ckpt.save_optimizer(critic, optimizer, path)
 
 
-def with_gae(seqs: list[TrainSequence], values: list[list[float]], gamma: float,
+def with_gae(seqs: list[TrainSequence], values: dict[int, list[float]], gamma: float,
              lam: float) -> tuple[list[TrainSequence], dict[str, float]]:
     """The rollout's sequences with token advantages, returns and the critic's values
     (GAE on each sequence's advantage field, which holds its reward R for PPO), and the
@@ -90,7 +93,8 @@ def with_gae(seqs: list[TrainSequence], values: list[list[float]], gamma: float,
     width = max(len(s.response_ids) for s in seqs)
     v = torch.zeros(len(seqs), width, dtype=torch.float64)
     mask = torch.zeros(len(seqs), width)
-    for i, (s, vals) in enumerate(zip(seqs, values)):
+    for i, s in enumerate(seqs):
+        vals = values[i]
         v[i, : len(vals)] = torch.tensor(vals, dtype=torch.float64)
         mask[i, : len(s.response_ids)] = 1.0
     rewards = torch.tensor([s.advantage for s in seqs], dtype=torch.float64)

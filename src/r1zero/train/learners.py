@@ -83,14 +83,26 @@ class LocalLearner:
         return update_metrics([run_update(self, seqs, step)])
 
     @torch.no_grad()
-    def values(self, seqs: list[TrainSequence]) -> list[list[float]]:
-        """Critic: V(s_t) of every response position of ``seqs`` (in their order)."""
-        out: list[list[float]] = [[] for _ in seqs]
+    def values(self, seqs: list[TrainSequence]) -> dict[int, list[float]]:
+        """Critic: V(s_t) of every response position of this rank's share of ``seqs``, by
+        position in ``seqs`` (all of them in one process). Ranks run equally many forward
+        passes (each is a collective under FSDP): a shorter share repeats one as padding."""
+        cfg = self.cfg
+        index = rank_share_index(seqs, self.rank, self.world)
+        share = [seqs[i] for i in index]
+        mbs = make_micro_batches(share, cfg.micro_batch_tokens, self.pad_token_id, self.packed) if share else []
+        real = len(mbs)
+        if self.world > 1 and seqs:
+            need = max(len(micro_batch_plan([seqs[i] for i in rank_share_index(seqs, r, self.world)],
+                                            cfg.micro_batch_tokens, self.packed)) for r in range(self.world))
+            mbs += make_micro_batches(seqs[:1], cfg.micro_batch_tokens, self.pad_token_id, self.packed) * (need - real)
+        out: dict[int, list[float]] = {}
         self.compute.eval()
-        for mb in make_micro_batches(seqs, self.cfg.micro_batch_tokens, self.pad_token_id, self.packed):
-            v = self.compute(mb, precision=self.cfg.precision).cpu()  # [n, width]
-            for row, i in enumerate(mb.index):
-                out[i] = v[row][mb.response_mask[row].bool()].tolist()
+        for j, mb in enumerate(mbs):
+            v = self.compute(mb, precision=cfg.precision).cpu()  # [n, width]
+            if j < real:
+                for row, i in enumerate(mb.index):
+                    out[index[i]] = v[row][mb.response_mask[row].bool()].tolist()
         return out
 
     def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
@@ -103,8 +115,14 @@ class LocalLearner:
         return ckpt.save_with(run_dir, tokenizer, state, keep, self.write)
 
     def write(self, path: Path) -> None:
-        """HF weights and the optimizer (DCP layout: any world size loads it) into ``path``."""
-        ckpt.write_model_and_optimizer(path, self.policy, self.optimizer)
+        """HF weights and the optimizer (DCP layout: any world size loads it) into ``path``;
+        a critic's value model as safetensors + its optimizer."""
+        if self.role == "critic":
+            from r1zero.train.critic import save_value_model
+
+            save_value_model(self.policy, self.optimizer, path)
+        else:
+            ckpt.write_model_and_optimizer(path, self.policy, self.optimizer)
 
     def close(self) -> None:
         """Nothing to release: the modules belong to this process."""
@@ -188,12 +206,21 @@ def step_norm(lrn: LocalLearner, mini: list[TrainSequence], step: int) -> losses
 
 
 def rank_share(seqs: list[TrainSequence], rank: int, world: int) -> list[TrainSequence]:
-    """This rank's sequences of an optimizer step, balanced by token count: longest first,
+    """This rank's sequences of an optimizer step (see `rank_share_index`)."""
+    return seqs if world == 1 else [seqs[i] for i in rank_share_index(seqs, rank, world)]
+
+
+def rank_share_index(seqs: list[TrainSequence], rank: int, world: int) -> list[int]:
+    """Positions of this rank's sequences, balanced by token count: longest unit first,
     each to the rank with the fewest tokens so far (ties to the lowest rank). Every rank
     computes the same assignment from the same list."""
     if world == 1:
-        return seqs
+        return list(range(len(seqs)))
+    starts, at = [], 0
     pieces = units(seqs)  # a DPO pair goes to one rank: its loss couples the two
+    for u in pieces:
+        starts.append(at)
+        at += len(u)
     size = [sum(len(s.prompt_ids) + len(s.response_ids) for s in u) for u in pieces]
     load = [0] * world
     mine = []
@@ -201,7 +228,7 @@ def rank_share(seqs: list[TrainSequence], rank: int, world: int) -> list[TrainSe
         r = min(range(world), key=lambda k: (load[k], k))
         load[r] += size[i]
         if r == rank:
-            mine += pieces[i]
+            mine += range(starts[i], starts[i] + len(pieces[i]))
     return mine
 
 

@@ -209,7 +209,12 @@ def build_trainer(cfg: TrainConfig):
     rewards = RewardPool(cfg.task, template, cfg.reward_workers) if cfg.reward_workers > 0 else None
     t = Trainer(cfg, cfg.algo, run_dir, task, template, train_problems, test_problems, learner,
                 tokenizer, backend, logger, state, shares, rewards=rewards)
-    if cfg.algo.needs_critic:
+    if cfg.algo.needs_critic and cfg.cluster.learners > 0:  # a second group of ranks
+        from r1zero.cluster.ray_cluster import LearnerGroup
+
+        t.critic = LearnerGroup(cfg, str(model_path), ckpt.TrainState(state.step, optim_steps=state.optim_steps),
+                                run_dir, resume_from, role="critic")
+    elif cfg.algo.needs_critic:
         t.critic = critic_learner(cfg, device, str(model_path), resume_from, learner)
     if resume_from is not None and not shares and kind == "vllm" and cfg.cluster.engines == 0:
         learner.sync_to(backend)  # the engine started from the base
@@ -261,7 +266,7 @@ def critic_learner(cfg: TrainConfig, device: torch.device, model_path: str, resu
     state_dir = None
     if resume_from is not None:
         state_dir = Path(resume_from) / CRITIC_DIR
-        if not (state_dir / "model.safetensors").exists():
+        if not any(state_dir.glob("*.safetensors")):
             raise ConfigError(f"--resume: {resume_from} has no {CRITIC_DIR}/ (saved without a critic?); "
                               "PPO cannot continue without its value model")
     critic = load_value_model(cfg.critic.model or model_path, str(device), state_dir)

@@ -28,7 +28,7 @@ from r1zero.tasks import Problem, Task, TaskVerdict, verify_all
 from r1zero.templates import Template
 from r1zero.train import checkpoint as ckpt
 from r1zero.train.batching import TrainSequence
-from r1zero.train.critic import CRITIC_DIR, save_value_model, with_gae
+from r1zero.train.critic import CRITIC_DIR, with_gae
 from r1zero.train.learners import Learner
 from r1zero.train.reward_pool import RewardPool
 from r1zero.train.rollouts import staleness_metrics
@@ -365,6 +365,8 @@ def train(cfg: TrainConfig, *, given_against: TrainConfig | None = None) -> dict
         t.logger.close()
         t.backend.close()
         t.learner.close()
+        if t.critic is not None:
+            t.critic.close()
     return finish(t, final)
 
 
@@ -423,7 +425,7 @@ def save(t: Trainer) -> Path:
 
     def write(tmp: Path) -> None:
         t.learner.write(tmp)
-        save_value_model(t.critic.policy, t.critic.optimizer, tmp / CRITIC_DIR)
+        t.critic.write(tmp / CRITIC_DIR)
 
     return ckpt.save_with(t.run_dir, t.tokenizer, t.state, t.cfg.keep_checkpoints, write)
 
