@@ -18,6 +18,7 @@ from r1zero.config import RESUME_MAY_CHANGE, ConfigError, TaskConfig, TrainConfi
 from r1zero.tasks import Problem, TaskVerdict, get_task
 from r1zero.templates import get_template
 from r1zero.train.reward_pool import RewardPool, RewardPoolError, chunk_bounds
+from tests.test_train_loop import tiny_dir  # noqa: F401  (fixture)
 
 QWEN_MATH = get_template("qwen_math")
 R1 = get_template("r1")
@@ -212,17 +213,6 @@ def test_a_task_that_cannot_be_built_in_a_worker_is_a_clear_error():
 
 
 # ----------------------------------------------------------------------------- training
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from r1zero.testing import tiny_model
-
-    path = tmp_path_factory.mktemp("tiny")
-    model, tok = tiny_model(seed=0)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
-
-
 def _rewards(run_dir):
     """Per-step reward and eval metrics, and every rollout's verdict."""
     metrics = [{k: v for k, v in json.loads(line).items() if k.startswith(("reward/", "eval/acc"))}
