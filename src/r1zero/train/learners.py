@@ -50,6 +50,10 @@ class Learner(Protocol):
         """Write a checkpoint of weights, optimizer and ``state``; return its directory."""
         ...
 
+    def write(self, path: Path) -> None:
+        """Weights and optimizer into ``path`` (a checkpoint in the making; `save` wraps it)."""
+        ...
+
     def close(self) -> None:
         """Release processes and memory (a no-op in-process)."""
         ...
