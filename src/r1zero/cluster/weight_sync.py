@@ -86,7 +86,11 @@ def cast_source(module: torch.nn.Module, dtype: torch.dtype):
 
     The class is built here, not at module level, so that importing r1zero.cluster never
     imports vLLM (it subclasses vLLM's source to keep its default group/order helpers)."""
-    from vllm.distributed.weight_transfer.base import ModuleSource, ParamMeta, materialize_full_tensor
+    from vllm.distributed.weight_transfer.base import (
+        ModuleSource,
+        ParamMeta,
+        materialize_full_tensor,
+    )
 
     class CastModuleSource(ModuleSource):
         def _wire(self, p: torch.Tensor) -> torch.dtype:
@@ -111,14 +115,20 @@ def open_transfer(path: str, module: torch.nn.Module, rank: int, engines: Sequen
     source = cast_source(module, dtype)
     client = EnginesClient(engines, tp)
     if path == "nccl":
-        from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo, NCCLTrainerWeightTransferEngine
+        from vllm.distributed.weight_transfer.nccl_engine import (
+            NCCLTrainerInitInfo,
+            NCCLTrainerWeightTransferEngine,
+        )
 
         assert endpoint is not None
         info = NCCLTrainerInitInfo(master_address=endpoint[0], master_port=endpoint[1],
                                    world_size=1 + len(engines) * tp, rank=rank, packed=True)
         return NCCLTrainerWeightTransferEngine.trainer_init(info, client=client, source=source)
     if path == "ipc":
-        from vllm.distributed.weight_transfer.ipc_engine import IPCTrainerInitInfo, IPCTrainerWeightTransferEngine
+        from vllm.distributed.weight_transfer.ipc_engine import (
+            IPCTrainerInitInfo,
+            IPCTrainerWeightTransferEngine,
+        )
 
         info = IPCTrainerInitInfo(rank=rank, packed=True)
         return IPCTrainerWeightTransferEngine.trainer_init(info, client=client, source=source)

@@ -27,17 +27,10 @@ reward values (``compute_advantages`` zeroes it: float means are not exact).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import Tensor
 
-Baseline = Literal["group_mean", "leave_one_out", "batch_mean", "none"]
-StdScale = Literal["group", "batch", "none"]
-
-BASELINES: tuple[str, ...] = ("group_mean", "leave_one_out", "batch_mean", "none", "value")
-"""``value`` = a learned critic (PPO): token-level advantages from `gae`, not from here."""
-STD_SCALES: tuple[str, ...] = ("group", "batch", "none")
+from r1zero.core.choices import BASELINES, STD_SCALES, Baseline, StdScale
 
 
 def group_view(rewards: Tensor, group_size: int) -> Tensor:

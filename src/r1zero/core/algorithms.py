@@ -10,14 +10,15 @@ import dataclasses
 from dataclasses import dataclass, replace
 from typing import Any
 
-from r1zero.core.advantages import BASELINES, STD_SCALES
-from r1zero.core.losses import (
+from r1zero.core.choices import (  # torch-free: configs validate without importing torch
     AGGREGATIONS,
+    BASELINES,
     KL_ESTIMATORS,
     OBJECTIVES,
     POLICY_TERMS,
     RATIO_LEVELS,
     SAMPLE_FILTERS,
+    STD_SCALES,
 )
 
 

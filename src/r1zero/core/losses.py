@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -31,20 +31,16 @@ from torch import Tensor
 if TYPE_CHECKING:  # algorithms imports this module (the choice tuples); only annotate with it
     from r1zero.core.algorithms import AlgorithmConfig
 
-Aggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
-KLEstimator = Literal["k1", "k2", "k3"]
-
-AGGREGATIONS: tuple[str, ...] = (
-    "token-mean",
-    "seq-mean-token-mean",
-    "seq-mean-token-sum",
-    "seq-mean-token-sum-norm",
+from r1zero.core.choices import (  # noqa: F401  (re-exported: the switches this module implements)
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    OBJECTIVES,
+    POLICY_TERMS,
+    RATIO_LEVELS,
+    SAMPLE_FILTERS,
+    Aggregation,
+    KLEstimator,
 )
-KL_ESTIMATORS: tuple[str, ...] = ("k1", "k2", "k3")
-RATIO_LEVELS: tuple[str, ...] = ("token", "sequence")
-POLICY_TERMS: tuple[str, ...] = ("clipped", "logprob")
-SAMPLE_FILTERS: tuple[str, ...] = ("none", "correct")
-OBJECTIVES: tuple[str, ...] = ("pg", "dpo")
 
 
 # ----------------------------------------------------------------------------- normaliser

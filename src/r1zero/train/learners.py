@@ -24,7 +24,12 @@ from r1zero.core.algorithms import AlgorithmConfig
 from r1zero.core.metrics import summarize_loss_stats, summarize_value_stats
 from r1zero.core.preferences import dpo_advantages, dpo_loss
 from r1zero.train import checkpoint as ckpt
-from r1zero.train.batching import MicroBatch, TrainSequence, make_micro_batches, micro_batch_plan
+from r1zero.train.batching import (
+    MicroBatch,
+    TrainSequence,
+    make_micro_batches,
+    micro_batch_plan,
+)
 from r1zero.train.learner import response_logprobs
 from r1zero.train.precision import copy_weights, fold_gradients
 from r1zero.utils import derive_seed

@@ -126,15 +126,15 @@ class Overlapped:
         try:
             for step in range(start, self.steps):
                 with self.cond:  # wait until step is within k versions of the engines'
-                    self.cond.wait_for(lambda: self.stopped or (
-                        step - self.version <= self.k and not self.sync_pending))
+                    self.cond.wait_for(lambda s=step: self.stopped or (
+                        s - self.version <= self.k and not self.sync_pending))
                     if self.stopped:
                         return
                 with self.engine_lock:
                     version = self.version  # changes only under engine_lock: exact stamp
                     drawn = draw_step(self.t, step, version)
                 self.ready.put(drawn)
-        except BaseException as e:  # handed to the loop, which raises it
+        except BaseException as e:  # noqa: BLE001  (handed to the loop, which raises it)
             self.ready.put(e)
 
     def take(self, step: int) -> Drawn:

@@ -182,7 +182,12 @@ def build_trainer(cfg: TrainConfig):
     logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
                            wandb_project=cfg.wandb_project, config=resolved)
     if cfg.cluster.engines > 0:
-        from r1zero.cluster.ray_cluster import LearnerGroup, RayEnginePool, on_gpu, start_ray
+        from r1zero.cluster.ray_cluster import (
+            LearnerGroup,
+            RayEnginePool,
+            on_gpu,
+            start_ray,
+        )
         from r1zero.cluster.weight_sync import sync_path
 
         start_ray(cfg)

@@ -23,6 +23,7 @@ from r1zero.core.advantages import compute_advantages, zero_variance_groups
 from r1zero.core.algorithms import AlgorithmConfig
 from r1zero.core.preferences import best_worst_pairs
 from r1zero.core.rewards import cosine_reward, overlong_penalty, repetition_penalty
+from r1zero.logging import write_rollouts
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.tasks import Problem, Task, TaskVerdict, verify_all
 from r1zero.templates import Template
@@ -33,7 +34,6 @@ from r1zero.train.learners import Learner
 from r1zero.train.reward_pool import RewardPool
 from r1zero.train.rollouts import staleness_metrics
 from r1zero.train.stats import eval_metrics, rollout_metrics, rollout_records
-from r1zero.logging import write_rollouts
 from r1zero.utils import derive_seed
 
 
@@ -388,7 +388,7 @@ class StopOnSignal:
         print(f"\n{signal.Signals(signum).name}: stopping after this step (again to stop now)",
               file=sys.stderr)
 
-    def __enter__(self) -> "StopOnSignal":
+    def __enter__(self) -> StopOnSignal:
         import threading
 
         if threading.current_thread() is threading.main_thread():
