@@ -34,7 +34,8 @@ def test_on_policy_is_the_plain_loop(tiny_dir, tmp_path):  # noqa: F811
     try:
         by_hand = []
         for step in range(3):
-            problems, completions, verdicts, rewards, _ = tr.draw_groups(t, step)
+            problems, completions, verdicts, parts, _ = tr.draw_groups(t, step)
+            rewards = tr.shaped_rewards(parts)
             adv = tr.advantages(t, rewards)
             metrics = t.learner.update(tr.build_batch(t, completions, adv, rewards, verdicts), step)
             tr.sync(t)
@@ -68,7 +69,7 @@ def test_versions_with_a_slow_learner(monkeypatch, k):
     def draw_groups(t, step):
         engine.drawn_with[step] = engine.version
         c = Completion(0, 0, [1], [2], "x", "stop")
-        return [], [c], [], torch.zeros(1), 1
+        return [], [c], [], {"verifier": torch.zeros(1)}, 1
 
     def sync(t):
         time.sleep(0.01)
@@ -94,7 +95,7 @@ def test_versions_with_a_slow_learner(monkeypatch, k):
     assert [v for v, _, _ in got] == [max(0, s - k) for s in range(7)]
     assert all(v == stamp == held for v, stamp, held in got)
     lags = [ro.staleness_metrics(ro.Drawn(s, [], [Completion(0, 0, [1], [2], "x", "stop", weight_version=v)],
-                                          [], torch.zeros(1), 1, v, 0.0))["rollout/staleness_max"]
+                                          [], {}, torch.zeros(1), 1, v, 0.0))["rollout/staleness_max"]
             for s, (v, _, _) in enumerate(got)]
     assert max(lags) == k
 

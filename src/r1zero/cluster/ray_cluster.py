@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from r1zero.cluster.weight_sync import open_transfer, sync_path
+from r1zero.cluster.weight_sync import open_transfer
 from r1zero.config import ConfigError, TrainConfig
 from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
 from r1zero.rollout.pool import shard_bounds
@@ -89,7 +89,7 @@ class LearnerRankImpl:
         from r1zero.cluster.fsdp import shard
         from r1zero.models import load_model
         from r1zero.train.learner import check_output_layer, packed_rows, set_attention
-        from r1zero.train.learners import LocalLearner
+        from r1zero.train.learners import LocalLearner, adamw
 
         os.environ.update(MASTER_ADDR=master[0], MASTER_PORT=str(master[1]))
         cuda = torch.cuda.is_available() and cfg.device != "cpu"
@@ -117,8 +117,7 @@ class LearnerRankImpl:
             set_attention(ref, cfg.attn_implementation, device, packed)
             shard(ref, world, device.type, bf16=cfg.precision != "fp32")
             ref.requires_grad_(False).eval()
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                betas=cfg.adam_betas, eps=cfg.adam_eps)
+        opt = adamw(model.parameters(), cfg)
         self.state = ckpt.TrainState(step=0)
         self.learner = LocalLearner(cfg, cfg.algo, model, model, opt, ref, packed,
                                     tok.pad_token_id, self.state, rank, world)
@@ -131,9 +130,9 @@ class LearnerRankImpl:
         the policy, with the critic's optimizer, learning rate and warm-up."""
         from r1zero.cluster.fsdp import shard
         from r1zero.models import load_tokenizer
-        from r1zero.train.critic import CRITIC_DIR, load_value_model
+        from r1zero.train.critic import CRITIC_DIR, critic_config, load_value_model
         from r1zero.train.learner import packed_rows, set_attention
-        from r1zero.train.learners import LocalLearner
+        from r1zero.train.learners import LocalLearner, adamw
 
         state_dir = Path(resume_from) / CRITIC_DIR if resume_from is not None else None
         model = load_value_model(cfg.critic.model or model_path, str(device), state_dir)
@@ -141,9 +140,8 @@ class LearnerRankImpl:
         set_attention(model.backbone, cfg.attn_implementation, device, packed)
         shard(model, world, device.type, bf16=cfg.precision != "fp32",
               activation_checkpointing=False, cpu_offload=cfg.cluster.cpu_offload)
-        ccfg = dataclasses.replace(cfg, lr=cfg.critic.lr, lr_warmup_steps=cfg.critic.lr_warmup_steps)
-        opt = torch.optim.AdamW(model.parameters(), lr=ccfg.lr, weight_decay=cfg.weight_decay,
-                                betas=cfg.adam_betas, eps=cfg.adam_eps)
+        ccfg = critic_config(cfg)
+        opt = adamw(model.parameters(), ccfg)
         if state_dir is not None:
             ckpt.load_optimizer(model, opt, state_dir)
         self.state = ckpt.TrainState(step=0)
@@ -202,8 +200,6 @@ class LearnerRankImpl:
         sd = model.state_dict()
         if getattr(model.config, "tie_word_embeddings", False):
             sd.pop("lm_head.weight", None)  # safetensors refuses shared storage; HF re-ties on load
-        if self.learner.role == "critic":  # a tied output layer lives on in the embeddings
-            sd = {k: v for k, v in sd.items() if "lm_head" not in k}
         dcp.save(sd, storage_writer=HuggingFaceStorageWriter(
             path=path, save_distributed=True, enable_consolidation=True))
         ckpt.save_optimizer(model, self.learner.optimizer, Path(path))

@@ -48,13 +48,23 @@ class ValueModel(torch.nn.Module):
         return torch.zeros(mask.shape, device=device, dtype=v.dtype).masked_scatter(mask, v)
 
 
+def critic_config(cfg):
+    """The config the critic's learner trains with: the run's, with the critic's learning
+    rate and warm-up (`CriticConfig`)."""
+    return dataclasses.replace(cfg, lr=cfg.critic.lr, lr_warmup_steps=cfg.critic.lr_warmup_steps)
+
+
 def load_value_model(model_path: str, device: str, state_dir: Path | None = None) -> ValueModel:
     """The critic for ``model_path``'s architecture; with ``state_dir`` (a checkpoint's
     critic directory) its trained weights."""
     from safetensors.torch import load_file
 
+    from r1zero.config import ConfigError
     from r1zero.models import load_model
 
+    if state_dir is not None and not any(Path(state_dir).glob("*.safetensors")):
+        raise ConfigError(f"--resume: {Path(state_dir).parent} has no {CRITIC_DIR}/ weights (saved "
+                          "without a critic?); PPO cannot continue without its value model")
     lm, _ = load_model(model_path, device=device)
     critic = ValueModel(lm)
     del lm  # the output layer is not needed (a tied one lives on in the embeddings)
@@ -73,13 +83,9 @@ def save_value_model(critic: ValueModel, optimizer: torch.optim.Optimizer, path:
     from r1zero.train import checkpoint as ckpt
 
     path.mkdir(parents=True, exist_ok=True)
-    sd = {k: v.detach().contiguous() for k, v in critic.state_dict().items()}
-    seen, unique = set(), {}
-    for k, v in sd.items():  # tied tensors once (safetensors refuses shared storage)
-        if v.data_ptr() not in seen:
-            seen.add(v.data_ptr())
-            unique[k] = v
-    save_file(unique, str(path / "model.safetensors"))
+    # No tied tensors to drop: the value model has no output layer (`ValueModel`).
+    save_file({k: v.detach().contiguous() for k, v in critic.state_dict().items()},
+              str(path / "model.safetensors"))
     ckpt.save_optimizer(critic, optimizer, path)
 
 

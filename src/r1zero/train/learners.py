@@ -96,19 +96,11 @@ class LocalLearner:
         """Critic: V(s_t) of every response position of this rank's share of ``seqs``, by
         position in ``seqs`` (all of them in one process). Ranks run equally many forward
         passes (each is a collective under FSDP): a shorter share repeats one as padding."""
-        cfg = self.cfg
-        index = rank_share_index(seqs, self.rank, self.world)
-        share = [seqs[i] for i in index]
-        mbs = make_micro_batches(share, cfg.micro_batch_tokens, self.pad_token_id, self.packed) if share else []
-        real = len(mbs)
-        if self.world > 1 and seqs:
-            need = max(len(micro_batch_plan([seqs[i] for i in rank_share_index(seqs, r, self.world)],
-                                            cfg.micro_batch_tokens, self.packed)) for r in range(self.world))
-            mbs += make_micro_batches(seqs[:1], cfg.micro_batch_tokens, self.pad_token_id, self.packed) * (need - real)
+        index, mbs, real = rank_micro_batches(self, seqs)
         out: dict[int, list[float]] = {}
         self.compute.eval()
         for j, mb in enumerate(mbs):
-            v = self.compute(mb, precision=cfg.precision).cpu()  # [n, width]
+            v = self.compute(mb, precision=self.cfg.precision).cpu()  # [n, width]
             if j < real:
                 for row, i in enumerate(mb.index):
                     out[index[i]] = v[row][mb.response_mask[row].bool()].tolist()
@@ -138,6 +130,13 @@ class LocalLearner:
 
 
 # ----------------------------------------------------------------------------- the update
+def adamw(params, cfg: TrainConfig) -> torch.optim.AdamW:
+    """The learner's optimizer: AdamW with ``cfg``'s lr, weight decay, betas and eps (the
+    policy's, or the critic's config from `r1zero.train.critic.critic_config`)."""
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                             betas=cfg.adam_betas, eps=cfg.adam_eps)
+
+
 def micro_batch_loss(lrn: LocalLearner, mb: MicroBatch, norm: losses.LossNormalizer,
                      old_lp: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Forward one micro-batch and return (loss share, summable stats)."""
@@ -258,25 +257,33 @@ def plan_steps(lrn: LocalLearner, seqs: list[TrainSequence], step: int):
     # Per-token advantages (PPO) and the critic's value loss have no zero to skip.
     skip = (cfg.skip_zero_advantage and algo.kl_beta == 0 and algo.entropy_coef == 0
             and lrn.role == "policy" and not algo.needs_critic)
+    plan = []
+    for mini in minibatches(seqs, cfg.train_batch_size, derive_seed(cfg.seed, "minibatch", step)):
+        active = [s for s in mini if s.advantage != 0.0] if skip else mini
+        index, mbs, real = rank_micro_batches(lrn, active)
+        plan.append((step_norm(lrn, mini, step), mbs, real, [active[i] for i in index]))
+    return plan
+
+
+def rank_micro_batches(lrn: LocalLearner, seqs: list[TrainSequence]) -> tuple[list[int], list[MicroBatch], int]:
+    """This rank's share of ``seqs`` (positions in ``seqs``), its micro-batches, and how many
+    of them are real. Ranks of a group must run the same number of forward passes (each
+    is a collective under FSDP), so the micro-batches are padded with repeats of one up to
+    the largest rank's count (the other ranks' counts are planned, never collated)."""
+    cfg = lrn.cfg
 
     def micro(share: list[TrainSequence]) -> list[MicroBatch]:
         return make_micro_batches(share, cfg.micro_batch_tokens, lrn.pad_token_id, lrn.packed) \
             if share else []
 
-    plan = []
-    for mini in minibatches(seqs, cfg.train_batch_size, derive_seed(cfg.seed, "minibatch", step)):
-        active = [s for s in mini if s.advantage != 0.0] if skip else mini
-        share = rank_share(active, lrn.rank, lrn.world)
-        mbs = micro(share)
-        real = len(mbs)
-        if lrn.world > 1 and active:
-            # The other ranks' micro-batch counts: planned, never collated.
-            need = max(len(micro_batch_plan(rank_share(active, r, lrn.world),
-                                            cfg.micro_batch_tokens, lrn.packed))
-                       for r in range(lrn.world))
-            mbs += micro(active[:1]) * (need - real)
-        plan.append((step_norm(lrn, mini, step), mbs, real, share))
-    return plan
+    index = rank_share_index(seqs, lrn.rank, lrn.world)
+    mbs = micro([seqs[i] for i in index])
+    real = len(mbs)
+    if lrn.world > 1 and seqs:
+        need = max(len(micro_batch_plan(rank_share(seqs, r, lrn.world), cfg.micro_batch_tokens, lrn.packed))
+                   for r in range(lrn.world))
+        mbs += micro(seqs[:1]) * (need - real)
+    return index, mbs, real
 
 
 def old_logprobs(lrn: LocalLearner, plan, needed: bool) -> list[list[torch.Tensor | None]]:

@@ -52,8 +52,10 @@ class Drawn:
     problems: list[Problem]
     completions: list[Completion]
     verdicts: list[TaskVerdict]
+    reward_parts: dict[str, torch.Tensor]
+    """``{name: [B*G]}`` the reward's components (`r1zero.train.trainer.reward_components`)."""
     rewards: torch.Tensor
-    """``[B*G]`` shaped rewards."""
+    """``[B*G]`` shaped rewards (`r1zero.train.trainer.shaped_rewards` of the parts)."""
     draws: int
     version: int
     """Weight version that sampled it (also stamped on every completion)."""
@@ -63,24 +65,22 @@ class Drawn:
 
 def staleness_metrics(drawn: Drawn) -> dict[str, float]:
     """``rollout/staleness_mean`` / ``_max``: step minus the weight version that sampled
-    each response (0 on-policy; at most max_staleness)."""
-    lags = [drawn.step - c.weight_version for c in drawn.completions]
-    if not lags:
-        return {"rollout/staleness_mean": float(drawn.step - drawn.version),
-                "rollout/staleness_max": float(drawn.step - drawn.version)}
-    return {"rollout/staleness_mean": sum(lags) / len(lags), "rollout/staleness_max": float(max(lags))}
+    each response (0 on-policy; at most max_staleness). A step is drawn under one version
+    (`draw_step` holds the engines throughout), so mean and max are that one lag."""
+    lag = float(drawn.step - drawn.version)
+    return {"rollout/staleness_mean": lag, "rollout/staleness_max": lag}
 
 
 def draw_step(t, step: int, version: int) -> Drawn:
     """Generate and grade step ``step`` with the engines at ``version``."""
-    from r1zero.train.trainer import draw_groups
+    from r1zero.train.trainer import draw_groups, shaped_rewards
 
     start = time.perf_counter()
-    problems, completions, verdicts, rewards, draws = draw_groups(t, step)
+    problems, completions, verdicts, parts, draws = draw_groups(t, step)
     for c in completions:
         c.weight_version = version
-    return Drawn(step, problems, completions, verdicts, rewards, draws, version,
-                 time.perf_counter() - start)
+    return Drawn(step, problems, completions, verdicts, parts, shaped_rewards(parts), draws,
+                 version, time.perf_counter() - start)
 
 
 class OnPolicy:

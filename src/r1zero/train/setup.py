@@ -234,7 +234,7 @@ def local_learner(cfg: TrainConfig, device: torch.device, model_path, resume_fro
     optimizer; returns (learner, compute module, tokenizer, what auto chose)."""
     from r1zero.models import load_model
     from r1zero.train.learner import check_output_layer, packed_rows, set_attention
-    from r1zero.train.learners import LocalLearner
+    from r1zero.train.learners import LocalLearner, adamw
     from r1zero.train.precision import compute_model
 
     policy, tokenizer = load_model(str(resume_from or model_path), device=str(device))
@@ -248,8 +248,7 @@ def local_learner(cfg: TrainConfig, device: torch.device, model_path, resume_fro
         ref, _ = load_model(model_path, device=str(device))
         ref = compute_model(ref, cfg.precision).eval().requires_grad_(False)
         set_attention(ref, cfg.attn_implementation, device, packed)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  betas=cfg.adam_betas, eps=cfg.adam_eps)
+    optimizer = adamw(policy.parameters(), cfg)
     if resume_from is not None:
         state = ckpt.load_trainer_state(resume_from, optimizer)
         ckpt.load_optimizer(policy, optimizer, Path(resume_from))
@@ -263,24 +262,18 @@ def critic_learner(cfg: TrainConfig, device: torch.device, model_path: str, resu
     """PPO's critic in this process: a value model (`r1zero.train.critic`) with its own
     AdamW, learning rate and warm-up, the policy's precision and micro-batch layout; on
     resume its weights and optimizer from the checkpoint's critic directory."""
-    from r1zero.train.critic import CRITIC_DIR, load_value_model
+    from r1zero.train.critic import CRITIC_DIR, critic_config, load_value_model
     from r1zero.train.learner import set_attention
-    from r1zero.train.learners import LocalLearner
+    from r1zero.train.learners import LocalLearner, adamw
     from r1zero.train.precision import compute_model
 
-    state_dir = None
-    if resume_from is not None:
-        state_dir = Path(resume_from) / CRITIC_DIR
-        if not any(state_dir.glob("*.safetensors")):
-            raise ConfigError(f"--resume: {resume_from} has no {CRITIC_DIR}/ (saved without a critic?); "
-                              "PPO cannot continue without its value model")
+    state_dir = None if resume_from is None else Path(resume_from) / CRITIC_DIR
     critic = load_value_model(cfg.critic.model or model_path, str(device), state_dir)
     compute = compute_model(critic, cfg.precision)
     if policy.packed:
         set_attention(compute.backbone, cfg.attn_implementation, device, True)
-    ccfg = dataclasses.replace(cfg, lr=cfg.critic.lr, lr_warmup_steps=cfg.critic.lr_warmup_steps)
-    optimizer = torch.optim.AdamW(critic.parameters(), lr=ccfg.lr, weight_decay=cfg.weight_decay,
-                                  betas=cfg.adam_betas, eps=cfg.adam_eps)
+    ccfg = critic_config(cfg)
+    optimizer = adamw(critic.parameters(), ccfg)
     if state_dir is not None:
         ckpt.load_optimizer(critic, optimizer, state_dir)
     state = ckpt.TrainState(step=policy.state.step, optim_steps=policy.state.optim_steps)

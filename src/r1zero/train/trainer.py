@@ -112,21 +112,26 @@ def draw_groups(t: Trainer, step: int):
     """Phases 1-2 with DAPO's dynamic sampling: roll out and score one batch; while the
     step holds fewer than prompts_per_step groups whose rewards differ, and the cap
     ``dynamic_sampling_draws`` allows, roll out another. Returns (problems, completions,
-    verdicts, shaped rewards ``[B*G]``, draws) over all draws, prompt-major."""
+    verdicts, reward components ``{name: [B*G]}`` (`reward_components`), draws) over all
+    draws, prompt-major; each draw's components are computed once, for its own responses."""
     problems: list[Problem] = []
     completions: list[Completion] = []
     verdicts: list[TaskVerdict] = []
+    parts: dict[str, torch.Tensor] = {}
     for draw in range(t.algo.dynamic_sampling_draws):
         batch = problems_for_draw(t, step, draw)
         got = rollout(t, step, batch, draw)
         offset = len(problems)
         completions += [dataclasses.replace(c, prompt_index=c.prompt_index + offset) for c in got]
-        verdicts += score(t, batch, got)
+        scored = score(t, batch, got)
+        verdicts += scored
         problems += batch
-        rewards = shaped_rewards(t, completions, verdicts, step)  # [B*G]
+        new = reward_components(t, got, scored, step)  # per response: the draws concatenate
+        parts = {k: torch.cat([parts[k], v]) if k in parts else v for k, v in new.items()}
+        rewards = shaped_rewards(parts)  # [B*G]
         if int((~zero_variance_groups(rewards, t.cfg.group_size)).sum()) >= t.cfg.prompts_per_step:
             break
-    return problems, completions, verdicts, rewards, draw + 1
+    return problems, completions, verdicts, parts, draw + 1
 
 
 def reward_components(t: Trainer, completions: list[Completion], verdicts: list[TaskVerdict],
@@ -154,11 +159,9 @@ def reward_components(t: Trainer, completions: list[Completion], verdicts: list[
     return parts
 
 
-def shaped_rewards(t: Trainer, completions: list[Completion], verdicts: list[TaskVerdict],
-                   step: int) -> torch.Tensor:
-    """``[B*G]`` rewards: the cosine reward when on, else the verifier's; plus the
-    repetition penalty and DAPO's overlong punishment when on."""
-    parts = reward_components(t, completions, verdicts, step)
+def shaped_rewards(parts: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``[B*G]`` rewards from `reward_components`: the cosine reward when on, else the
+    verifier's; plus the repetition penalty and DAPO's overlong punishment when on."""
     rewards = parts.get("cosine", parts["verifier"])
     for name in ("repetition", "overlong"):
         if name in parts:
@@ -281,8 +284,8 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     metrics.update(rollout_metrics(completions, verdicts, rewards, t.cfg.group_size))
     metrics.update(staleness_metrics(drawn))
     if t.cfg.reward.shaping:  # each shaper's own component, beside the verifier's
-        parts = reward_components(t, completions, verdicts, step)
-        metrics.update({f"reward/{k}": float(parts[k].mean()) for k in ("verifier", *t.cfg.reward.shaping)})
+        metrics.update({f"reward/{k}": float(drawn.reward_parts[k].mean())
+                        for k in ("verifier", *t.cfg.reward.shaping)})
     if t.algo.filter_zero_variance_groups:
         mixed = int((~zero_variance_groups(rewards, t.cfg.group_size)).sum())
         metrics["rollout/draws"] = draws  # rollout batches generated this step
