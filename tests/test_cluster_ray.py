@@ -82,6 +82,8 @@ def test_sync_makes_every_engine_equal_the_learners(tiny_dir, tmp_path):  # noqa
     t = build_trainer(prepare_config(_cfg(tiny_dir, tmp_path / "run", precision="bf16", lr=0.1,
                                           cluster=replace(CLUSTER, colocate=True))))
     try:
+        # The group's rendezvous is rank 0's node (not the driver's loopback: issue 17).
+        assert t.learner.master[0] == ray.util.get_node_ip_address() != "127.0.0.1"
         metrics = train_step(t, 0)  # rollout on the engines, update on the ranks, sync
         assert "perf/sync_s" in metrics
         learners = dict(t.learner.weights())

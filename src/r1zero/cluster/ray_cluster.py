@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from r1zero.cluster.weight_sync import open_transfer
+from r1zero.cluster.weight_sync import open_transfer, torch_dtype
 from r1zero.config import ConfigError, TrainConfig
 from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
 from r1zero.rollout.pool import shard_bounds
@@ -41,14 +41,96 @@ def _ray():
 
 
 def start_ray(cfg: TrainConfig) -> None:
-    """Join ``--cluster.address`` or start a local Ray (no dashboard) sized for the job."""
+    """Join ``--cluster.address`` or start a local Ray (no dashboard) sized for the job.
+    Actor output (stdout/stderr) is forwarded to the driver, prefixed with the actor."""
     ray = _ray()
     if ray.is_initialized():
         return
     if cfg.cluster.address:
-        ray.init(address=cfg.cluster.address, log_to_driver=False)
+        ray.init(address=cfg.cluster.address, log_to_driver=True)
     else:
-        ray.init(num_cpus=cfg.cluster.num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=cfg.cluster.num_cpus, include_dashboard=False, log_to_driver=True)
+
+
+PLACEMENT_WAIT_S = 60.0
+"""How long to wait for free resources that the cluster has in total but another job holds."""
+
+
+def actor_cpus(cfg: TrainConfig, total_cpus: float, gpu: bool) -> float:
+    """CPUs Ray reserves per actor: ``--cluster.cpus-per-actor`` when given; else 1 on a
+    GPU cluster, and on CPU the cores shared out, at most 1 each, so that every learner
+    rank, critic rank and engine fits (2 ranks + 2 engines on 2 cores: 0.5 each)."""
+    if cfg.cluster.cpus_per_actor is not None:
+        return cfg.cluster.cpus_per_actor
+    if gpu:
+        return 1.0
+    return min(1.0, total_cpus / max(1, actor_slots(cfg)))
+
+
+def actor_slots(cfg: TrainConfig) -> int:
+    """Actors that hold CPUs: learner ranks, PPO's critic ranks, and the engines (a
+    collocated engine shares its rank's bundle, which then holds two shares)."""
+    c = cfg.cluster
+    critic = c.learners if cfg.algo.needs_critic else 0
+    engines = 0 if (c.colocate and c.learners) else c.engines
+    return c.learners * (2 if c.colocate and c.engines else 1) + critic + engines
+
+
+def cluster_demand(cfg: TrainConfig, cpus: float, gpu: bool, engine_kind: str) -> dict[str, float]:
+    """Total CPUs and GPUs the run's actors reserve (`actor_slots` x ``cpus``; a GPU per
+    learner and critic rank, ``engine_tp`` per vLLM engine that is not collocated)."""
+    c = cfg.cluster
+    gpus = 0.0
+    if gpu:
+        gpus += c.learners * (2 if cfg.algo.needs_critic else 1)
+        if engine_kind == "vllm" and not (c.colocate and c.learners):
+            gpus += c.engines * c.engine_tp
+    demand = {"CPU": actor_slots(cfg) * cpus}
+    if gpus:
+        demand["GPU"] = gpus
+    return demand
+
+
+def check_fits(demand: dict[str, float], total: dict[str, float]) -> None:
+    """Raise a ConfigError naming what the actors need, what the Ray cluster has and the
+    flags to change, when the cluster can never hold them (Ray would wait forever)."""
+    short = {k: v for k, v in demand.items() if v > total.get(k, 0.0) + 1e-9}
+    if short:
+        need = ", ".join(f"{v:g} {k}" for k, v in demand.items())
+        has = ", ".join(f"{total.get(k, 0.0):g} {k}" for k in demand)
+        raise ConfigError(
+            f"the cluster cannot place the run's actors: they need {need}, the Ray cluster has "
+            f"{has}. Lower --cluster.learners / --cluster.engines / --cluster.engine-tp or "
+            "--cluster.cpus-per-actor, or add nodes (--cluster.address)")
+
+
+def wait_placed(pg, what: str) -> None:
+    """Wait for a placement group; after `PLACEMENT_WAIT_S` say what it waits for and
+    stop (its resources exist in the cluster but another job holds them)."""
+    ray = _ray()
+    done, _ = ray.wait([pg.ready()], timeout=PLACEMENT_WAIT_S)
+    if not done:
+        from ray.util.placement_group import remove_placement_group
+
+        remove_placement_group(pg)
+        raise ConfigError(
+            f"the {what} could not be placed within {PLACEMENT_WAIT_S:.0f} s: they need "
+            f"{pg.bundle_specs} and the Ray cluster has {ray.available_resources()} free of "
+            f"{ray.cluster_resources()}; free those resources or lower --cluster.* sizes")
+
+
+def plan_cluster(cfg: TrainConfig, engine_kind: str) -> tuple[TrainConfig, dict[str, float]]:
+    """Start or join Ray, size the actors (`actor_cpus`) and check that the cluster can
+    hold them (`check_fits`), before any actor is created; returns the config with the
+    CPUs per actor in force and what was chosen (for config.json's resolved block)."""
+    ray = _ray()
+    start_ray(cfg)
+    total = ray.cluster_resources()
+    gpu = on_gpu(cfg)
+    cpus = actor_cpus(cfg, total.get("CPU", 0.0), gpu)
+    check_fits(cluster_demand(cfg, cpus, gpu, engine_kind), total)
+    cfg = dataclasses.replace(cfg, cluster=dataclasses.replace(cfg.cluster, cpus_per_actor=cpus))
+    return cfg, {"cpus_per_actor": cpus, "ray_cpus": total.get("CPU", 0.0), "ray_gpus": total.get("GPU", 0.0)}
 
 
 def on_gpu(cfg: TrainConfig) -> bool:
@@ -74,16 +156,53 @@ def _get(refs, what: str, run_dir: Path | None):
 
 # ----------------------------------------------------------------------------- learners
 def _free_port() -> int:
+    """A TCP port free on this node (all interfaces: other nodes connect to it)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("", 0))
         return s.getsockname()[1]
+
+
+def actor_device(cuda: bool) -> torch.device:
+    """A learner rank's or engine's device. Ray gives each GPU actor its own
+    ``CUDA_VISIBLE_DEVICES``, so its GPU is always index 0; an inherited ``LOCAL_RANK``
+    (a torchrun or Slurm launch of the driver) would name a GPU the actor cannot see."""
+    return torch.device("cuda", 0) if cuda else torch.device("cpu")
+
+
+def group_backend(cuda: bool, cpu_offload: bool) -> str:
+    """torch.distributed backend of the learner group: gloo on CPU, NCCL on GPUs, and with
+    FSDP2 CPU offload both (``cuda:nccl,cpu:gloo``): the gradient clip's norm reduction
+    then runs on CPU-resident DTensor shards, which NCCL cannot reduce."""
+    if not cuda:
+        return "gloo"
+    return "cuda:nccl,cpu:gloo" if cpu_offload else "nccl"
+
+
+def start_ranks(ranks: list, get, *setup_args) -> tuple[str, int]:
+    """Form the learner group: rank 0 names its node's address and a port free there (not
+    the driver's: on a multi-node cluster the ranks live elsewhere), then every rank joins
+    with it (`LearnerRankImpl.setup`). ``get`` waits for Ray refs."""
+    master = tuple(get(ranks[0].endpoint.remote()))
+    get([a.setup.remote(master, *setup_args) for a in ranks])
+    return master
 
 
 class LearnerRankImpl:
     """One learner rank (the body of the `LearnerRank` actor; plain class for tests)."""
 
-    def __init__(self, cfg: TrainConfig, model_path: str, rank: int, world: int,
-                 master: tuple[str, int], resume_from: str | None, role: str = "policy") -> None:
+    def __init__(self, rank: int, world: int) -> None:
+        self.rank, self.world = rank, world
+
+    def endpoint(self) -> tuple[str, int]:
+        """This node's address and a port free on it: the group's rendezvous (rank 0)."""
+        import ray
+
+        return ray.util.get_node_ip_address(), _free_port()
+
+    def setup(self, master: tuple[str, int], cfg: TrainConfig, model_path: str,
+              resume_from: str | None, role: str = "policy") -> bool:
+        """Join the torch.distributed group at ``master`` and build this rank's share of
+        the policy (or PPO's critic)."""
         import torch.distributed as dist
 
         from r1zero.cluster.fsdp import shard
@@ -91,19 +210,19 @@ class LearnerRankImpl:
         from r1zero.train.learner import check_output_layer, packed_rows, set_attention
         from r1zero.train.learners import LocalLearner, adamw
 
+        rank, world = self.rank, self.world
         os.environ.update(MASTER_ADDR=master[0], MASTER_PORT=str(master[1]))
         cuda = torch.cuda.is_available() and cfg.device != "cpu"
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else torch.device("cpu")
+        device = actor_device(cuda)
         if cuda:
             torch.cuda.set_device(device)
         else:
             torch.set_num_threads(max(1, int(cfg.cluster.cpus_per_actor)))
-        dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
+        dist.init_process_group(group_backend(cuda, cfg.cluster.cpu_offload), rank=rank, world_size=world)
         torch.manual_seed(cfg.seed)
-        self.rank = rank
         if role == "critic":
             self._init_critic(cfg, model_path, world, device, resume_from)
-            return
+            return True
         model, tok = load_model(resume_from or model_path, device=str(device))
         check_output_layer(model)
         packed = packed_rows(cfg.packed, cfg.attn_implementation, model)
@@ -123,6 +242,7 @@ class LearnerRankImpl:
                                     tok.pad_token_id, self.state, rank, world)
         if resume_from is not None:
             ckpt.load_optimizer(model, opt, Path(resume_from))
+        return True
 
     def _init_critic(self, cfg: TrainConfig, model_path: str, world: int, device: torch.device,
                      resume_from: str | None) -> None:
@@ -163,20 +283,13 @@ class LearnerRankImpl:
         """Collective: every rank gathers; rank 0 returns the full state dict."""
         from r1zero.cluster.fsdp import full_state_dict
 
-        sd = full_state_dict(self.learner.policy)
-        return sd if self.rank == 0 else None
-
-    def transfer_endpoint(self) -> tuple[str, int]:
-        """Rank 0's address and a free port: the NCCL weight-transfer rendezvous."""
-        import ray
-
-        return ray.util.get_node_ip_address(), _free_port()
+        return full_state_dict(self.learner.policy, keep=self.rank == 0)
 
     def open_transfer(self, path: str, engines: list, tp: int, dtype: str,
                       endpoint: tuple[str, int] | None) -> bool:
         """Collective (every rank): the learner side of the "nccl" / "ipc" sync path."""
         self.transfer = open_transfer(path, self.learner.policy, self.rank, engines, tp,
-                                      getattr(torch, dtype), endpoint)
+                                      torch_dtype(dtype), endpoint)
         return True
 
     def send_weights(self) -> bool:
@@ -231,18 +344,17 @@ class LearnerGroup:
         share = 2 if cfg.cluster.colocate and role == "policy" else 1  # a collocated engine: the other half
         self.pg = placement_group([{"CPU": cpus * share, **({"GPU": gpus} if gpus else {})}] * n,
                                   strategy="PACK")
-        ray.get(self.pg.ready())
+        wait_placed(self.pg, f"{n} {role} ranks")
         actor = ray.remote(num_cpus=cpus, num_gpus=gpus / share)(LearnerRankImpl)
-        master = ("127.0.0.1", _free_port())  # one node; a multi-node launch sets MASTER_ADDR
         self.ranks = [
             actor.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
-                placement_group=self.pg, placement_group_bundle_index=r)).remote(
-                cfg, model_path, r, n, master, None if resume_from is None else str(resume_from), role)
+                placement_group=self.pg, placement_group_bundle_index=r)).remote(r, n)
             for r in range(n)
         ]
         self.state, self.run_dir, self.role = state, run_dir, role
         self.path = "object_store"
-        _get([a.ping.remote() for a in self.ranks], f"a {role} rank", run_dir)
+        self.master = start_ranks(self.ranks, lambda refs: _get(refs, f"a {role} rank", run_dir),
+                                  cfg, model_path, None if resume_from is None else str(resume_from), role)
 
     def values(self, seqs) -> dict[int, list[float]]:
         """Critic group: V(s_t) of every sequence (each rank scores its share)."""
@@ -255,7 +367,7 @@ class LearnerGroup:
 
     def connect(self, pool: "RayEnginePool", path: str, dtype: str) -> None:
         """Open the "nccl" or "ipc" weight transfer to ``pool``'s engines (on every rank)."""
-        endpoint = _get(self.ranks[0].transfer_endpoint.remote(), "learner rank 0", self.run_dir)
+        endpoint = _get(self.ranks[0].endpoint.remote(), "learner rank 0", self.run_dir)
         _get([a.open_transfer.remote(path, pool.engines, pool.tp, dtype, endpoint) for a in self.ranks],
              "a learner rank", self.run_dir)
         self.path = path
@@ -327,6 +439,10 @@ class EngineImpl:
         else:
             self.backend = make_backend("hf", model_path=model_path)
 
+    def ping(self) -> bool:
+        """Answered once the engine is built (the pool waits for every engine)."""
+        return True
+
     def generate(self, prompts, params, seeds):
         return self.backend.generate(prompts, params, seeds)
 
@@ -380,6 +496,10 @@ class RayEnginePool:
                 opts = dict(num_cpus=cfg.cluster.cpus_per_actor, num_gpus=gpus)
             self.engines.append(actor.options(**opts).remote(cfg, model_path, kind, path))
         self.run_dir = run_dir
+        # Every engine built before anyone uses the pool: the NCCL weight-transfer
+        # rendezvous (vLLM's store waits 300 s) must not start while an engine still loads,
+        # and an engine that fails to build is named here, not at the first generate.
+        _get([e.ping.remote() for e in self.engines], "a rollout engine (while starting)", run_dir)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams,
                  prompt_seeds: Sequence[int]) -> list[Completion]:

@@ -35,6 +35,17 @@ import torch
 SYNC_PATHS = ("nccl", "ipc", "object_store")
 
 
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of an engine dtype name (bfloat16, float16, float32). ``auto`` must
+    have been resolved (r1zero/machine.py) before weights are cast for the engines."""
+    dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16, "half": torch.float16,
+              "float32": torch.float32, "float": torch.float32}
+    if name not in dtypes:
+        raise ValueError(f"engine dtype {name!r}: expected one of {sorted(dtypes)} "
+                         "(resolve 'auto' with r1zero.machine.resolve_dtype first)")
+    return dtypes[name]
+
+
 def sync_path(engine_kind: str, on_gpu: bool, colocate: bool) -> str:
     """The weight-sync path for engines of ``engine_kind`` ("vllm" or "hf")."""
     if engine_kind != "vllm" or not on_gpu:

