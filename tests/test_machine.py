@@ -116,3 +116,13 @@ def test_real_probe_on_both_kinds_of_cpu(tmp_path):
     value, reason = _auto_in_subprocess(tmp_path, ONEDNN_MAX_CPU_ISA="AVX2", ATEN_CPU_CAPABILITY="avx2")
     assert value == "fp32", reason
     assert "slower than fp32" in reason
+
+
+def test_thread_rule_never_runs_more_busy_threads_than_cores():
+    from r1zero.machine import thread_count
+
+    assert thread_count(0, 2, overlapped=False).value == "2"  # phases take turns
+    assert thread_count(0, 2, overlapped=True).value == "1"   # generation || update
+    assert thread_count(0, 1, overlapped=True).value == "1"
+    assert thread_count(0, 16, overlapped=True).value == "8"
+    assert thread_count(3, 16, overlapped=True) == Choice("3", "given (--threads)")

@@ -360,7 +360,8 @@ class TrainConfig:
     device: str = "auto"
     """cuda, cpu or auto."""
     threads: int = 0
-    """torch intra-op threads on CPU (0 = all cores)."""
+    """torch intra-op threads on CPU; 0 = the rule of r1zero/machine.py: all cores, or half
+    of them with --max-staleness >= 1 (generation and update then run at once)."""
     reward_workers: int = 0
     """Processes that verify rollouts: 0 = verify in the driver process, serially; N = a
     pool of N processes (train/reward_pool.py), same verdicts, each with the grader's

@@ -210,3 +210,27 @@ def resolve_dtype(requested: str, device_type: str, flag: str = "--vllm-dtype") 
     if requested == "bfloat16" and not fast:
         warning = f"{flag} bfloat16: {why}; {flag} auto would pick {slow_half}"
     return Choice(requested, "given", warning)
+
+
+# ----------------------------------------------------------------------------- threads
+def thread_count(requested: int, cores: int, *, overlapped: bool) -> Choice:
+    """torch threads of a CPU run (one process; each Ray actor sets its own). The rule: at
+    no moment more busy threads than cores. An OpenMP pool that shares its cores with
+    another spins and waits (measured on 2 cores: 2 engine + 2 learner threads made the
+    overlapped loop slower than the plain one, docs/benchmarks.md).
+
+    - phases that alternate (``--max-staleness 0``: generate, grade, update, one after the
+      other) each use every core;
+    - overlapped rollouts (``--max-staleness k >= 1``): the producer's generation and the
+      learner's update run at once in this process, and torch's thread count is global to
+      it (so is the in-process vLLM-CPU engine's, which takes it at start), so each gets
+      half the cores, at least one;
+    - reward workers (``--reward-workers``) are single-threaded processes, busy only while
+      grading; they are not counted (grading is short next to generation and update);
+    - ``--threads N`` overrides the rule."""
+    if requested > 0:
+        return Choice(str(requested), "given (--threads)")
+    if overlapped:
+        n = max(1, cores // 2)
+        return Choice(str(n), f"{cores} cores halved: generation and update overlap (--max-staleness >= 1)")
+    return Choice(str(cores), f"all {cores} cores: generation, grading and update take turns")

@@ -52,9 +52,10 @@ def _configure_env(on_cpu: bool) -> None:
     # In-process engine core + "uni" executor: see the module docstring.
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     if on_cpu:
-        # In-process, the CPU worker computes in this process's OpenMP pool: give it every
-        # core (a separate worker process would instead reserve and pin cores).
-        os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+        # In-process, the CPU worker computes in this process's OpenMP pool and keeps the
+        # thread count it finds (r1zero.machine.thread_count sets it for the run: every
+        # core, or half when generation overlaps the update).
+        os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
 
 
 def import_vllm():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from r1zero.config import (
     flag,
     resolve_algorithm,
 )
-from r1zero.machine import Choice, resolve_dtype, resolve_precision
+from r1zero.machine import Choice, resolve_dtype, resolve_precision, thread_count
 from r1zero.train import checkpoint as ckpt
 
 
@@ -100,10 +101,16 @@ class MachineChoices:
     asked: TrainConfig
     precision: Choice
     vllm_dtype: Choice
+    threads: Choice | None
+    """torch threads of this process on CPU (`r1zero.machine.thread_count`); None on GPU."""
 
-    def record(self) -> dict[str, str]:
-        return {"precision": self.precision.value, "precision_reason": self.precision.reason,
-                "vllm_dtype": self.vllm_dtype.value, "vllm_dtype_reason": self.vllm_dtype.reason}
+    def record(self) -> dict[str, str | int]:
+        out: dict[str, str | int] = {
+            "precision": self.precision.value, "precision_reason": self.precision.reason,
+            "vllm_dtype": self.vllm_dtype.value, "vllm_dtype_reason": self.vllm_dtype.reason}
+        if self.threads is not None:
+            out.update(threads=int(self.threads.value), threads_reason=self.threads.reason)
+        return out
 
 
 def resolve_machine(cfg: TrainConfig, device: torch.device, backend: str) -> tuple[TrainConfig, MachineChoices]:
@@ -121,9 +128,13 @@ def resolve_machine(cfg: TrainConfig, device: torch.device, backend: str) -> tup
     for choice in (precision, dtype):
         if choice.warning:
             print(f"warning: {choice.warning}", file=sys.stderr)
+    threads = None
+    if kind == "cpu":
+        threads = thread_count(cfg.threads, os.cpu_count() or 1, overlapped=cfg.max_staleness > 0)
+        print(f"threads: {threads.value} ({threads.reason})", file=sys.stderr)
     run = dataclasses.replace(cfg, precision=precision.value,
                               vllm_dtype=dtype.value if uses_vllm else cfg.vllm_dtype)
-    return run, MachineChoices(cfg, precision, dtype)
+    return run, MachineChoices(cfg, precision, dtype, threads)
 
 
 def build_backend(cfg: TrainConfig, policy, tokenizer, model_path: str):
@@ -188,9 +199,9 @@ def build_trainer(cfg: TrainConfig):
     if not train_problems:
         raise ConfigError(f"task {cfg.task.name!r} has no training problems")
     device = pick_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     cfg, machine = resolve_machine(cfg, device, pick_backend(cfg.backend))
+    if machine.threads is not None:  # before any engine starts (vLLM-CPU freezes the count)
+        torch.set_num_threads(int(machine.threads.value))
     torch.manual_seed(cfg.seed)
     resume_from = ckpt.latest_checkpoint(run_dir) if cfg.resume else None
     model_path = resolve_model_path(cfg.model)
