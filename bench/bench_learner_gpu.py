@@ -34,8 +34,8 @@ import time
 
 import torch
 
-from r1zero.train import segment_attention, varlen_attention
-from r1zero.train.batching import TrainSequence
+from r1zero.learner import segment_attention, varlen_attention
+from r1zero.learner.batching import TrainSequence
 
 PATHS = {"varlen": varlen_attention.NAME, "dense": segment_attention.NAME}
 H200_BF16_TFLOPS = 989.0
@@ -87,9 +87,9 @@ def build_learner(path: str, args, device: torch.device):
 
     from r1zero.cluster.fsdp import shard
     from r1zero.config import TrainConfig, resolve_algorithm
-    from r1zero.train.checkpoint import TrainState
-    from r1zero.train.learner import set_attention
-    from r1zero.train.learners import LocalLearner
+    from r1zero.learner.checkpoint import TrainState
+    from r1zero.learner.attention import set_attention
+    from r1zero.learner.local import LocalLearner
 
     torch.manual_seed(args.seed)
     with device:
@@ -113,9 +113,9 @@ def build_learner(path: str, args, device: torch.device):
 
 def run_path(path: str, args, device: torch.device, seqs: list[TrainSequence]) -> dict:
     """Cross-check log-probs, then warm-up + timed updates of one attention path."""
-    from r1zero.train.batching import make_micro_batches
-    from r1zero.train.learner import response_logprobs
-    from r1zero.train.learners import run_update
+    from r1zero.learner.batching import make_micro_batches
+    from r1zero.learner.logprobs import response_logprobs
+    from r1zero.learner.local import run_update
 
     learner, params, trains = build_learner(path, args, device)
     first = make_micro_batches(seqs, args.micro_batch_tokens, 0, packed=True)[0]

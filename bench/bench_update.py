@@ -24,7 +24,7 @@ import time
 import torch
 
 from r1zero.config import PRESETS
-from r1zero.train.batching import TrainSequence
+from r1zero.learner.batching import TrainSequence
 
 
 def make_sequences(tokenizer, prompts: int = 8, group: int = 8, seed: int = 0) -> list[TrainSequence]:

@@ -123,7 +123,7 @@ def test_an_engine_that_cannot_start_is_named_when_the_pool_is_built(tmp_path):
 def test_collocated_update_returns_cached_cuda_memory(monkeypatch):
     """Defect 6: the update's peak stayed in the caching allocator while collocated
     engines woke up; now the learner empties the cache at the end of every update."""
-    from r1zero.train import learners
+    from r1zero.learner import local as learners
 
     calls = []
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
@@ -134,7 +134,7 @@ def test_collocated_update_returns_cached_cuda_memory(monkeypatch):
 
 def test_every_collocated_update_releases_the_cache(monkeypatch, tiny_dir):  # noqa: F811
     from r1zero.models import load_model
-    from r1zero.train import learners
+    from r1zero.learner import local as learners
     from tests.test_cluster_fsdp import _cfg, _learner, _sequences
 
     calls = []

@@ -14,7 +14,7 @@ import torch
 
 from r1zero.config import TrainConfig
 from r1zero.core.algorithms import ALGORITHMS
-from r1zero.train.batching import TrainSequence
+from r1zero.learner.batching import TrainSequence
 from tests.test_train_loop import tiny_dir  # noqa: F401  (fixture)
 
 WORLD = 2
@@ -46,8 +46,8 @@ def _sequences(tokenizer, dpo: bool = False) -> list[TrainSequence]:
 
 
 def _learner(model, tok, cfg, rank=0, world=1):
-    from r1zero.train.checkpoint import TrainState
-    from r1zero.train.learners import LocalLearner
+    from r1zero.learner.checkpoint import TrainState
+    from r1zero.learner.local import LocalLearner
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.adam_betas,
                             eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
@@ -57,7 +57,7 @@ def _learner(model, tok, cfg, rank=0, world=1):
 
 def _single(model_dir, cfg):
     from r1zero.models import load_model
-    from r1zero.train.learners import run_update
+    from r1zero.learner.local import run_update
 
     model, tok = load_model(model_dir)
     lrn = _learner(model, tok, cfg)
@@ -71,7 +71,7 @@ def _rank_main(rank, world, port, model_dir, configs, out):
 
     from r1zero.cluster.fsdp import full_state_dict, shard
     from r1zero.models import load_model
-    from r1zero.train.learners import run_update
+    from r1zero.learner.local import run_update
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)

@@ -382,7 +382,7 @@ def test_reward_worker_builds_the_judge_from_config(tmp_path):
     TaskConfig, and shares the cache file with the driver."""
     from r1zero.tasks import Problem
     from r1zero.templates import get_template
-    from r1zero.train.reward_pool import RewardPool
+    from r1zero.train.verifier_pool import RewardPool
     from tests.test_openai_backend import FakeServer
 
     def chat(body, _):

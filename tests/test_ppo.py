@@ -63,9 +63,9 @@ def test_explained_variance():
 
 def _critic_update(model_dir, micro_batch_tokens, packed):
     from r1zero.models import load_model
-    from r1zero.train.checkpoint import TrainState
-    from r1zero.train.critic import with_gae
-    from r1zero.train.learners import LocalLearner
+    from r1zero.learner.checkpoint import TrainState
+    from r1zero.learner.critic import with_gae
+    from r1zero.learner.local import LocalLearner
     from r1zero.train.setup import critic_learner
     from tests.test_cluster_fsdp import _sequences
 
@@ -108,7 +108,7 @@ def test_padded_and_packed_critics_agree(tiny_dir):  # noqa: F811
 
 
 def test_token_advantages_are_aligned_in_both_layouts():
-    from r1zero.train.batching import TrainSequence, collate, collate_packed
+    from r1zero.learner.batching import TrainSequence, collate, collate_packed
 
     seqs = [TrainSequence([1, 2, 3], [4, 5], 1.0, token_advantages=[0.5, -0.5], returns=[1.0, 1.0],
                           old_values=[0.5, 1.5]),

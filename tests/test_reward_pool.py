@@ -1,4 +1,4 @@
-"""The reward pool (train/reward_pool.py): verdicts identical to serial verification for
+"""The reward pool (train/verifier_pool.py): verdicts identical to serial verification for
 math, countdown and a user task; a killed worker is replaced; a worker that keeps dying or
 cannot build the task is a clear error; a training run's rewards do not change with
 --reward-workers."""
@@ -17,7 +17,7 @@ import pytest
 from r1zero.config import RESUME_MAY_CHANGE, ConfigError, TaskConfig, TrainConfig
 from r1zero.tasks import Problem, TaskVerdict, get_task
 from r1zero.templates import get_template
-from r1zero.train.reward_pool import RewardPool, RewardPoolError, chunk_bounds
+from r1zero.train.verifier_pool import RewardPool, RewardPoolError, chunk_bounds
 from tests.test_train_loop import tiny_dir  # noqa: F401  (fixture)
 
 QWEN_MATH = get_template("qwen_math")

@@ -1,4 +1,4 @@
-"""Overlapped rollouts (`--max-staleness`, train/rollouts.py) and the generation-budget
+"""Overlapped rollouts (`--max-staleness`, train/source.py) and the generation-budget
 schedule: k = 0 is the plain loop; with k >= 1 every completion carries the weight version
 that sampled it, no step is more than k versions old, and the truncated importance
 weights are those of the learner's π_old against the stale sampler."""
@@ -14,7 +14,7 @@ import torch
 
 from r1zero.config import ClusterConfig, ConfigError, TrainConfig, resolve_algorithm
 from r1zero.rollout.base import Completion
-from r1zero.train import rollouts as ro
+from r1zero.train import source as ro
 from tests.test_train_loop import _cfg, tiny_dir  # noqa: F401  (fixture)
 
 

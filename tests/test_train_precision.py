@@ -1,9 +1,9 @@
-"""bf16 compute weights with an fp32 master copy (r1zero.train.precision)."""
+"""bf16 compute weights with an fp32 master copy (r1zero.learner.precision)."""
 
 import torch
 
 from r1zero.testing import tiny_model
-from r1zero.train.precision import compute_model, copy_weights, fold_gradients
+from r1zero.learner.precision import compute_model, copy_weights, fold_gradients
 
 
 def _loss(model, ids):

@@ -20,9 +20,9 @@ from r1zero.core.advantages import compute_advantages
 from r1zero.core.algorithms import ALGORITHMS
 from r1zero.core.losses import LossNormalizer, policy_loss
 from r1zero.train import trainer as trainer_mod
-from r1zero.train.batching import TrainSequence
-from r1zero.train import learners
-from r1zero.train.learners import minibatches, scheduled_lr
+from r1zero.learner.batching import TrainSequence
+from r1zero.learner import local as learners
+from r1zero.learner.local import minibatches, scheduled_lr
 from r1zero.train.trainer import train
 from r1zero.utils import derive_seed
 
@@ -387,8 +387,8 @@ def test_transformers_backend_sync_copies_nothing(tiny_dir, tmp_path):  # noqa: 
 # ----------------------------------------------------------------------------- online DPO
 def _dpo_update(model_dir, ref_model, micro_batch_tokens):
     from r1zero.models import load_model
-    from r1zero.train.checkpoint import TrainState
-    from r1zero.train.learners import LocalLearner, run_update
+    from r1zero.learner.checkpoint import TrainState
+    from r1zero.learner.local import LocalLearner, run_update
     from tests.test_cluster_fsdp import _sequences
 
     cfg = TrainConfig(algorithm="online_dpo", algo=ALGORITHMS["online_dpo"], precision="fp32",

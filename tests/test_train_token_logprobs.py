@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from r1zero.train import token_logprobs as tl
-from r1zero.train.token_logprobs import token_logprobs
+from r1zero.learner import token_logprobs as tl
+from r1zero.learner.token_logprobs import token_logprobs
 
 
 def _reference(h, w, b, targets, temperature):
@@ -68,7 +68,7 @@ def test_bf16_inputs_give_fp32_outputs_close_to_fp32():
 def test_models_with_post_processed_logits_are_refused():
     from r1zero.config import ConfigError
     from r1zero.testing import tiny_model
-    from r1zero.train.learner import check_output_layer
+    from r1zero.learner.attention import check_output_layer
 
     model, _ = tiny_model(seed=0)
     check_output_layer(model)

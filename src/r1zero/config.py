@@ -364,7 +364,7 @@ class TrainConfig:
     of them with --max-staleness >= 1 (generation and update then run at once)."""
     reward_workers: int = 0
     """Processes that verify rollouts: 0 = verify in the driver process, serially; N = a
-    pool of N processes (train/reward_pool.py), same verdicts, each with the grader's
+    pool of N processes (train/verifier_pool.py), same verdicts, each with the grader's
     per-response time limit."""
     progress: bool = True
     """Show a progress bar (plain lines when not on a terminal)."""

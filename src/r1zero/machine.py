@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")
-"""Learner precisions (`r1zero.train.precision`); auto = bf16 where it is fast, else fp32."""
+"""Learner precisions (`r1zero.learner.precision`); auto = bf16 where it is fast, else fp32."""
 SAMPLER_DTYPES = ("auto", "bfloat16", "float16", "float32")
 """Weight dtypes of a sampling engine (vLLM) or an evaluation model; auto follows the
 learner rule (bf16 where it is fast, else float32; float16 on a GPU without bf16)."""

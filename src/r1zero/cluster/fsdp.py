@@ -8,7 +8,7 @@ alone fails (no PREMUL_SUM); with ``set_force_sum_reduction_for_comms`` it reduc
 plain SUM (measured: notes/cluster-cpu.md). The tests compare against one process.
 
 Why a registered method: the learner runs the decoder and then applies the output layer
-to response positions only (`r1zero.train.learner.response_logprobs`). Called directly,
+to response positions only (`r1zero.learner.logprobs.response_logprobs`). Called directly,
 that would bypass the root module's forward, where FSDP2 gathers the root's parameters
 (embeddings, final norm, the tied output layer). `register_fsdp_forward_method` makes the
 whole pass one FSDP forward.
@@ -22,8 +22,8 @@ import torch
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 
-from r1zero.train.learner import FSDP_LOGPROBS_METHOD as LOGPROBS_METHOD
-from r1zero.train.learner import response_logprobs
+from r1zero.learner.logprobs import FSDP_LOGPROBS_METHOD as LOGPROBS_METHOD
+from r1zero.learner.logprobs import response_logprobs
 
 
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:

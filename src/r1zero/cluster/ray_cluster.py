@@ -27,7 +27,7 @@ from r1zero.cluster.weight_sync import open_transfer, torch_dtype
 from r1zero.config import ConfigError, TrainConfig
 from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
 from r1zero.rollout.pool import shard_bounds
-from r1zero.train import checkpoint as ckpt
+from r1zero.learner import checkpoint as ckpt
 
 RAY_INSTALL_HINT = "the cluster needs Ray: pip install 'r1zero[ray]' (or pip install 'ray[default]>=2.40')"
 
@@ -207,8 +207,8 @@ class LearnerRankImpl:
 
         from r1zero.cluster.fsdp import shard
         from r1zero.models import load_model
-        from r1zero.train.learner import check_output_layer, packed_rows, set_attention
-        from r1zero.train.learners import LocalLearner, adamw
+        from r1zero.learner.attention import check_output_layer, packed_rows, set_attention
+        from r1zero.learner.local import LocalLearner, adamw
 
         rank, world = self.rank, self.world
         os.environ.update(MASTER_ADDR=master[0], MASTER_PORT=str(master[1]))
@@ -246,13 +246,13 @@ class LearnerRankImpl:
 
     def _init_critic(self, cfg: TrainConfig, model_path: str, world: int, device: torch.device,
                      resume_from: str | None) -> None:
-        """PPO's critic rank: the value model (`r1zero.train.critic`), FSDP2-sharded like
+        """PPO's critic rank: the value model (`r1zero.learner.critic`), FSDP2-sharded like
         the policy, with the critic's optimizer, learning rate and warm-up."""
         from r1zero.cluster.fsdp import shard
         from r1zero.models import load_tokenizer
-        from r1zero.train.critic import CRITIC_DIR, critic_config, load_value_model
-        from r1zero.train.learner import packed_rows, set_attention
-        from r1zero.train.learners import LocalLearner, adamw
+        from r1zero.learner.critic import CRITIC_DIR, critic_config, load_value_model
+        from r1zero.learner.attention import packed_rows, set_attention
+        from r1zero.learner.local import LocalLearner, adamw
 
         state_dir = Path(resume_from) / CRITIC_DIR if resume_from is not None else None
         model = load_value_model(cfg.critic.model or model_path, str(device), state_dir)
@@ -274,7 +274,7 @@ class LearnerRankImpl:
         return self.learner.values(seqs)
 
     def update(self, seqs, step: int, optim_steps: int) -> dict:
-        from r1zero.train.learners import run_update
+        from r1zero.learner.local import run_update
 
         self.state.optim_steps = optim_steps
         return run_update(self.learner, seqs, step)
@@ -381,7 +381,7 @@ class LearnerGroup:
             _get([a.send_weights.remote() for a in self.ranks], "a learner rank", self.run_dir)
 
     def update(self, seqs, step: int) -> dict[str, float]:
-        from r1zero.train.learners import update_metrics
+        from r1zero.learner.local import update_metrics
 
         ray = _ray()
         ref = ray.put(seqs)  # one copy in the object store, read by every rank

@@ -49,7 +49,7 @@ class Completion:
     extra: dict = field(default_factory=dict)
     weight_version: int = 0
     """The policy version that sampled it (rollout steps trained before its weights; the
-    training loop stamps it, train/rollouts.py)."""
+    training loop stamps it, train/source.py)."""
 
     @property
     def truncated(self) -> bool:

@@ -25,7 +25,7 @@ from r1zero.config import (
     resolve_algorithm,
 )
 from r1zero.machine import Choice, resolve_dtype, resolve_precision, thread_count
-from r1zero.train import checkpoint as ckpt
+from r1zero.learner import checkpoint as ckpt
 
 
 def prepare_config(cfg: TrainConfig, given_against: TrainConfig | None = None) -> TrainConfig:
@@ -188,7 +188,7 @@ def build_trainer(cfg: TrainConfig):
     from r1zero.models import load_tokenizer, resolve_model_path
     from r1zero.tasks import get_task
     from r1zero.templates import get_template
-    from r1zero.train.reward_pool import RewardPool
+    from r1zero.train.verifier_pool import RewardPool
     from r1zero.train.trainer import Trainer
 
     run_dir = Path(cfg.run_dir)
@@ -271,7 +271,7 @@ def build_trainer(cfg: TrainConfig):
         t.critic = critic_learner(cfg, device, str(model_path), resume_from, learner)
     if resume_from is not None and not shares and kind == "vllm" and cfg.cluster.engines == 0:
         learner.sync_to(backend)  # the engine started from the base
-    from r1zero.train.rollouts import make_rollouts
+    from r1zero.train.source import make_rollouts
 
     t.rollouts = make_rollouts(t, state.step)
     return t
@@ -281,9 +281,9 @@ def local_learner(cfg: TrainConfig, device: torch.device, model_path, resume_fro
     """The learner in this process: policy (fp32 master), compute copy, reference model,
     optimizer; returns (learner, compute module, tokenizer, what auto chose)."""
     from r1zero.models import load_model
-    from r1zero.train.learner import check_output_layer, packed_rows, set_attention
-    from r1zero.train.learners import LocalLearner, adamw
-    from r1zero.train.precision import compute_model
+    from r1zero.learner.attention import check_output_layer, packed_rows, set_attention
+    from r1zero.learner.local import LocalLearner, adamw
+    from r1zero.learner.precision import compute_model
 
     policy, tokenizer = load_model(str(resume_from or model_path), device=str(device))
     policy.eval()
@@ -307,13 +307,13 @@ def local_learner(cfg: TrainConfig, device: torch.device, model_path, resume_fro
 
 def critic_learner(cfg: TrainConfig, device: torch.device, model_path: str, resume_from,
                    policy):
-    """PPO's critic in this process: a value model (`r1zero.train.critic`) with its own
+    """PPO's critic in this process: a value model (`r1zero.learner.critic`) with its own
     AdamW, learning rate and warm-up, the policy's precision and micro-batch layout; on
     resume its weights and optimizer from the checkpoint's critic directory."""
-    from r1zero.train.critic import CRITIC_DIR, critic_config, load_value_model
-    from r1zero.train.learner import set_attention
-    from r1zero.train.learners import LocalLearner, adamw
-    from r1zero.train.precision import compute_model
+    from r1zero.learner.critic import CRITIC_DIR, critic_config, load_value_model
+    from r1zero.learner.attention import set_attention
+    from r1zero.learner.local import LocalLearner, adamw
+    from r1zero.learner.precision import compute_model
 
     state_dir = None if resume_from is None else Path(resume_from) / CRITIC_DIR
     critic = load_value_model(cfg.critic.model or model_path, str(device), state_dir)

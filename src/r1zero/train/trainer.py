@@ -27,12 +27,12 @@ from r1zero.logging import write_rollouts
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.tasks import Problem, Task, TaskVerdict, verify_all
 from r1zero.templates import Template
-from r1zero.train import checkpoint as ckpt
-from r1zero.train.batching import TrainSequence
-from r1zero.train.critic import CRITIC_DIR, with_gae
-from r1zero.train.learners import Learner
-from r1zero.train.reward_pool import RewardPool
-from r1zero.train.rollouts import staleness_metrics
+from r1zero.learner import checkpoint as ckpt
+from r1zero.learner.batching import TrainSequence
+from r1zero.learner.critic import CRITIC_DIR, with_gae
+from r1zero.learner.local import Learner
+from r1zero.train.verifier_pool import RewardPool
+from r1zero.train.source import staleness_metrics
 from r1zero.train.stats import eval_metrics, rollout_metrics, rollout_records
 from r1zero.utils import derive_seed
 
@@ -49,7 +49,7 @@ class Trainer:
     train_problems: list[Problem]
     test_problems: list[Problem]
     learner: Learner
-    """The update (train/learners.py): in this process, or a group of ranks on a cluster."""
+    """The update (learner/local.py): in this process, or a group of ranks on a cluster."""
     tokenizer: object
     backend: RolloutBackend
     logger: object
@@ -59,9 +59,9 @@ class Trainer:
     rewards: RewardPool | None = None
     """The reward worker processes (``--reward-workers N``); None = verify in this process."""
     critic: Learner | None = None
-    """PPO's value model (train/critic.py), a second learner; None for every other algorithm."""
+    """PPO's value model (learner/critic.py), a second learner; None for every other algorithm."""
     rollouts: object = None
-    """Where each step's rollout comes from (train/rollouts.py): drawn on-policy, or ahead
+    """Where each step's rollout comes from (train/source.py): drawn on-policy, or ahead
     of the learner by a producer thread (``--max-staleness``)."""
 
 

@@ -1,5 +1,5 @@
 """Attention restricted to segments of one flat row: the kernel behind packed micro-batches
-(`r1zero.train.batching.Packed`).
+(`r1zero.learner.batching.Packed`).
 
 Registered with transformers' `AttentionInterface` under `NAME`, so any model whose
 attention goes through that interface (Llama, Qwen2/3, Mistral without sliding windows,
@@ -14,7 +14,7 @@ share of the work. On CPU it is computed as plain matmuls (torch's flash kernel 
 slower for such rows); elsewhere through `scaled_dot_product_attention` with the boolean
 mask (memory-efficient kernel, no [Lq, Lk] score matrix kept, but the [M, Lq, Lk] mask is
 built on the CPU and copied over). On CUDA the learner prefers FlexAttention over the same
-layout without any dense mask (`r1zero.train.varlen_attention`); this kernel is its
+layout without any dense mask (`r1zero.learner.varlen_attention`); this kernel is its
 fallback there and the reference it is tested against. Calls without segments (e.g.
 generation with the transformers backend on the same module) fall back to sdpa.
 """

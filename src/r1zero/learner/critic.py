@@ -3,8 +3,8 @@ its token-level advantages from it.
 
 The value model is a causal LM's decoder with its output layer replaced by a scalar head
 (zero-initialised, so the first advantages are A_t = R exactly). It reads the same micro-
-batches as the policy (padded rows or packed, `r1zero.train.learner.response_hidden`), and
-is trained by the same update loop (`r1zero.train.learners.run_update` with
+batches as the policy (padded rows or packed, `r1zero.learner.logprobs.response_hidden`), and
+is trained by the same update loop (`r1zero.learner.local.run_update` with
 ``role="critic"``): step-normalised token weights, gradient accumulation, its own AdamW,
 learning rate and warm-up, the clipped value loss (`r1zero.core.losses.value_loss`).
 """
@@ -18,8 +18,8 @@ import torch
 
 from r1zero.core.advantages import gae
 from r1zero.core.metrics import explained_variance
-from r1zero.train.batching import MicroBatch, TrainSequence
-from r1zero.train.learner import response_hidden
+from r1zero.learner.batching import MicroBatch, TrainSequence
+from r1zero.learner.logprobs import response_hidden
 
 CRITIC_DIR = "critic"
 """Where a checkpoint keeps the critic (weights + optimizer)."""
@@ -80,7 +80,7 @@ def save_value_model(critic: ValueModel, optimizer: torch.optim.Optimizer, path:
     """Weights (safetensors) and optimizer state of the critic under ``path``."""
     from safetensors.torch import save_file
 
-    from r1zero.train import checkpoint as ckpt
+    from r1zero.learner import checkpoint as ckpt
 
     path.mkdir(parents=True, exist_ok=True)
     # No tied tensors to drop: the value model has no output layer (`ValueModel`).

@@ -6,7 +6,7 @@ normaliser is computed once for the whole step (see `r1zero.core.losses`), how t
 cut into micro-batches does not change the update.
 
 Packed layout (the default where the model allows it, see
-`r1zero.train.segment_attention`): the G responses of a group share one prompt, and under
+`r1zero.learner.segment_attention`): the G responses of a group share one prompt, and under
 causal attention the prompt's hidden states do not depend on what follows it. A packed
 micro-batch is one flat row with no padding: each distinct prompt once (minus its last
 token), then every response preceded by its prompt's last token. Attention is restricted
@@ -21,7 +21,7 @@ all of its suffixes and each suffix is contiguous, so in flat indices the segmen
 
     allowed(q, k) = g[q] = g[k]  and  k <= q  and  (b[k] = 0  or  b[k] = b[q]).
 
-FlexAttention evaluates that rule per block on the GPU (`r1zero.train.varlen_attention`);
+FlexAttention evaluates that rule per block on the GPU (`r1zero.learner.varlen_attention`);
 the dense per-segment plan (`Segments`, with its [M, Lq, Lk] mask) is built from the ids
 only when a kernel asks for it (the CPU matmul and the SDPA paths).
 """
@@ -56,7 +56,7 @@ class TrainSequence:
 
 @dataclass
 class Segments:
-    """Which flat tokens attend to which, for `r1zero.train.segment_attention`.
+    """Which flat tokens attend to which, for `r1zero.learner.segment_attention`.
 
     A segment is a distinct prompt's prefix (causal over itself) or a sequence's suffix
     (its prefix in full, then causal over itself). Its queries are padded to ``Lq`` and its

@@ -23,15 +23,15 @@ from r1zero.core import losses
 from r1zero.core.algorithms import AlgorithmConfig
 from r1zero.core.metrics import summarize_loss_stats, summarize_value_stats
 from r1zero.core.preferences import dpo_advantages, dpo_loss
-from r1zero.train import checkpoint as ckpt
-from r1zero.train.batching import (
+from r1zero.learner import checkpoint as ckpt
+from r1zero.learner.batching import (
     MicroBatch,
     TrainSequence,
     make_micro_batches,
     micro_batch_plan,
 )
-from r1zero.train.learner import response_logprobs
-from r1zero.train.precision import copy_weights, fold_gradients
+from r1zero.learner.logprobs import response_logprobs
+from r1zero.learner.precision import copy_weights, fold_gradients
 from r1zero.utils import derive_seed
 
 
@@ -85,7 +85,7 @@ class LocalLearner:
     rank: int = 0
     world: int = 1
     role: str = "policy"
-    """policy, or critic (PPO's value model: `r1zero.train.critic`; value loss instead of
+    """policy, or critic (PPO's value model: `r1zero.learner.critic`; value loss instead of
     the policy loss, the same update loop)."""
 
     def update(self, seqs: list[TrainSequence], step: int) -> dict[str, float]:
@@ -119,7 +119,7 @@ class LocalLearner:
         """HF weights and the optimizer (DCP layout: any world size loads it) into ``path``;
         a critic's value model as safetensors + its optimizer."""
         if self.role == "critic":
-            from r1zero.train.critic import save_value_model
+            from r1zero.learner.critic import save_value_model
 
             save_value_model(self.policy, self.optimizer, path)
         else:
@@ -132,7 +132,7 @@ class LocalLearner:
 # ----------------------------------------------------------------------------- the update
 def adamw(params, cfg: TrainConfig) -> torch.optim.AdamW:
     """The learner's optimizer: AdamW with ``cfg``'s lr, weight decay, betas and eps (the
-    policy's, or the critic's config from `r1zero.train.critic.critic_config`)."""
+    policy's, or the critic's config from `r1zero.learner.critic.critic_config`)."""
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
                              betas=cfg.adam_betas, eps=cfg.adam_eps)
 

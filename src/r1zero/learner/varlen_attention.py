@@ -1,4 +1,4 @@
-"""FlexAttention over packed micro-batches: the GPU path of `r1zero.train.batching.Packed`
+"""FlexAttention over packed micro-batches: the GPU path of `r1zero.learner.batching.Packed`
 without a dense mask.
 
 A packed micro-batch carries two ids per flat token, its prompt group g and its branch b
@@ -14,7 +14,7 @@ the 128 x 128 tiles where nothing is allowed and evaluates the rule inside the o
 neither the CPU nor the GPU ever holds an [N, N] (or [M, Lq, Lk]) mask: the block mask is
 built on the device from the ids, a slab of query rows at a time (`packed_block_mask`).
 Q/K/V keep their own head counts (``enable_gqa``), and positions and projections are
-those of the flat row, as for the segment kernel (`r1zero.train.segment_attention`).
+those of the flat row, as for the segment kernel (`r1zero.learner.segment_attention`).
 
 Why not flash-attn's ``flash_attn_varlen_func``: its sequences are disjoint ranges of one
 row, so a prompt shared by G responses must be duplicated. Done in K/V only (each
