@@ -4,7 +4,7 @@ no dense mask) vs the dense segment mask (SDPA), side by side.
 Workload: the Qwen2.5-Math-1.5B architecture, randomly initialised from a config written
 here (no download), as one FSDP2 rank (world 1: NCCL on GPU, gloo on CPU) with bf16
 compute, fp32 master weights and activation checkpointing, the way a cluster learner rank
-runs it (`r1zero.cluster.ray_cluster.LearnerRankImpl`). A step is P prompts x G responses
+runs it (`r1zero.cluster.learner_group.LearnerRankImpl`). A step is P prompts x G responses
 of about L tokens (default 2 x 4 x ~3,000: the reference recipe's generation budget),
 random tokens (speed depends only on the lengths), Dr. GRPO loss, beta 0, AdamW, every
 response in the loss. Each path runs one warm-up update (FlexAttention compiles there),
@@ -87,9 +87,10 @@ def build_learner(path: str, args, device: torch.device):
 
     from r1zero.cluster.fsdp import shard
     from r1zero.config import TrainConfig, resolve_algorithm
-    from r1zero.learner.checkpoint import TrainState
     from r1zero.learner.attention import set_attention
     from r1zero.learner.local import LocalLearner
+    from r1zero.learner.objectives import OBJECTIVES
+    from r1zero.learner.optim import adamw, optim_settings
 
     torch.manual_seed(args.seed)
     with device:
@@ -106,8 +107,9 @@ def build_learner(path: str, args, device: torch.device):
         precision="bf16", packed=True, attn_implementation=PATHS[path], lr=1e-6,
         max_new_tokens=args.response_len, micro_batch_tokens=args.micro_batch_tokens,
         skip_zero_advantage=False, seed=args.seed))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    learner = LocalLearner(cfg, cfg.algo, model, model, opt, None, True, 0, TrainState(step=0))
+    optim = optim_settings(cfg)
+    learner = LocalLearner(cfg, cfg.algo, model, model, adamw(model.parameters(), optim), optim, None,
+                           True, 0, "bf16", OBJECTIVES["policy"])
     return learner, params, trains
 
 

@@ -130,7 +130,7 @@ def main() -> None:
     from r1zero.config import TaskConfig
     from r1zero.tasks import Problem, get_task
     from r1zero.templates import get_template
-    from r1zero.train.verifier_pool import RewardPool
+    from r1zero.train.verifier_pool import VerifierPool
 
     rows = [json.loads(x) for x in args.data.read_text(encoding="utf-8").splitlines() if x.strip()]
     if 3 * args.problems > len(rows):
@@ -149,7 +149,7 @@ def main() -> None:
     task = get_task(cfg)
 
     t0 = time.perf_counter()
-    pool = RewardPool(cfg, template, args.workers)
+    pool = VerifierPool(cfg, template, args.workers)
     times: dict[str, list[float]] = {"serial": [], "pool": []}
     same = True
     try:

@@ -63,12 +63,12 @@ def bench_hf(dtype: str, prompts, params, groups, pair_only: bool = False) -> li
     rows.append(bench_generate(model, tok, backend.eos_ids, dtype, prompts, params))
 
     # Weight sync: shared module (the default) vs a separate copy.
-    _, s = timed(lambda: backend.update_weights(model.named_parameters()))
-    rows.append(row(f"HFBackend {dtype} update_weights (shared)", s, 0))
+    _, s = timed(lambda: backend.load_weights(model.named_parameters()))
+    rows.append(row(f"HFBackend {dtype} load_weights (shared)", s, 0))
     other, _ = load_model(DEFAULT_MODEL, dtype=dtype)
     copy = HFBackend(other, tok)
-    _, s = timed(lambda: copy.update_weights(model.state_dict().items()))
-    rows.append(row(f"HFBackend {dtype} update_weights (copy)", s, 0))
+    _, s = timed(lambda: copy.load_weights(model.state_dict().items()))
+    rows.append(row(f"HFBackend {dtype} load_weights (copy)", s, 0))
     return rows
 
 
@@ -118,8 +118,8 @@ def bench_vllm(dtype: str, prompts, params, groups, enforce_eager: bool) -> list
     rows.append(row(f"{tag} log-prob gap vs HF fp32", 1.0, 0, max_gap=gap.max().item(),
                     mean_gap=gap.mean().item(), gap_tokens=gap.numel()))
     state = model.state_dict()
-    _, s = timed(lambda: backend.update_weights(state.items()))
-    rows.append(row(f"{tag} update_weights", s, 0))
+    _, s = timed(lambda: backend.load_weights(state.items()))
+    rows.append(row(f"{tag} load_weights", s, 0))
     backend.close()
     return rows
 

@@ -46,13 +46,14 @@ def make_sequences(tokenizer, prompts: int = 8, group: int = 8, seed: int = 0) -
 
 
 def bench_config(precision: str, layout: str, steps: int) -> dict:
-    from r1zero.train.setup import build_trainer, prepare_config
+    from r1zero.config import derive
+    from r1zero.train.trainer import start
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = dataclasses.replace(PRESETS["arith"](), backend="hf", precision=precision,
                                   skip_zero_advantage=False, run_dir=tmp, progress=False,
                                   eval_every=0, packed=layout == "packed")
-        t = build_trainer(prepare_config(cfg))
+        t = start(derive(cfg))
         seqs = make_sequences(t.tokenizer)
         times = []
         for _ in range(steps):

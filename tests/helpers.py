@@ -43,3 +43,17 @@ def check_grade(response, gold, expected, extract: str = "auto") -> float:
         f"extracted={v.extracted!r}, reason={v.reason}"
     )
     return took
+
+
+def local_learner(cfg, model, *, optimizer=None, ref=None, packed=False, pad=0, precision="fp32",
+                  rank=0, world=1, role="policy"):
+    """A `LocalLearner` around an already built ``model`` (its own compute module; AdamW
+    with the config's settings unless ``optimizer`` is given)."""
+    from r1zero.learner.local import LocalLearner
+    from r1zero.learner.objectives import OBJECTIVES
+    from r1zero.learner.optim import adamw, optim_settings
+
+    optim = optim_settings(cfg, role)
+    optimizer = optimizer or adamw(model.parameters(), optim)
+    return LocalLearner(cfg, cfg.algo, model, model, optimizer, optim, ref, packed, pad, precision,
+                        OBJECTIVES[role], 0, rank, world)

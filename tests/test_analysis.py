@@ -16,7 +16,6 @@ from r1zero.analysis.reflection import (
     DEFAULT_KEYWORDS,
     PAPER_KEYWORDS,
     PILOT_KEYWORDS,
-    agreement,
     has_reflection,
     question_level_rate,
     reflection_groups,
@@ -26,6 +25,7 @@ from r1zero.analysis.reflection import (
 )
 from r1zero.analysis.training_runs import RunDirError, length_decomposition
 from r1zero.config import ConfigError
+from r1zero.grading.verdicts import agreement
 from r1zero.rollout.base import Completion
 from r1zero.templates import get_template
 from r1zero.utils import derive_seed

@@ -31,7 +31,7 @@ class _FakeRank:
 def test_group_rendezvous_is_rank_zeros_node_not_the_driver():
     """Defect 3: MASTER_ADDR was the driver's 127.0.0.1, so ranks on another node dialled
     their own loopback. Now rank 0 names its node's address and a port free there."""
-    from r1zero.cluster.ray_cluster import start_ranks
+    from r1zero.cluster.learner_group import start_ranks
 
     ranks = [_FakeRank("10.0.0.7", 29511), _FakeRank("10.0.0.8", 29999)]
     master = start_ranks(ranks, lambda refs: refs, "cfg", "model")
@@ -42,7 +42,7 @@ def test_group_rendezvous_is_rank_zeros_node_not_the_driver():
 def test_actor_device_ignores_an_inherited_local_rank(monkeypatch):
     """Defect 10: Ray gives a GPU actor its own CUDA_VISIBLE_DEVICES; LOCAL_RANK=3 left by
     a torchrun/Slurm driver must not pick cuda:3."""
-    from r1zero.cluster.ray_cluster import actor_device
+    from r1zero.cluster.learner_group import actor_device
 
     monkeypatch.setenv("LOCAL_RANK", "3")
     assert actor_device(True) == torch.device("cuda", 0)
@@ -54,7 +54,7 @@ def test_actor_device_ignores_an_inherited_local_rank(monkeypatch):
     (True, True, "cuda:nccl,cpu:gloo"),  # defect 4: the clip reduces CPU-offloaded shards
 ])
 def test_process_group_backend(cuda, offload, backend):
-    from r1zero.cluster.ray_cluster import group_backend
+    from r1zero.cluster.learner_group import group_backend
 
     assert group_backend(cuda, offload) == backend
 
@@ -80,7 +80,7 @@ def _cluster_cfg(**cluster) -> TrainConfig:
 
 def test_actors_share_the_cores_of_a_small_cpu_cluster():
     """2 ranks + 2 engines on 2 cores: 0.5 CPU each by default (issue 19 item 9)."""
-    from r1zero.cluster.ray_cluster import actor_cpus, check_fits, cluster_demand
+    from r1zero.cluster.placement import actor_cpus, check_fits, cluster_demand
 
     cfg = _cluster_cfg(learners=2, engines=2)
     cpus = actor_cpus(cfg, total_cpus=2.0, gpu=False)
@@ -91,7 +91,7 @@ def test_actors_share_the_cores_of_a_small_cpu_cluster():
 
 
 def test_a_cluster_that_cannot_hold_the_actors_says_so():
-    from r1zero.cluster.ray_cluster import check_fits, cluster_demand
+    from r1zero.cluster.placement import check_fits, cluster_demand
 
     cfg = _cluster_cfg(learners=2, engines=2, cpus_per_actor=1.0)
     with pytest.raises(ConfigError, match=r"need 4 CPU, the Ray cluster has 2 CPU.*--cluster"):
@@ -109,13 +109,15 @@ def test_an_engine_that_cannot_start_is_named_when_the_pool_is_built(tmp_path):
     """Defect 5: the pool now waits for every engine before anyone uses it (the NCCL
     rendezvous must not start while an engine loads), so a broken engine fails here."""
     ray = pytest.importorskip("ray")
-    from r1zero.cluster.ray_cluster import ActorFailed, RayEnginePool
+    from r1zero.cluster.engine_pool import RayEnginePool
+    from r1zero.cluster.placement import ActorFailed, ClusterPlan
+    from r1zero.rollout import EngineSpec
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        cfg = replace(_cluster_cfg(engines=1, cpus_per_actor=0.5), device="cpu")
+        spec = EngineSpec(kind="hf", model_path=str(tmp_path / "no-such-model"))
         with pytest.raises(ActorFailed, match="rollout engine.*while starting"):
-            RayEnginePool(cfg, str(tmp_path / "no-such-model"), "hf", tmp_path)
+            RayEnginePool(spec, 1, ClusterPlan(0.5, False, 2.0, 0.0), tmp_path)
     finally:
         ray.shutdown()
 
@@ -151,14 +153,15 @@ def test_the_engine_dtype_is_resolved_before_the_sync_casts(monkeypatch):
     resolves --vllm-dtype auto first, and the cast names a bad value."""
     from r1zero import machine
     from r1zero.cluster.weight_sync import torch_dtype
-    from r1zero.train.setup import resolve_machine
+    from r1zero.train import setup
 
     assert torch_dtype("bfloat16") is torch.bfloat16 and torch_dtype("float32") is torch.float32
     with pytest.raises(ValueError, match="resolve 'auto'"):
         torch_dtype("auto")
     monkeypatch.setattr(machine, "gpu_bf16", lambda: (True, "H200 supports bf16"))
-    run, _ = resolve_machine(TrainConfig(vllm_dtype="auto"), torch.device("cuda"), "vllm")
-    assert torch_dtype(run.vllm_dtype) is torch.bfloat16
+    monkeypatch.setattr(setup, "pick_device", lambda name: torch.device("cuda"))
+    resolved = setup.resolve_machine(TrainConfig(vllm_dtype="auto", backend="vllm"))
+    assert torch_dtype(resolved.vllm_dtype.value) is torch.bfloat16
 
 
 def test_only_the_sending_rank_copies_the_gathered_weights_to_the_host(tiny_dir):  # noqa: F811

@@ -46,13 +46,9 @@ def _sequences(tokenizer, dpo: bool = False) -> list[TrainSequence]:
 
 
 def _learner(model, tok, cfg, rank=0, world=1):
-    from r1zero.learner.checkpoint import TrainState
-    from r1zero.learner.local import LocalLearner
+    from tests.helpers import local_learner
 
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.adam_betas,
-                            eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
-    return LocalLearner(cfg, cfg.algo, model, model, opt, None, False, tok.pad_token_id,
-                        TrainState(0), rank, world)
+    return local_learner(cfg, model, pad=tok.pad_token_id, rank=rank, world=world)
 
 
 def _single(model_dir, cfg):

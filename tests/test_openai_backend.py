@@ -160,7 +160,7 @@ def test_connection_refused_is_an_error():
 def test_update_weights_refuses_and_lifecycle_noops():
     backend = OpenAIBackend("http://127.0.0.1:9/v1", "m")
     with pytest.raises(NotImplementedError, match="evaluation and analysis only"):
-        backend.update_weights([])
+        backend.load_weights([])
     backend.sleep()
     backend.wake()
     backend.close()

@@ -62,11 +62,9 @@ def test_explained_variance():
 
 
 def _critic_update(model_dir, micro_batch_tokens, packed):
-    from r1zero.models import load_model
-    from r1zero.learner.checkpoint import TrainState
+    from r1zero.learner.build import build_learner
     from r1zero.learner.critic import with_gae
-    from r1zero.learner.local import LocalLearner
-    from r1zero.train.setup import critic_learner
+    from r1zero.models import load_model
     from tests.test_cluster_fsdp import _sequences
 
     cfg = dataclasses.replace(TrainConfig(algorithm="ppo", algo=ALGORITHMS["ppo"], precision="fp32",
@@ -74,8 +72,8 @@ def _critic_update(model_dir, micro_batch_tokens, packed):
                                           packed=packed, adam_eps=1e-2),  # Adam step ~ gradient, not its sign
                               critic=dataclasses.replace(TrainConfig().critic, lr=0.05))
     _, tok = load_model(model_dir)
-    policy = LocalLearner(cfg, cfg.algo, None, None, None, None, packed, tok.pad_token_id, TrainState(0))
-    critic = critic_learner(cfg, torch.device("cpu"), model_dir, None, policy)
+    critic = build_learner(cfg, model_path=model_dir, device=torch.device("cpu"), precision="fp32",
+                           role="critic")
     with torch.no_grad():  # a non-zero head, so values differ per position
         critic.policy.value_head.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(0))
     seqs = [dataclasses.replace(s, advantage=float(i % 2)) for i, s in enumerate(_sequences(tok))]

@@ -17,7 +17,7 @@ import pytest
 from r1zero.config import RESUME_MAY_CHANGE, ConfigError, TaskConfig, TrainConfig
 from r1zero.tasks import Problem, TaskVerdict, get_task
 from r1zero.templates import get_template
-from r1zero.train.verifier_pool import RewardPool, RewardPoolError, chunk_bounds
+from r1zero.train.verifier_pool import VerifierPool, VerifierPoolError, chunk_bounds
 from tests.test_train_loop import tiny_dir  # noqa: F401  (fixture)
 
 QWEN_MATH = get_template("qwen_math")
@@ -128,7 +128,7 @@ def _math_cases():
 def test_math_verdicts_match_serial():
     responses, problems = _math_cases()
     cfg = TaskConfig(name="math")
-    with RewardPool(cfg, QWEN_MATH, workers=2) as pool:
+    with VerifierPool(cfg, QWEN_MATH, workers=2) as pool:
         got = pool.verify(responses, problems)
     want = _serial(cfg, QWEN_MATH, responses, problems)
     assert got == want
@@ -145,7 +145,7 @@ def test_countdown_verdicts_match_serial():
                       "</think> <answer>1 + 2</answer>",  # wrong numbers: 0.1
                       "no tags at all"]  # 0
     golds = [p for p in problems for _ in range(3)]
-    with RewardPool(cfg, R1, workers=1) as pool:
+    with VerifierPool(cfg, R1, workers=1) as pool:
         got = pool.verify(responses, golds)
     want = _serial(cfg, R1, responses, golds)
     assert got == want
@@ -156,7 +156,7 @@ def test_countdown_verdicts_match_serial():
 @pytest.fixture(scope="module")
 def probe_pool():
     """Two workers running the user task; shared (worker start-up is ~1.5 s of CPU each)."""
-    with RewardPool(PROBE, QWEN_MATH, workers=2) as pool:
+    with VerifierPool(PROBE, QWEN_MATH, workers=2) as pool:
         yield pool
 
 
@@ -195,20 +195,20 @@ def test_a_killed_worker_is_replaced(probe_pool, capsys):
 
 
 def test_a_worker_that_keeps_dying_is_a_clear_error_and_close_is_idempotent():
-    pool = RewardPool(PROBE, QWEN_MATH, workers=1)
-    with pytest.raises(RewardPoolError, match="died twice.*--reward-workers 0"):
+    pool = VerifierPool(PROBE, QWEN_MATH, workers=1)
+    with pytest.raises(VerifierPoolError, match="died twice.*--reward-workers 0"):
         pool.verify(["ok", "CRASH"], [Problem("p", "q", "1")] * 2)
     pool.close()
     pool.close()
-    with pytest.raises(RewardPoolError, match="closed"):
+    with pytest.raises(VerifierPoolError, match="closed"):
         pool.verify(["ok"], [Problem("p", "q", "1")])
 
 
 def test_a_task_that_cannot_be_built_in_a_worker_is_a_clear_error():
     cfg = TaskConfig(name="tests.test_reward_pool:make_task_only_in_driver")
     get_task(cfg)  # fine here
-    with (RewardPool(cfg, QWEN_MATH, workers=1) as pool,
-          pytest.raises(RewardPoolError, match="could not start.*make_task_only_in_driver")):
+    with (VerifierPool(cfg, QWEN_MATH, workers=1) as pool,
+          pytest.raises(VerifierPoolError, match="could not start.*make_task_only_in_driver")):
         pool.verify(["a"], [Problem("p", "q", "1")])
 
 

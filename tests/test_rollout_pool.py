@@ -48,7 +48,7 @@ def test_pool_sends_weights_to_every_engine(tiny):
     engines = [HFBackend(copy.deepcopy(model), tok) for _ in range(2)]
     pool = EnginePool(engines)
     new = {n: p.detach() + 1.0 for n, p in model.named_parameters()}
-    pool.update_weights(iter(new.items()))  # a one-shot iterator reaches both engines
+    pool.load_weights(iter(new.items()))  # a one-shot iterator reaches both engines
     for engine in engines:
         for n, p in engine.model.named_parameters():
             assert torch.equal(p, new[n]), n

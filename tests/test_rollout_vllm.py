@@ -95,7 +95,7 @@ def test_update_weights_equals_fresh_engine(engine, hf, prompts, tmp_path):
     before = [c.token_ids for c in engine.generate(prompts, params, [0] * 4)]
 
     new_state = _perturbed_state(model)
-    engine.update_weights(new_state.items())
+    engine.load_weights(new_state.items())
     updated = [c.token_ids for c in engine.generate(prompts, params, [0] * 4)]
     assert updated != before
 
@@ -138,7 +138,7 @@ def test_gpu_engine_update_sleep_wake(tmp_path):
     prompts = ["Hello there", "What is 2 + 2? Answer:"]
     params = SamplingParams(n=2, temperature=1.0, max_new_tokens=16)
     new, _ = tiny_model(seed=1, hidden_size=128, num_heads=2, num_kv_heads=1)
-    engine.update_weights(new.state_dict().items())
+    engine.load_weights(new.state_dict().items())
     engine.sleep()
     engine.wake()
     out = engine.generate(prompts, params, [1, 2])

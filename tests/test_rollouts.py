@@ -26,11 +26,12 @@ def _rows(run):
 def test_on_policy_is_the_plain_loop(tiny_dir, tmp_path):  # noqa: F811
     """k = 0 through train() gives the metrics of the phases called one after another."""
     from r1zero.train import trainer as tr
-    from r1zero.train.setup import build_trainer, prepare_config
+    from r1zero.config import derive
+    from r1zero.train.trainer import start
 
     kw = dict(steps=3, eval_every=0, save_every=0, lr=0.05, adam_eps=1e-2)
     tr.train(_cfg(tiny_dir, tmp_path / "loop", **kw))
-    t = build_trainer(prepare_config(_cfg(tiny_dir, tmp_path / "hand", **kw)))
+    t = start(derive(_cfg(tiny_dir, tmp_path / "hand", **kw)))
     try:
         by_hand = []
         for step in range(3):
@@ -41,7 +42,7 @@ def test_on_policy_is_the_plain_loop(tiny_dir, tmp_path):  # noqa: F811
             tr.sync(t)
             by_hand.append((float(rewards.mean()), metrics["optim/grad_norm"], metrics["loss/policy"]))
     finally:
-        t.rollouts.close()
+        t.source.close()
         t.backend.close()
         t.logger.close()
     loop = [(r["reward/mean"], r["optim/grad_norm"], r["loss/policy"]) for r in _rows(tmp_path / "loop")]
@@ -76,12 +77,12 @@ def test_versions_with_a_slow_learner(monkeypatch, k):
         engine.version += 1
 
     monkeypatch.setattr(tr, "draw_groups", draw_groups)
-    monkeypatch.setattr(tr, "sync", sync)
 
     class T:
         cfg = TrainConfig(max_staleness=k, steps=7)
 
-    source = ro.make_rollouts(T(), start=0)
+    t = T()
+    source = ro.make_source(k, lambda s, v: tr.draw_step(t, s, v), lambda: sync(t), start=0, steps=7)
     assert isinstance(source, ro.Overlapped)
     got = []
     try:
@@ -111,7 +112,8 @@ def test_producer_failure_reaches_the_loop(monkeypatch):
     class T:
         cfg = TrainConfig(max_staleness=1, steps=3)
 
-    source = ro.make_rollouts(T(), start=0)
+    t = T()
+    source = ro.make_source(1, lambda s, v: tr.draw_step(t, s, v), lambda: None, start=0, steps=3)
     with pytest.raises(RuntimeError, match="rollout producer failed while drawing step 1.*engine exploded"):
         source.take(0)
     source.close()
@@ -138,12 +140,13 @@ def test_stale_importance_weights_match_a_hand_reference(tiny_dir, tmp_path):  #
     truncated IS weights are min(exp(log π_old − log π_sampler), cap) with π_old the
     learner after step 0 and π_sampler the version recorded on the rollout."""
     from r1zero.train import trainer as tr
-    from r1zero.train.setup import build_trainer, prepare_config
+    from r1zero.config import derive
+    from r1zero.train.trainer import start
 
     cfg = _cfg(tiny_dir, tmp_path / "run", steps=2, eval_every=0, save_every=0, lr=0.3,
                adam_eps=1e-2, max_staleness=1, skip_zero_advantage=False)
-    t = build_trainer(prepare_config(cfg))
-    assert t.algo.tis_cap == 2.0 and not t.shares_weights  # on by default; own engine copy
+    t = start(derive(cfg))
+    assert t.cfg.algo.tis_cap == 2.0 and not t.shares_weights  # on by default; own engine copy
     versions = {0: {k: v.clone() for k, v in t.learner.policy.state_dict().items()}}
     seen = {}
     update = t.learner.update
@@ -154,14 +157,14 @@ def test_stale_importance_weights_match_a_hand_reference(tiny_dir, tmp_path):  #
         return update(seqs, step)
 
     t.learner.update = recording_update
-    take = t.rollouts.take
+    take = t.source.take
     drawn = {}
-    t.rollouts.take = lambda step: drawn.setdefault(step, take(step))
+    t.source.take = lambda step: drawn.setdefault(step, take(step))
     try:
         tr.train_step(t, 0)
         metrics = tr.train_step(t, 1)
     finally:
-        t.rollouts.close()
+        t.source.close()
         t.backend.close()
         t.logger.close()
     v = drawn[1].version

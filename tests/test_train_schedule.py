@@ -22,7 +22,8 @@ from r1zero.core.losses import LossNormalizer, policy_loss
 from r1zero.train import trainer as trainer_mod
 from r1zero.learner.batching import TrainSequence
 from r1zero.learner import local as learners
-from r1zero.learner.local import minibatches, scheduled_lr
+from r1zero.learner.optim import optim_settings, scheduled_lr
+from r1zero.learner.plan import minibatches
 from r1zero.train.trainer import train
 from r1zero.utils import derive_seed
 
@@ -61,10 +62,10 @@ def test_algorithm_name_resolves_from_python():
     assert kept.algo.clip_high == 0.3 and kept.algo.std_scale == "group"
 
 
-def test_prepare_config_resolves_the_algorithm(tmp_path):
-    from r1zero.train.setup import prepare_config
+def test_derive_resolves_the_algorithm(tmp_path):
+    from r1zero.config import derive
 
-    cfg = prepare_config(replace(TrainConfig(algorithm="grpo", run_dir=str(tmp_path))))
+    cfg = derive(replace(TrainConfig(algorithm="grpo", run_dir=str(tmp_path))))
     assert cfg.algo == ALGORITHMS["grpo"]
 
 
@@ -93,12 +94,15 @@ def test_gpu_presets_follow_oats_optimizer():
 # ----------------------------------------------------------------------------- lr schedule
 def test_lr_schedules():
     cfg = TrainConfig(lr=1.0, steps=10, prompts_per_step=1, group_size=1, lr_warmup_steps=2)
-    assert [scheduled_lr(cfg, k) for k in range(3)] == [0.5, 1.0, 1.0]  # warm-up, constant
+    lr = lambda c, k: scheduled_lr(optim_settings(c), k)  # noqa: E731
+    assert [lr(cfg, k) for k in range(3)] == [0.5, 1.0, 1.0]  # warm-up, constant
     lin = replace(cfg, lr_schedule="linear")
-    assert scheduled_lr(lin, 2) == 1.0 and scheduled_lr(lin, 6) == 0.5 and scheduled_lr(lin, 10) == 0.0
+    assert lr(lin, 2) == 1.0 and lr(lin, 6) == 0.5 and lr(lin, 10) == 0.0
     cos = replace(cfg, lr_schedule="cosine")
-    assert scheduled_lr(cos, 2) == 1.0 and scheduled_lr(cos, 10) == pytest.approx(0.0, abs=1e-12)
-    assert scheduled_lr(cos, 6) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr(cos, 2) == 1.0 and lr(cos, 10) == pytest.approx(0.0, abs=1e-12)
+    assert lr(cos, 6) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    critic = replace(cfg, critic=replace(cfg.critic, lr=5.0, lr_warmup_steps=0))
+    assert scheduled_lr(optim_settings(critic, "critic"), 0) == 5.0  # the critic's own lr, no warm-up
 
 
 # ----------------------------------------------------------------------------- Dr. GRPO loss
@@ -150,11 +154,12 @@ def _seq_logprobs(model, s: TrainSequence) -> torch.Tensor:
 
 
 def test_k_optimizer_steps_match_a_plain_reference_loop(tiny_dir, tmp_path):  # noqa: F811
-    from r1zero.train.setup import build_trainer, prepare_config
+    from r1zero.config import derive
+    from r1zero.train.trainer import start
 
     cfg = _cfg(tiny_dir, tmp_path / "run", train_batch_size=2, adam_eps=1e-2, lr=0.3,
                algorithm="dr_grpo", algo=ALGORITHMS["dr_grpo"], max_new_tokens=6)
-    t = build_trainer(prepare_config(cfg))
+    t = start(derive(cfg))
     g = torch.Generator().manual_seed(0)
     prompts = [t.tokenizer("What is 1 + 2?")["input_ids"], t.tokenizer("Hi there")["input_ids"]]
     seqs = [TrainSequence(prompts[i % 2], torch.randint(5, 200, (3 + i,), generator=g).tolist(),
@@ -280,15 +285,21 @@ def test_cli_resume_parses_against_the_saved_config(tiny_dir, tmp_path, monkeypa
     train(_cfg(tiny_dir, run, steps=1, eval_every=0, lr=0.01))
     seen = {}
     monkeypatch.setattr("r1zero.train.trainer.train",
-                        lambda cfg, given_against=None: seen.update(cfg=cfg, base=given_against))
+                        lambda cfg, given=None: seen.update(cfg=cfg, given=given))
     cli.cmd_train(["--resume", str(run), "--steps", "2"])
     assert seen["cfg"].steps == 2 and seen["cfg"].lr == 0.01  # the arith preset's lr did not leak
-    from r1zero.train.setup import prepare_config
+    from r1zero.config import derive, saved_config
 
-    assert prepare_config(seen["cfg"], seen["base"]).steps == 2
+    saved = saved_config(run)
+    assert derive(seen["cfg"], given=seen["given"], saved=saved).steps == 2
     cli.cmd_train(["--resume", str(run), "--lr", "0.5"])
     with pytest.raises(ConfigError, match="--lr"):
-        prepare_config(seen["cfg"], seen["base"])
+        derive(seen["cfg"], given=seen["given"], saved=saved)
+    cli.cmd_train(["--resume", str(run), "--algorithm", "grpo"])  # was silently dropped
+    with pytest.raises(ConfigError, match="--algorithm"):
+        derive(seen["cfg"], given=seen["given"], saved=saved)
+    with pytest.raises(ConfigError, match="drop --preset"):
+        cli.cmd_train(["--resume", str(run), "--preset", "math"])
 
 
 # ----------------------------------------------------------------------------- DAPO
@@ -320,8 +331,8 @@ def test_build_batch_keeps_mixed_groups_up_to_the_batch_and_filters_overlong():
 
     from r1zero.train.trainer import build_batch
 
-    cfg = SimpleNamespace(group_size=2, prompts_per_step=2, truncation="zero")
-    t = SimpleNamespace(cfg=cfg, algo=ALGORITHMS["dapo"])
+    cfg = SimpleNamespace(group_size=2, prompts_per_step=2, truncation="zero", algo=ALGORITHMS["dapo"])
+    t = SimpleNamespace(cfg=cfg)
     # 4 groups: agree, mixed, mixed, mixed -> the first two mixed groups are kept.
     rewards = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0])
     comps = [_completion(i // 2, i % 2, 3, truncated=(i == 3)) for i in range(8)]
@@ -370,12 +381,13 @@ def make_constant_task(cfg):
 def test_transformers_backend_sync_copies_nothing(tiny_dir, tmp_path):  # noqa: F811
     """Under --precision bf16 the transformers backend samples from the bf16 compute copy,
     which each optimizer step refreshes once; the sync after it has nothing to copy."""
-    from r1zero.train.setup import build_trainer, prepare_config
+    from r1zero.config import derive
+    from r1zero.train.trainer import start
 
-    t = build_trainer(prepare_config(_cfg(tiny_dir, tmp_path / "run", precision="bf16")))
+    t = start(derive(_cfg(tiny_dir, tmp_path / "run", precision="bf16")))
     lrn = t.learner
     assert t.shares_weights and t.backend.model is lrn.compute
-    t.backend.update_weights = lambda *a, **k: (_ for _ in ()).throw(AssertionError("copied"))
+    t.backend.load_weights = lambda *a, **k: (_ for _ in ()).throw(AssertionError("copied"))
     trainer_mod.sync(t)  # no copy
     for p in lrn.policy.parameters():
         p.grad = torch.ones_like(p)
@@ -387,15 +399,15 @@ def test_transformers_backend_sync_copies_nothing(tiny_dir, tmp_path):  # noqa: 
 # ----------------------------------------------------------------------------- online DPO
 def _dpo_update(model_dir, ref_model, micro_batch_tokens):
     from r1zero.models import load_model
-    from r1zero.learner.checkpoint import TrainState
-    from r1zero.learner.local import LocalLearner, run_update
+    from r1zero.learner.local import run_update
+    from tests.helpers import local_learner
     from tests.test_cluster_fsdp import _sequences
 
     cfg = TrainConfig(algorithm="online_dpo", algo=ALGORITHMS["online_dpo"], precision="fp32",
                       lr=1.0, max_grad_norm=0.0, micro_batch_tokens=micro_batch_tokens, max_new_tokens=8)
     model, tok = load_model(model_dir)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    lrn = LocalLearner(cfg, cfg.algo, model, model, opt, ref_model, False, tok.pad_token_id, TrainState(0))
+    lrn = local_learner(cfg, model, optimizer=opt, ref=ref_model, pad=tok.pad_token_id)
     seqs = _sequences(tok, dpo=True)
     part = run_update(lrn, seqs, step=0)
     return model, seqs, part
@@ -443,8 +455,8 @@ def test_online_dpo_batch_is_best_and_worst_of_each_group():
 
     from r1zero.train.trainer import build_batch
 
-    t = SimpleNamespace(cfg=SimpleNamespace(group_size=3, prompts_per_step=3, truncation="zero"),
-                        algo=ALGORITHMS["online_dpo"])
+    t = SimpleNamespace(cfg=SimpleNamespace(group_size=3, prompts_per_step=3, truncation="zero",
+                                            algo=ALGORITHMS["online_dpo"]))
     rewards = torch.tensor([0.0, 1.0, 0.5,   1.0, 1.0, 1.0,   0.0, 0.0, 1.0])
     comps = [_completion(i // 3, i % 3, 2 + i) for i in range(9)]
     seqs = build_batch(t, comps, torch.zeros(9), rewards, [None] * 9)

@@ -11,12 +11,13 @@ from r1zero.config import ConfigError, TrainConfig
 
 
 def _captured_vllm_kwargs(monkeypatch) -> list[dict]:
-    """Replace `make_backend` (looked up at call time) by a recorder."""
+    """Replace the vLLM engine class (what `build_backend` constructs) by a recorder."""
     import r1zero.rollout
 
     calls = []
-    monkeypatch.setattr(r1zero.rollout, "make_backend",
-                        lambda kind, **kw: calls.append({"kind": kind, **kw}) or object())
+    monkeypatch.setattr(r1zero.rollout, "vllm_available", lambda: True)
+    monkeypatch.setattr(r1zero.rollout, "VLLMBackend",
+                        lambda path, **kw: calls.append({"kind": "vllm", "path": path, **kw}) or object())
     return calls
 
 
@@ -38,27 +39,38 @@ def test_bad_values_are_refused(changes, message):
         dataclasses.replace(TrainConfig(), **changes).validate()
 
 
+def _resolved(cfg, kv=None):
+    from r1zero.machine import Choice
+    from r1zero.train.setup import Resolved
+
+    return Resolved("cpu", "vllm", Choice("fp32", "given"), Choice("float32", "given"), None,
+                    vllm_cpu_kv_cache_gib=kv)
+
+
 def test_values_reach_the_in_process_engine(monkeypatch):
-    from r1zero.train.setup import build_backend
+    from r1zero.rollout import build_backend
+    from r1zero.train.setup import engine_spec
 
     calls = _captured_vllm_kwargs(monkeypatch)
     cfg = TrainConfig(backend="vllm", max_model_len=3200, vllm_cpu_kv_cache_gib=6.0)
-    build_backend(cfg, None, None, "some/model")
+    build_backend(engine_spec(cfg, _resolved(cfg, 6.0), "some/model"))
     assert calls[0]["kind"] == "vllm"
     assert calls[0]["max_model_len"] == 3200 and calls[0]["cpu_kv_cache_gib"] == 6.0
-    build_backend(TrainConfig(backend="vllm"), None, None, "some/model")
+    assert calls[0]["dtype"] == "float32"  # the resolved dtype, never "auto"
+    build_backend(engine_spec(TrainConfig(backend="vllm"), _resolved(cfg), "some/model"))
     assert calls[1]["max_model_len"] is None and calls[1]["cpu_kv_cache_gib"] is None
 
 
 def test_values_reach_a_ray_engine(monkeypatch):
-    from r1zero.cluster.ray_cluster import EngineImpl
+    from r1zero.cluster.engine_pool import EngineImpl
+    from r1zero.train.setup import engine_spec
 
     calls = _captured_vllm_kwargs(monkeypatch)
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # EngineImpl sets it otherwise
     threads = torch.get_num_threads()  # EngineImpl pins an actor's threads on CPU
+    cfg = TrainConfig(backend="vllm", max_model_len=3200, vllm_cpu_kv_cache_gib=6.0)
     try:
-        EngineImpl(TrainConfig(backend="vllm", max_model_len=3200, vllm_cpu_kv_cache_gib=6.0),
-                   "some/model", "vllm")
+        EngineImpl(engine_spec(cfg, _resolved(cfg, 6.0), "some/model"), 1.0)
     finally:
         torch.set_num_threads(threads)
     assert calls[0]["max_model_len"] == 3200 and calls[0]["cpu_kv_cache_gib"] == 6.0
@@ -77,8 +89,8 @@ def test_cpu_kv_budget_is_sized_to_the_run(tmp_path):
     LlamaConfig(num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
                 hidden_size=576).save_pretrained(tmp_path)
     demo = TrainConfig(prompts_per_step=8, group_size=8, max_new_tokens=96)
-    assert cpu_kv_cache_gib(demo, str(tmp_path), 60, 100) == round(1.25 * 100 * 284 * 23040 / 2**30, 3)
+    assert cpu_kv_cache_gib(demo, "bfloat16", str(tmp_path), 60, 100) == round(1.25 * 100 * 284 * 23040 / 2**30, 3)
     small = TrainConfig(prompts_per_step=4, group_size=2, max_new_tokens=16)
-    assert cpu_kv_cache_gib(small, str(tmp_path), 20, 3) == 0.25
+    assert cpu_kv_cache_gib(small, "bfloat16", str(tmp_path), 20, 3) == 0.25
     big = TrainConfig(prompts_per_step=128, group_size=8, max_new_tokens=3000)
-    assert cpu_kv_cache_gib(big, str(tmp_path), 200, 500) == round(1.25 * 128 * 3328 * 23040 / 2**30, 3)
+    assert cpu_kv_cache_gib(big, "bfloat16", str(tmp_path), 200, 500) == round(1.25 * 128 * 3328 * 23040 / 2**30, 3)

@@ -48,28 +48,39 @@ def _pop_option(args: list[str], name: str) -> str | None:
 def cmd_train(args: list[str]) -> int:
     import tyro
 
-    from r1zero.config import PRESETS, ConfigError, TrainConfig, resolve_algorithm, with_algorithm
+    from r1zero.config import (
+        PRESETS,
+        ConfigError,
+        TrainConfig,
+        config_diff,
+        resolve_algorithm,
+        saved_config,
+        with_algorithm,
+    )
 
-    preset = _pop_option(args, "--preset") or "arith"
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    default = resolve_algorithm(PRESETS[preset]())
+    preset = _pop_option(args, "--preset")
     algorithm = _pop_option(args, "--algorithm")
-    if algorithm:
-        default = with_algorithm(default, algorithm)
     resume = _peek_option(args, "--resume")
+    if resume and preset:
+        raise ConfigError(f"--resume {resume} continues the run's own config; drop --preset {preset}")
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     if resume:
         # A resume parses its flags against the run's own config: what is not typed stays
         # as the run had it (a preset's defaults must not leak in), what is typed is checked.
-        from r1zero.train.setup import saved_config
-
         default = dataclasses.replace(saved_config(resume), resume=resume)
+        if algorithm:  # only the name: derive() refuses it if it is not the run's
+            default = dataclasses.replace(default, algorithm=algorithm)
+    else:
+        default = PRESETS[preset or "arith"]()
+        default = with_algorithm(default, algorithm) if algorithm else resolve_algorithm(default)
     cfg = tyro.cli(TrainConfig, default=default, args=args, prog="r1zero train",
-                   description=f"RL-tune a model (preset {preset!r}; --preset NAME, "
+                   description=f"RL-tune a model (preset {preset or 'arith'!r}; --preset NAME, "
                    f"one of {sorted(PRESETS)}; --algorithm NAME seeds --algo.*).")
+    given = set(config_diff(cfg, default)) | ({"algorithm"} if algorithm else set())
     from r1zero.train.trainer import train
 
-    train(cfg, given_against=default if resume else None)
+    train(cfg, given=given)
     return 0
 
 

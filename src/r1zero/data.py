@@ -12,11 +12,27 @@ import json
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from r1zero.tasks.base import Problem
 from r1zero.utils import read_jsonl
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One question with its gold answer.
+
+    ``answer`` is task specific: a string (math), a list of acceptable strings
+    (OlympiadBench / Minerva alternatives), or structured data (knights and knaves roles).
+    ``meta`` carries everything else the verifier or a report may need.
+    """
+
+    id: str
+    question: str
+    answer: Any
+    meta: dict[str, Any] = field(default_factory=dict)
+
 
 QUESTION_FIELDS = ("problem", "question", "prompt", "input")
 ANSWER_FIELDS = ("answer", "final_answer", "gold")

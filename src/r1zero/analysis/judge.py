@@ -12,6 +12,7 @@ import random
 import re
 from collections.abc import Sequence
 
+from r1zero.grading.verdicts import parse_verdict
 from r1zero.rollout.base import RolloutBackend, SamplingParams
 
 MAX_RESPONSE_CHARS = 12_000
@@ -37,8 +38,6 @@ Response:
 Does the response genuinely re-examine its own reasoning? Give a one-sentence reason, then \
 end with exactly "Verdict: YES" or "Verdict: NO"."""
 
-_VERDICT = re.compile(r"verdict\s*[:\-]?\s*\**\s*(yes|no)\b", re.IGNORECASE)
-_BARE = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
 def judge_prompt(question: str, response: str) -> str:
@@ -47,18 +46,6 @@ def judge_prompt(question: str, response: str) -> str:
         half = MAX_RESPONSE_CHARS // 2
         response = response[:half] + "\n[... middle omitted ...]\n" + response[-half:]
     return JUDGE_PROMPT.replace("{question}", question).replace("{response}", response)
-
-
-def parse_verdict(text: str) -> bool | None:
-    """YES -> True, NO -> False, anything unclear -> None (never guessed).
-
-    The last "Verdict: X" wins (judges sometimes restate the instruction first); without
-    one, a reply whose only yes/no words all agree is accepted ("No." / "**YES**")."""
-    found = _VERDICT.findall(text)
-    if found:
-        return found[-1].lower() == "yes"
-    bare = {w.lower() for w in _BARE.findall(text)}
-    return (bare == {"yes"}) if len(bare) == 1 else None
 
 
 def select_for_judging(keyword_flags: Sequence[bool], limit: int, seed: int) -> list[int]:

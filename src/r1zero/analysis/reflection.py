@@ -143,26 +143,3 @@ def reflection_groups(
 
 
 # ---------------------------------------------------------------------- agreement
-def agreement(a: Sequence[bool], b: Sequence[bool]) -> dict[str, float]:
-    """Agreement between two binary raters (keywords vs LLM judge).
-
-    Returns ``observed`` (share of equal labels), Cohen's ``kappa``
-    (p_o - p_e) / (1 - p_e) with chance agreement p_e = p_a p_b + (1-p_a)(1-p_b), and the
-    2x2 table. kappa is nan when p_e == 1 (both raters constant and equal: undefined).
-    """
-    if len(a) != len(b):
-        raise ValueError("raters must label the same items")
-    n = len(a)
-    both = sum(x and y for x, y in zip(a, b))
-    only_a = sum(x and not y for x, y in zip(a, b))
-    only_b = sum(y and not x for x, y in zip(a, b))
-    neither = n - both - only_a - only_b
-    if n == 0:
-        return {"n": 0, "observed": float("nan"), "kappa": float("nan"),
-                "both": 0, "only_a": 0, "only_b": 0, "neither": 0}
-    p_o = (both + neither) / n
-    p_a, p_b = (both + only_a) / n, (both + only_b) / n
-    p_e = p_a * p_b + (1 - p_a) * (1 - p_b)
-    kappa = (p_o - p_e) / (1 - p_e) if p_e < 1 else float("nan")
-    return {"n": n, "observed": p_o, "kappa": kappa,
-            "both": both, "only_a": only_a, "only_b": only_b, "neither": neither}

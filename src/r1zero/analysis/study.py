@@ -18,7 +18,6 @@ from typing import Any
 from r1zero.analysis import AnalyzeConfig
 from r1zero.analysis.judge import run_judge, select_for_judging, stratified_rate
 from r1zero.analysis.reflection import (
-    agreement,
     has_reflection,
     question_level_rate,
     reflection_groups,
@@ -27,6 +26,7 @@ from r1zero.analysis.reflection import (
     response_level_rate,
 )
 from r1zero.evaluation import make_eval_backend, read_samples, resolve_benchmarks, run_eval
+from r1zero.grading.verdicts import agreement
 from r1zero.rollout.base import RolloutBackend
 from r1zero.utils import append_jsonl, read_jsonl
 

@@ -16,12 +16,24 @@ whole pass one FSDP forward.
 
 from __future__ import annotations
 
+import shutil
 import types
+from pathlib import Path
 
 import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint import HuggingFaceStorageWriter
 from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
+from torch.distributed.fsdp import (
+    CPUOffloadPolicy,
+    FSDPModule,
+    MixedPrecisionPolicy,
+    fully_shard,
+    register_fsdp_forward_method,
+)
 
+from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.logprobs import FSDP_LOGPROBS_METHOD as LOGPROBS_METHOD
 from r1zero.learner.logprobs import response_logprobs
 
@@ -48,8 +60,6 @@ def shard(model: torch.nn.Module, world: int, device_type: str, *, bf16: bool = 
         kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32,
                                                    cast_forward_inputs=False)
     if cpu_offload:
-        from torch.distributed.fsdp import CPUOffloadPolicy
-
         kwargs["offload_policy"] = CPUOffloadPolicy()
     if activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -83,3 +93,27 @@ def full_state_dict(model: torch.nn.Module, keep: bool = True) -> dict[str, torc
             out[name] = full.detach().to("cpu", torch.float32) if full.is_floating_point() else full.cpu()
         del full
     return out
+
+
+def save_sharded(model: torch.nn.Module, optimizer: torch.optim.Optimizer, path: Path, rank: int,
+                 hf_config: bool) -> None:
+    """Collective: every rank writes its own shards of the weights and of the optimizer
+    state with torch.distributed.checkpoint. The weights go through DCP's Hugging Face
+    writer, which rank 0 then consolidates into HF safetensors (+ index), readable by
+    transformers and vLLM, without gathering the model into one rank's memory; the
+    optimizer stays in DCP's format (``optim_dcp/``, FQN keys). ``hf_config``: rank 0 also
+    writes the model's config (a policy; the critic's value model has none of its own)."""
+    sd = model.state_dict()
+    if getattr(model.config, "tie_word_embeddings", False):
+        sd.pop("lm_head.weight", None)  # safetensors refuses shared storage; HF re-ties on load
+    dcp.save(sd, storage_writer=HuggingFaceStorageWriter(path=str(path), save_distributed=True,
+                                                         enable_consolidation=True))
+    ckpt.save_optimizer(model, optimizer, Path(path))
+    dist.barrier()  # consolidation (rank 0) has read every rank's shards
+    if rank != 0:
+        return
+    shutil.rmtree(Path(path) / "sharded", ignore_errors=True)
+    if hf_config:
+        model.config.save_pretrained(path)
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.save_pretrained(path)

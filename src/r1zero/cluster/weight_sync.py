@@ -63,7 +63,7 @@ def engine_init_infos(init_info: dict[str, Any], num_engines: int, tp: int) -> l
 
 
 class EnginesClient:
-    """vLLM's ``VLLMWeightSyncClient`` protocol over M engine actors (`EngineImpl`):
+    """vLLM's ``VLLMWeightSyncClient`` protocol over M engine actors (`r1zero.cluster.engine_pool.EngineImpl`):
     every call fans out to all engines and waits for all of them, so the learner-side
     transfer engine drives the M engines as one."""
 
@@ -117,7 +117,7 @@ def cast_source(module: torch.nn.Module, dtype: torch.dtype):
     return CastModuleSource(module)
 
 
-def open_transfer(path: str, module: torch.nn.Module, rank: int, engines: Sequence, tp: int,
+def open_sync(path: str, module: torch.nn.Module, rank: int, engines: Sequence, tp: int,
                   dtype: torch.dtype, endpoint: tuple[str, int] | None):
     """The learner side of the "nccl" or "ipc" path, opened on every learner rank (rank 0
     is the sender; the others only take part in the gathers). Returns vLLM's trainer

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from r1zero.analysis.judge import parse_verdict
 from r1zero.config import JudgeConfig
 from r1zero.grading.extract import extract_gold, is_text_answer
 from r1zero.grading.grader import Verdict
+from r1zero.grading.verdicts import agreement, parse_verdict
 from r1zero.rollout.base import RolloutBackend, SamplingParams
 from r1zero.rollout.openai import OpenAIBackend, OpenAIBackendError
 from r1zero.utils import derive_seed
@@ -339,8 +339,6 @@ class ReferenceVerifier:
         ``rule_correct_judge_yes``, ``rule_correct_judge_no``, ``rule_wrong_judge_yes``,
         ``rule_wrong_judge_no``. Audited answers never change a decision.
         """
-        from r1zero.analysis.reflection import agreement
-
         decided = [i for i, it in enumerate(items)
                    if it.rule.reason != "bad_input" and not needs_judge(it.rule, it.gold)]
         chosen = sorted(random.Random(seed).sample(decided, min(max(n, 0), len(decided))))

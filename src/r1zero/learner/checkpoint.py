@@ -21,7 +21,7 @@ class TrainState:
     """Everything besides weights needed to continue the same curve."""
 
     step: int
-    """Number of completed optimizer steps (= next step index)."""
+    """Rollout steps completed (= the index of the next one)."""
     heldout_start: float | None = None
     """Held-out accuracy at step 0 (for the final summary line)."""
     optim_steps: int = 0
@@ -30,17 +30,6 @@ class TrainState:
 
 def checkpoint_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints"
-
-
-def save_checkpoint(
-    run_dir: Path, model, tokenizer, optimizer: torch.optim.Optimizer, state: TrainState, keep: int
-) -> Path:
-    """Save atomically to ``checkpoints/step_XXXXXX`` and prune to the ``keep`` newest (one
-    process: HF weights, and the optimizer in the same DCP layout learner ranks use, so a
-    run saved here resumes on any number of ranks)."""
-
-    return save_with(run_dir, tokenizer, state, keep,
-                     lambda tmp: write_model_and_optimizer(tmp, model, optimizer))
 
 
 def write_model_and_optimizer(path: Path, model, optimizer: torch.optim.Optimizer) -> None:
@@ -71,8 +60,7 @@ def _single_process_ok():
 
 
 def load_optimizer(model, optimizer: torch.optim.Optimizer, path: Path) -> None:
-    """Inverse of `save_optimizer`, re-sharded to this world size (no-op without optim_dcp:
-    older checkpoints keep the optimizer in trainer_state.pt)."""
+    """Inverse of `save_optimizer`, re-sharded to this world size (no-op without optim_dcp)."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
 
@@ -84,8 +72,7 @@ def load_optimizer(model, optimizer: torch.optim.Optimizer, path: Path) -> None:
     set_optimizer_state_dict(model, optimizer, state["optim"])
 
 
-def save_with(run_dir: Path, tokenizer, state: TrainState, keep: int, write,
-              optimizer: torch.optim.Optimizer | None = None) -> Path:
+def save_with(run_dir: Path, tokenizer, state: TrainState, keep: int, write) -> Path:
     """The checkpoint protocol: ``write(tmp)`` puts weights (and a sharded optimizer) in a
     temporary directory, then tokenizer and trainer state follow, and the directory is
     renamed into place, so an interrupted save never leaves a half checkpoint."""
@@ -98,8 +85,6 @@ def save_with(run_dir: Path, tokenizer, state: TrainState, keep: int, write,
     tokenizer.save_pretrained(tmp)
     blob = {"state": state.__dict__,
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate()}}
-    if optimizer is not None:
-        blob["optimizer"] = optimizer.state_dict()
     torch.save(blob, tmp / "trainer_state.pt")
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -121,13 +106,10 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def load_trainer_state(path: Path, optimizer: torch.optim.Optimizer | None) -> TrainState:
-    """Restore RNG states (and an optimizer saved inside trainer_state.pt by older
-    versions); return the train state. The optimizer's DCP files are loaded by
-    `load_optimizer`, which needs the model."""
+def load_trainer_state(path: Path) -> TrainState:
+    """Restore the RNG states and return the train state. The optimizer's DCP files are
+    loaded by `load_optimizer`, which needs the model (every learner loads its own)."""
     blob = torch.load(path / "trainer_state.pt", weights_only=False)
-    if optimizer is not None and "optimizer" in blob:
-        optimizer.load_state_dict(blob["optimizer"])
     torch.set_rng_state(blob["rng"]["torch"])
     random.setstate(blob["rng"]["python"])
     return TrainState(**blob["state"])

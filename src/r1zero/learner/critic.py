@@ -4,8 +4,8 @@ its token-level advantages from it.
 The value model is a causal LM's decoder with its output layer replaced by a scalar head
 (zero-initialised, so the first advantages are A_t = R exactly). It reads the same micro-
 batches as the policy (padded rows or packed, `r1zero.learner.logprobs.response_hidden`), and
-is trained by the same update loop (`r1zero.learner.local.run_update` with
-``role="critic"``): step-normalised token weights, gradient accumulation, its own AdamW,
+is trained by the same update loop (`r1zero.learner.local.run_update` with the
+`ValueObjective`): step-normalised token weights, gradient accumulation, its own AdamW,
 learning rate and warm-up, the clipped value loss (`r1zero.core.losses.value_loss`).
 """
 
@@ -16,10 +16,15 @@ from pathlib import Path
 
 import torch
 
+from safetensors.torch import load_file, save_file
+
+from r1zero.config import ConfigError
 from r1zero.core.advantages import gae
 from r1zero.core.metrics import explained_variance
+from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.batching import MicroBatch, TrainSequence
 from r1zero.learner.logprobs import response_hidden
+from r1zero.models import load_model
 
 CRITIC_DIR = "critic"
 """Where a checkpoint keeps the critic (weights + optimizer)."""
@@ -48,20 +53,9 @@ class ValueModel(torch.nn.Module):
         return torch.zeros(mask.shape, device=device, dtype=v.dtype).masked_scatter(mask, v)
 
 
-def critic_config(cfg):
-    """The config the critic's learner trains with: the run's, with the critic's learning
-    rate and warm-up (`CriticConfig`)."""
-    return dataclasses.replace(cfg, lr=cfg.critic.lr, lr_warmup_steps=cfg.critic.lr_warmup_steps)
-
-
 def load_value_model(model_path: str, device: str, state_dir: Path | None = None) -> ValueModel:
     """The critic for ``model_path``'s architecture; with ``state_dir`` (a checkpoint's
     critic directory) its trained weights."""
-    from safetensors.torch import load_file
-
-    from r1zero.config import ConfigError
-    from r1zero.models import load_model
-
     if state_dir is not None and not any(Path(state_dir).glob("*.safetensors")):
         raise ConfigError(f"--resume: {Path(state_dir).parent} has no {CRITIC_DIR}/ weights (saved "
                           "without a critic?); PPO cannot continue without its value model")
@@ -78,10 +72,6 @@ def load_value_model(model_path: str, device: str, state_dir: Path | None = None
 
 def save_value_model(critic: ValueModel, optimizer: torch.optim.Optimizer, path: Path) -> None:
     """Weights (safetensors) and optimizer state of the critic under ``path``."""
-    from safetensors.torch import save_file
-
-    from r1zero.learner import checkpoint as ckpt
-
     path.mkdir(parents=True, exist_ok=True)
     # No tied tensors to drop: the value model has no output layer (`ValueModel`).
     save_file({k: v.detach().contiguous() for k, v in critic.state_dict().items()},

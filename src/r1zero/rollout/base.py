@@ -77,7 +77,7 @@ class RolloutBackend(Protocol):
         (prompt 0 samples 0..n-1, then prompt 1, ...)."""
         ...
 
-    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Load new policy weights (HF parameter names) into the engine."""
         ...
 

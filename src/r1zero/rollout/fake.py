@@ -71,7 +71,7 @@ class FakeBackend:
             logprobs=[self.logprob] * len(ids) if params.logprobs else None,
         )
 
-    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         self.weight_updates.append({k: v.detach().clone() for k, v in named_tensors})
 
     def sleep(self) -> None:

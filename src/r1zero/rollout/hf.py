@@ -217,7 +217,7 @@ class HFBackend:
         )
 
     # ------------------------------------------------------------------ weights / memory
-    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy new weights into the backend's model. When the backend shares the trainer's
         module the tensors are the very same storage: nothing is copied."""
         targets = dict(self.model.named_parameters(remove_duplicate=False))
@@ -225,7 +225,7 @@ class HFBackend:
         with torch.no_grad():
             for name, tensor in named_tensors:
                 if name not in targets:
-                    raise KeyError(f"update_weights: the rollout model has no tensor {name!r}")
+                    raise KeyError(f"load_weights: the rollout model has no tensor {name!r}")
                 target = targets[name]
                 if target.data_ptr() != tensor.data_ptr():
                     target.copy_(tensor)

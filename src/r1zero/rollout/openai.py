@@ -2,7 +2,7 @@
 TGI, llama.cpp server, OpenAI itself).
 
 For evaluation and analysis only: a remote server cannot receive the learner's new weights,
-so `update_weights` raises. Two endpoints are supported:
+so `load_weights` raises. Two endpoints are supported:
 
 * ``"completions"`` (``/v1/completions``): the prompt is sent verbatim, so r1zero's
   templates apply exactly as with the local backends. Use this to reproduce the paper.
@@ -107,7 +107,7 @@ class OpenAIBackend:
             for (i, j), (text, finish, extra) in zip(jobs, results)
         ]
 
-    def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
+    def load_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
         raise NotImplementedError(
             "OpenAIBackend talks to a remote server whose weights r1zero cannot update; "
             "it is for evaluation and analysis only. Train with --backend hf or vllm."

@@ -5,19 +5,21 @@ back prompt-major, exactly as one engine would return them. Because every backen
 sample j of prompt i from ``derive_seed(prompt_seeds[i], j)`` (never from a shared RNG),
 the completions do not depend on how many engines there are or which one drew a prompt.
 
-This is the in-process form (engines are objects in this process, called one after the
-other); the cluster form puts each engine in a Ray actor behind the same methods and calls
-them concurrently. The training loop cannot tell them apart.
+How the pool reaches its engines is a small strategy (`Calls`): `InProcess` calls engine
+objects one after the other (tests, and the reference the cluster is checked against);
+the cluster's `r1zero.cluster.engine_pool.ViaRay` calls Ray actors concurrently and waits
+for all. The sharding is written once, here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 import torch
 
-from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams, check_prompt_seeds
+from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
 
 
 def shard_bounds(num_prompts: int, num_engines: int) -> list[tuple[int, int]]:
@@ -36,39 +38,62 @@ def shard_bounds(num_prompts: int, num_engines: int) -> list[tuple[int, int]]:
     return bounds
 
 
+class Calls(Protocol):
+    """How a pool calls its engines: start a call, wait for a list of them, and share one
+    payload (new weights) with every engine."""
+
+    def call(self, engine: Any, method: str, *args: Any) -> Any: ...
+
+    def wait(self, handles: list[Any]) -> list[Any]: ...
+
+    def share(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> Any: ...
+
+
+class InProcess:
+    """Engines are objects in this process: a call runs at once (one engine after another)."""
+
+    def call(self, engine: Any, method: str, *args: Any) -> Any:
+        return getattr(engine, method)(*args)
+
+    def wait(self, handles: list[Any]) -> list[Any]:
+        return list(handles)
+
+    def share(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> Any:
+        return list(named_tensors)  # materialised once, read by every engine
+
+
 class EnginePool:
     """`RolloutBackend` over ``engines`` (at least one), sharding prompts across them."""
 
-    def __init__(self, engines: Sequence[RolloutBackend]) -> None:
+    def __init__(self, engines: Sequence[Any], calls: Calls | None = None) -> None:
         if not engines:
             raise ValueError("EnginePool needs at least one engine")
         self.engines = list(engines)
+        self.calls = calls or InProcess()
 
     def generate(
         self, prompts: Sequence[str], params: SamplingParams, prompt_seeds: Sequence[int]
     ) -> list[Completion]:
         """Prompt-major completions of all shards, prompt indices in the caller's numbering."""
         check_prompt_seeds(prompts, prompt_seeds)
+        bounds = shard_bounds(len(prompts), len(self.engines))
+        handles = [self.calls.call(engine, "generate", list(prompts[lo:hi]), params, list(prompt_seeds[lo:hi]))
+                   for engine, (lo, hi) in zip(self.engines, bounds)]
         out: list[Completion] = []
-        for engine, (lo, hi) in zip(self.engines, shard_bounds(len(prompts), len(self.engines))):
-            got = engine.generate(prompts[lo:hi], params, prompt_seeds[lo:hi])
+        for (lo, _), got in zip(bounds, self.calls.wait(handles)):
             out += [dataclasses.replace(c, prompt_index=c.prompt_index + lo) for c in got]
         return out
 
-    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """Send the same weights to every engine (the iterable is materialised once)."""
-        tensors = list(named_tensors)
-        for engine in self.engines:
-            engine.update_weights(tensors)
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """The same weights into every engine (shared once: see `Calls.share`)."""
+        payload = self.calls.share(named_tensors)
+        self.calls.wait([self.calls.call(e, "load_weights", payload) for e in self.engines])
 
     def sleep(self) -> None:
-        for engine in self.engines:
-            engine.sleep()
+        self.calls.wait([self.calls.call(e, "sleep") for e in self.engines])
 
     def wake(self) -> None:
-        for engine in self.engines:
-            engine.wake()
+        self.calls.wait([self.calls.call(e, "wake") for e in self.engines])
 
     def close(self) -> None:
-        for engine in self.engines:
-            engine.close()
+        self.calls.wait([self.calls.call(e, "close") for e in self.engines])

@@ -173,7 +173,7 @@ class VLLMBackend:
         return chunks
 
     # ------------------------------------------------------------------ weights / memory
-    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Load new weights in place (HF names; vLLM maps them to its fused layers)."""
         weights = [(name, t.detach()) for name, t in named_tensors]
         if self.on_cpu:

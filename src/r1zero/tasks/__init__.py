@@ -6,7 +6,8 @@ A user task is any object with ``name``, ``default_template``, ``problems(split)
 ``"package.module:factory"``.
 """
 
-from r1zero.tasks.base import Problem, Task, TaskVerdict, verify_all
+from r1zero.data import Problem
+from r1zero.tasks.base import Task, TaskVerdict, verify_all
 from r1zero.tasks.registry import TASKS, get_task
 
 __all__ = ["Problem", "Task", "TaskVerdict", "TASKS", "get_task", "verify_all"]

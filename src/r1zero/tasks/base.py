@@ -1,5 +1,5 @@
-"""The task contract: a `Problem`, the `TaskVerdict` a verifier returns, the `Task` protocol,
-and small helpers that several verifiers share.
+"""The task contract: the `TaskVerdict` a verifier returns, the `Task` protocol, and small
+helpers that several verifiers share (a task's problems are `r1zero.data.Problem`).
 
 A task is problems + a default template + a verifier. Verifiers read model text, so they
 must never raise, never hang and never ``eval``: every path ends in a verdict with a reason.
@@ -11,25 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from r1zero.data import Problem
 from r1zero.templates import Template
 
 Split = Literal["train", "test"]
 SPLITS: tuple[str, ...] = ("train", "test")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One question with its gold answer.
-
-    ``answer`` is task specific: a string (math), a list of acceptable strings
-    (OlympiadBench / Minerva alternatives), or structured data (knights and knaves roles).
-    ``meta`` carries everything else the verifier or a report may need.
-    """
-
-    id: str
-    question: str
-    answer: Any
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

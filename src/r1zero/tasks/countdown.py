@@ -13,8 +13,8 @@ from collections import Counter
 from fractions import Fraction
 
 from r1zero.config import ConfigError, TaskConfig
+from r1zero.data import Problem
 from r1zero.tasks.base import (
-    Problem,
     TaskVerdict,
     bad_input_verdict,
     check_split,

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 
 from r1zero.config import ConfigError, TaskConfig
+from r1zero.data import Problem
 from r1zero.tasks.base import (
-    Problem,
     TaskVerdict,
     bad_input_verdict,
     check_split,

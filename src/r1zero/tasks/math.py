@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 
 from r1zero import data as data_lib
 from r1zero.config import ConfigError, TaskConfig
-from r1zero.tasks.base import Problem, TaskVerdict, bad_input_verdict, check_split
+from r1zero.data import Problem
+from r1zero.grading import grade
+from r1zero.tasks.base import TaskVerdict, bad_input_verdict, check_split
 from r1zero.templates import Template
 from r1zero.utils import derive_seed
 
@@ -32,10 +34,6 @@ def grade_math(
     bad = bad_input_verdict(response)
     if bad is not None:
         return bad
-    # Imported here so that problem loading and the other tasks work without the grader
-    # (and so that importing r1zero.tasks stays cheap: math-verify pulls in sympy).
-    from r1zero.grading import grade
-
     verdict = grade(response, gold, extract=extract or template.answer_format)
     return _math_verdict(verdict.correct, verdict.reason, verdict.extracted)
 
@@ -53,8 +51,7 @@ def judge_math(verifier, responses: Sequence[str], problems: Sequence[Problem],
     final answer equivalent to the gold (reason ``judge_equivalent``), else 0
     (``judge_not_equivalent``, ``judge_unclear``, or ``judge_error`` when the judge server
     failed). All undecided responses go to the judge in one batched call."""
-    from r1zero.grading import grade
-    from r1zero.grading.llm_verifier import JudgeItem
+    from r1zero.grading.llm_verifier import JudgeItem  # the judge's HTTP client (imports torch)
 
     out: list[TaskVerdict | None] = [bad_input_verdict(r) for r in responses]
     todo = [i for i, v in enumerate(out) if v is None]
@@ -78,7 +75,7 @@ class MathTask:
         self.judge = judge
         """The `ReferenceVerifier` consulted on undecided answers (``--task.judge.*``), or None."""
         if judge is None and cfg.judge.enabled:
-            from r1zero.grading.llm_verifier import ReferenceVerifier
+            from r1zero.grading.llm_verifier import ReferenceVerifier  # (imports torch: judged runs only)
 
             cfg.judge.check("--task.judge")
             self.judge = ReferenceVerifier(cfg.judge)

@@ -28,6 +28,10 @@ Works the same in one process (the producer thread drives the in-process engine,
 then holds its own copy of the weights) and on a cluster (it drives the engine actors; the
 learner ranks train meanwhile). A crash loses at most the in-flight rollouts: checkpoints
 hold trained steps only, and a resume draws its first step afresh.
+
+A source knows nothing of the trainer: the loop hands it two callables, ``draw(step,
+version) -> Drawn`` (generate and grade one step) and ``sync()`` (new weights to the
+engines), `make_source`.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -71,31 +75,22 @@ def staleness_metrics(drawn: Drawn) -> dict[str, float]:
     return {"rollout/staleness_mean": lag, "rollout/staleness_max": lag}
 
 
-def draw_step(t, step: int, version: int) -> Drawn:
-    """Generate and grade step ``step`` with the engines at ``version``."""
-    from r1zero.train.trainer import draw_groups, shaped_rewards
-
-    start = time.perf_counter()
-    problems, completions, verdicts, parts, draws = draw_groups(t, step)
-    for c in completions:
-        c.weight_version = version
-    return Drawn(step, problems, completions, verdicts, parts, shaped_rewards(parts), draws,
-                 version, time.perf_counter() - start)
+Draw = Callable[[int, int], Drawn]
+"""``draw(step, version)``: generate and grade rollout step ``step`` with the engines at
+weight ``version`` (train/trainer.py's `draw_step`)."""
 
 
 class OnPolicy:
     """``max_staleness = 0``: each step is drawn when the loop asks for it."""
 
-    def __init__(self, t) -> None:
-        self.t = t
+    def __init__(self, draw: Draw, sync: Callable[[], None]) -> None:
+        self.draw, self.push = draw, sync
 
     def take(self, step: int) -> Drawn:
-        return draw_step(self.t, step, version=step)
+        return self.draw(step, step)
 
     def sync(self, version: int) -> None:
-        from r1zero.train.trainer import sync
-
-        sync(self.t)
+        self.push()
 
     def engines(self):
         """Exclusive use of the engines (evaluation): nothing else uses them here."""
@@ -110,8 +105,8 @@ class Overlapped:
     docstring). ``version`` starts at the first step to train (a resumed run's engines
     hold its checkpoint)."""
 
-    def __init__(self, t, k: int, start: int, steps: int) -> None:
-        self.t, self.k, self.steps = t, k, steps
+    def __init__(self, draw: Draw, sync: Callable[[], None], k: int, start: int, steps: int) -> None:
+        self.draw, self.push, self.k, self.steps = draw, sync, k, steps
         self.version = start
         self.engine_lock = threading.Lock()
         self.cond = threading.Condition()
@@ -132,7 +127,7 @@ class Overlapped:
                         return
                 with self.engine_lock:
                     version = self.version  # changes only under engine_lock: exact stamp
-                    drawn = draw_step(self.t, step, version)
+                    drawn = self.draw(step, version)
                 self.ready.put(drawn)
         except BaseException as e:  # noqa: BLE001  (handed to the loop, which raises it)
             self.ready.put(e)
@@ -147,13 +142,11 @@ class Overlapped:
 
     def sync(self, version: int) -> None:
         """New weights to the engines, before the producer's next draw."""
-        from r1zero.train.trainer import sync
-
         with self.cond:
             self.sync_pending = True
         try:
             with self.engine_lock:
-                sync(self.t)
+                self.push()
                 with self.cond:
                     self.version = version
         finally:
@@ -172,8 +165,12 @@ class Overlapped:
             self.cond.notify_all()
 
 
-def make_rollouts(t, start: int):
+RolloutSource = OnPolicy | Overlapped
+
+
+def make_source(max_staleness: int, draw: Draw, sync: Callable[[], None], start: int,
+                steps: int) -> RolloutSource:
     """The run's rollout source: `OnPolicy` for max_staleness 0, else `Overlapped`."""
-    if t.cfg.max_staleness == 0:
-        return OnPolicy(t)
-    return Overlapped(t, t.cfg.max_staleness, start, t.cfg.steps)
+    if max_staleness == 0:
+        return OnPolicy(draw, sync)
+    return Overlapped(draw, sync, max_staleness, start, steps)

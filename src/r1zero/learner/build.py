@@ -1,0 +1,72 @@
+"""`build_learner`: the one factory of a learner (the policy or PPO's critic), used by one
+process and by every rank of a cluster's learner group alike.
+
+The steps (torchtune's recipe style): load the model, check its output layer, choose its
+compute copy and attention kernel, add a reference model when the algorithm has a KL
+term, make the optimizer, restore the optimizer of a checkpoint. A rank passes ``shard``
+(FSDP2, r1zero/cluster/fsdp.py), which then also takes the place of the bf16 compute copy
+(FSDP2's mixed precision casts per layer)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from r1zero.config import TrainConfig
+from r1zero.learner import checkpoint as ckpt
+from r1zero.learner.attention import check_output_layer, packed_rows, set_attention
+from r1zero.learner.critic import CRITIC_DIR, load_value_model
+from r1zero.learner.local import LocalLearner
+from r1zero.learner.objectives import OBJECTIVES
+from r1zero.learner.optim import adamw, optim_settings
+from r1zero.learner.precision import compute_model
+from r1zero.models import load_model, load_tokenizer
+
+Shard = Callable[[torch.nn.Module, bool], torch.nn.Module]
+"""``shard(module, trainable)``: FSDP2-shard a module in place (a rank's wrapper)."""
+
+
+def build_learner(cfg: TrainConfig, *, model_path: str, device: torch.device, precision: str,
+                  resume_from: Path | None = None, role: str = "policy", optim_steps: int = 0,
+                  rank: int = 0, world: int = 1, shard: Shard | None = None) -> LocalLearner:
+    """A `LocalLearner` for ``role`` ("policy" or "critic"), on ``device``, from
+    ``model_path`` or from the checkpoint ``resume_from`` (its weights, its optimizer)."""
+    start = str(resume_from or model_path)
+    if role == "critic":
+        state_dir = None if resume_from is None else Path(resume_from) / CRITIC_DIR
+        model = load_value_model(cfg.critic.model or model_path, str(device), state_dir)
+        body = model.backbone
+    else:
+        model, _ = load_model(start, device=str(device))
+        model.eval()
+        check_output_layer(model)
+        body, state_dir = model, None if resume_from is None else Path(resume_from)
+    compute = model if shard else compute_model(model, precision)
+    packed = packed_rows(cfg.packed, cfg.attn_implementation, body)
+    set_attention(compute.backbone if role == "critic" else compute, cfg.attn_implementation, device, packed)
+    if shard:
+        shard(model, True)
+    ref = reference_model(cfg, model_path, device, precision, packed, shard) if role == "policy" else None
+    optim = optim_settings(cfg, role)
+    optimizer = adamw(model.parameters(), optim)
+    if state_dir is not None:
+        ckpt.load_optimizer(model, optimizer, state_dir)
+    pad = load_tokenizer(start).pad_token_id
+    return LocalLearner(cfg, cfg.algo, model, compute, optimizer, optim, ref, packed, pad, precision,
+                        OBJECTIVES[role], optim_steps, rank, world)
+
+
+def reference_model(cfg: TrainConfig, model_path: str, device: torch.device, precision: str,
+                    packed: bool, shard: Shard | None) -> torch.nn.Module | None:
+    """The frozen initial policy for a KL term or DPO's reference; None when the algorithm
+    has neither (beta = 0, the reference recipe: no reference model at all)."""
+    if not cfg.algo.needs_reference:
+        return None
+    ref, _ = load_model(model_path, device=str(device))
+    ref = ref if shard else compute_model(ref, precision)
+    set_attention(ref, cfg.attn_implementation, device, packed)
+    if shard:
+        shard(ref, False)
+    return ref.eval().requires_grad_(False)
