@@ -223,6 +223,86 @@ def kl_estimate(logprobs: Tensor, ref_logprobs: Tensor, estimator: KLEstimator =
 
 
 # ----------------------------------------------------------------------------- full loss
+def policy_term(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask: Tensor,
+                cfg: AlgorithmConfig) -> tuple[Tensor, Tensor]:
+    """The policy term pg_t ``[N, T]`` of the loss and the importance ratio rho_t ``[N, T]``
+    (detached; for the statistics), by the algorithm's switches:
+
+        ratio_level "token":     rho_t = pi_theta(o_t) / pi_old(o_t)
+        ratio_level "sequence":  rho_t = exp(mean_t log(pi_theta / pi_old)), with the
+                                 gradient of each token's own log pi_theta (GSPO-token, eq. 11)
+        policy_term "clipped":   pg_t = `clipped_pg_loss`(rho_t, A)       (PPO / GRPO / DAPO)
+        policy_term "logprob":   pg_t = -A log pi_theta(o_t)              (REINFORCE / RAFT)
+    """
+    ratio_logprobs = logprobs  # [N, T]: log pi_old + log of the ratio the surrogate clips
+    if cfg.ratio_level == "sequence":
+        ratio_logprobs = old_logprobs.detach() + sequence_log_ratio(logprobs, old_logprobs, mask)
+    if cfg.policy_term == "logprob":  # no ratio in the loss, nothing clipped
+        adv = advantages.unsqueeze(1) if advantages.dim() == 1 else advantages  # [N, 1] | [N, T]
+        return -adv * logprobs, torch.exp(ratio_logprobs - old_logprobs.detach()).detach()
+    return clipped_pg_loss(ratio_logprobs, old_logprobs, advantages, clip_low=cfg.clip_low,
+                           clip_high=cfg.clip_high, dual_clip=cfg.dual_clip)
+
+
+def sampler_correction(old_logprobs: Tensor, sampler_logprobs: Tensor | None, mask: Tensor,
+                       cap: float) -> Tensor:
+    """The truncated importance weight `tis_weight` ``[N, T]`` of every token in the loss.
+    Padding (and any token the sampler could not score, NaN) gets w = 1: a NaN there would
+    survive the 0 weight (NaN * 0 = NaN) and poison the whole step."""
+    if sampler_logprobs is None:
+        raise ValueError("cfg.tis_cap is set but sampler_logprobs was not given")
+    usable = (mask > 0) & ~torch.isnan(sampler_logprobs)  # [N, T]
+    sampler_logprobs = torch.where(usable, sampler_logprobs, old_logprobs.detach())  # [N, T]
+    return tis_weight(old_logprobs, sampler_logprobs, cap)
+
+
+def regularisers(logprobs: Tensor, m: Tensor, weights: Tensor, cfg: AlgorithmConfig,
+                 ref_logprobs: Tensor | None, entropy: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    """beta * kl_t - entropy_coef * H_t ``[N, T]`` (0 when both are off) and their summable
+    statistics: KL only when ``cfg.kl_beta != 0`` (no reference model otherwise), the
+    entropy whenever it is given (logged), in the loss when ``cfg.entropy_coef != 0``."""
+    extra = torch.zeros_like(logprobs)
+    stats: dict[str, Tensor] = {}
+    if cfg.kl_beta != 0.0:
+        if ref_logprobs is None:
+            raise ValueError(f"cfg.kl_beta={cfg.kl_beta} needs ref_logprobs (set kl_beta=0 to drop it)")
+        # A -inf reference log-prob on padding must not reach exp / backward.
+        ref_logprobs = torch.where(m > 0, ref_logprobs, logprobs.detach())  # [N, T]
+        kl = kl_estimate(logprobs, ref_logprobs, cfg.kl_estimator)  # [N, T]
+        extra = extra + cfg.kl_beta * kl
+        stats["kl_sum"] = (kl.detach() * m).sum()
+        stats["kl_loss"] = (cfg.kl_beta * kl.detach() * weights).sum()
+    if cfg.entropy_coef != 0.0 and entropy is None:
+        raise ValueError(f"cfg.entropy_coef={cfg.entropy_coef} needs the token entropy")
+    if entropy is not None:
+        if cfg.entropy_coef != 0.0:
+            extra = extra - cfg.entropy_coef * entropy
+        stats["entropy_sum"] = (entropy.detach() * m).sum()
+    return extra, stats
+
+
+def policy_stats(logprobs: Tensor, old_logprobs: Tensor, ratio: Tensor, advantages: Tensor, m: Tensor,
+                 cfg: AlgorithmConfig) -> dict[str, Tensor]:
+    """Summable statistics of the policy term (`r1zero.core.metrics.summarize_loss_stats`
+    divides them once over the step): tokens, sequences, clip counts, the ratio and
+    KL(pi_old || pi_theta) on the old policy's samples (k3 with the roles swapped)."""
+    low, high, dual = clip_masks(
+        ratio, advantages, clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip
+    )  # [N, T] bool each
+    if cfg.policy_term == "logprob":  # nothing is clipped without a ratio
+        low = high = dual = torch.zeros_like(low)
+    log_ratio = (logprobs - old_logprobs).detach()  # [N, T]
+    return dict(
+        num_tokens=m.sum(),
+        num_sequences=torch.tensor(float(m.shape[0]), dtype=m.dtype, device=m.device),
+        clip_low_count=(low.to(m.dtype) * m).sum(),
+        clip_high_count=(high.to(m.dtype) * m).sum(),
+        dual_clip_count=(dual.to(m.dtype) * m).sum(),
+        approx_kl_sum=((torch.exp(log_ratio) - 1.0 - log_ratio) * m).sum(),
+        ratio_sum=(ratio * m).sum(),
+    )
+
+
 def policy_loss(
     logprobs: Tensor,
     old_logprobs: Tensor | None,
@@ -240,10 +320,10 @@ def policy_loss(
         l_t = w^TIS_t * pg_t + beta * kl_t - entropy_coef * H_t
         loss = sum_{i,t} l_{i,t} * weight_{i,t}           (weights: `token_weights`)
 
-    pg_t is `clipped_pg_loss`, kl_t is `kl_estimate` (only when ``cfg.kl_beta != 0``; no
-    reference model otherwise), H_t the token entropy. KL and entropy use the same
-    aggregation as the PG term so one normaliser governs the whole objective. TIS weights
-    the PG term only: KL and entropy are regularisers of pi_theta, not off-policy estimates.
+    pg_t is `policy_term`, kl_t is `kl_estimate`, H_t the token entropy (`regularisers`).
+    KL and entropy use the same aggregation as the PG term so one normaliser governs the
+    whole objective. TIS weights the PG term only: KL and entropy are regularisers of
+    pi_theta, not off-policy estimates.
 
     Args:
         logprobs: ``[N, T]`` log pi_theta of the response tokens, with grad.
@@ -268,66 +348,16 @@ def policy_loss(
     if old_logprobs is None:
         old_logprobs = logprobs.detach()
     weights = token_weights(m, normalizer, cfg.aggregation)  # [N, T]
-
-    ratio_logprobs = logprobs  # [N, T]: log pi_old + log of the ratio the surrogate clips
-    if cfg.ratio_level == "sequence":
-        ratio_logprobs = old_logprobs.detach() + sequence_log_ratio(logprobs, old_logprobs, m)
-    pg, ratio = clipped_pg_loss(
-        ratio_logprobs, old_logprobs, advantages,
-        clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip,
-    )  # [N, T], [N, T]
-    if cfg.policy_term == "logprob":  # −A log π_θ: no ratio, nothing clipped (REINFORCE / SFT)
-        adv = advantages.unsqueeze(1) if advantages.dim() == 1 else advantages  # [N, 1] | [N, T]
-        pg = -adv * logprobs  # [N, T]
+    pg, ratio = policy_term(logprobs, old_logprobs, advantages, m, cfg)  # [N, T], [N, T]
+    w_tis = None
     if cfg.tis_cap is not None:
-        if sampler_logprobs is None:
-            raise ValueError("cfg.tis_cap is set but sampler_logprobs was not given")
-        # Padding (and any token the sampler could not score, NaN) gets w = 1: a NaN there
-        # would survive the 0 weight (NaN * 0 = NaN) and poison the whole step.
-        usable = (m > 0) & ~torch.isnan(sampler_logprobs)  # [N, T]
-        sampler_logprobs = torch.where(usable, sampler_logprobs, old_logprobs.detach())  # [N, T]
-        w_tis = tis_weight(old_logprobs, sampler_logprobs, cfg.tis_cap)  # [N, T]
+        w_tis = sampler_correction(old_logprobs, sampler_logprobs, m, cfg.tis_cap)  # [N, T]
         pg = pg * w_tis
-    per_token = pg  # [N, T]
-    stats: dict[str, Tensor] = {}
-
-    if cfg.kl_beta != 0.0:
-        if ref_logprobs is None:
-            raise ValueError(f"cfg.kl_beta={cfg.kl_beta} needs ref_logprobs (set kl_beta=0 to drop it)")
-        # Same reason: a -inf reference log-prob on padding must not reach exp / backward.
-        ref_logprobs = torch.where(m > 0, ref_logprobs, logprobs.detach())  # [N, T]
-        kl = kl_estimate(logprobs, ref_logprobs, cfg.kl_estimator)  # [N, T]
-        per_token = per_token + cfg.kl_beta * kl
-        stats["kl_sum"] = (kl.detach() * m).sum()
-        stats["kl_loss"] = (cfg.kl_beta * kl.detach() * weights).sum()
-    if cfg.entropy_coef != 0.0 and entropy is None:
-        raise ValueError(f"cfg.entropy_coef={cfg.entropy_coef} needs the token entropy")
-    if entropy is not None:
-        if cfg.entropy_coef != 0.0:
-            per_token = per_token - cfg.entropy_coef * entropy
-        stats["entropy_sum"] = (entropy.detach() * m).sum()
-
-    loss = (per_token * weights).sum()
-
-    low, high, dual = clip_masks(
-        ratio, advantages, clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip
-    )  # [N, T] bool each
-    if cfg.policy_term == "logprob":  # nothing is clipped without a ratio
-        low = high = dual = torch.zeros_like(low)
-    log_ratio = (logprobs - old_logprobs).detach()  # [N, T]
-    stats.update(
-        loss=loss.detach(),
-        pg_loss=(pg.detach() * weights).sum(),
-        num_tokens=m.sum(),
-        num_sequences=torch.tensor(float(m.shape[0]), dtype=m.dtype, device=m.device),
-        clip_low_count=(low.to(m.dtype) * m).sum(),
-        clip_high_count=(high.to(m.dtype) * m).sum(),
-        dual_clip_count=(dual.to(m.dtype) * m).sum(),
-        # KL(pi_old || pi_theta) on the old policy's samples: k3 with the roles swapped.
-        approx_kl_sum=((torch.exp(log_ratio) - 1.0 - log_ratio) * m).sum(),
-        ratio_sum=(ratio * m).sum(),
-    )
-    if cfg.tis_cap is not None:
+    extra, stats = regularisers(logprobs, m, weights, cfg, ref_logprobs, entropy)  # [N, T]
+    loss = ((pg + extra) * weights).sum()
+    stats.update(loss=loss.detach(), pg_loss=(pg.detach() * weights).sum(),
+                 **policy_stats(logprobs, old_logprobs, ratio, advantages, m, cfg))
+    if w_tis is not None:
         stats["tis_weight_sum"] = (w_tis * m).sum()
         stats["tis_capped_count"] = ((w_tis >= cfg.tis_cap).to(m.dtype) * m).sum()
     return loss, stats
