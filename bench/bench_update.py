@@ -21,7 +21,6 @@ import statistics
 import tempfile
 import time
 
-import torch
 
 from r1zero.config import PRESETS
 from r1zero.learner.batching import TrainSequence

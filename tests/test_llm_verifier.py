@@ -341,7 +341,7 @@ def test_math_task_rewards_a_judged_equivalent_text_answer(tmp_path):
     sum_ = Problem("p2", "What is 2 + 2?", "4")
     texts = ["\\boxed{4}", "\\boxed{the planet Jupiter!}", "\\boxed{5}", "Jupiter, surely"]
     completions = [Completion(i // 2, i % 2, [], [], t, "stop") for i, t in enumerate(texts)]
-    t = types.SimpleNamespace(rewards=None, task=task, template=template,
+    t = types.SimpleNamespace(verifiers=None, task=task, template=template,
                               cfg=types.SimpleNamespace(truncation="zero"))
     calls = len(judge.calls)
     verdicts = score(t, [sum_, planet], completions)

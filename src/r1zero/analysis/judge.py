@@ -9,7 +9,6 @@ is any chat model behind an OpenAI-compatible endpoint; it is greedy and seeded.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 
 from r1zero.grading.verdicts import parse_verdict

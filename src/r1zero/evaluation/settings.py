@@ -1,0 +1,185 @@
+"""What `r1zero eval` is asked: the benchmark suites (the paper's five and GSM8K) and
+`EvalConfig`, every flag a typed field whose docstring is its help; pure validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rich.console import Console
+
+from r1zero.config import ConfigError, JudgeConfig
+from r1zero.machine import SAMPLER_DTYPES
+from r1zero.templates import get_template
+
+BACKENDS = ("hf", "vllm", "openai")
+OPENAI_ENDPOINTS = ("completions", "chat")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One set of a suite: where to find it in the two standard data layouts."""
+
+    key: str
+    """Short name used in files and on the command line (e.g. ``math500``)."""
+    title: str
+    """Column title in reports (the paper's)."""
+    split: str
+    """Split of ``DATA_DIR/evaluation_suite`` (the paper's own copy; preferred)."""
+    jsonl: str
+    """Fallback file under ``DATA_DIR/jsonl/`` or ``DATA_DIR/``."""
+
+
+SUITES: dict[str, tuple[Benchmark, ...]] = {
+    "math5": (
+        Benchmark("aime24", "AIME24", "aime", "aime24.jsonl"),
+        Benchmark("amc", "AMC", "amc", "amc23.jsonl"),
+        Benchmark("math500", "MATH500", "math", "math500.jsonl"),
+        Benchmark("minerva", "Minerva", "minerva", "minerva_math.jsonl"),
+        Benchmark("olympiad", "OlympiadBench", "olympiad_bench", "olympiadbench.jsonl"),
+    ),
+}
+"""Named suites. ``math5`` is the paper's: AIME 2024, AMC, MATH-500, Minerva, OlympiadBench."""
+
+
+@dataclass
+class EvalConfig:
+    """`r1zero eval`: evaluate a model on benchmark sets (defaults: the paper's protocol,
+    greedy decoding with 3000 new tokens on the five-benchmark math suite)."""
+
+    model: str = "smollm2-135m-instruct"
+    """Hub id, local HF directory or packaged model name; with --backend openai, the
+    model name the server serves."""
+    backend: str = "hf"
+    """Generation engine: hf (transformers), vllm, or openai (any OpenAI-compatible server)."""
+    base_url: str | None = None
+    """openai backend: server root including /v1, e.g. http://localhost:8000/v1."""
+    openai_endpoint: str = "completions"
+    """openai backend: completions (raw prompt; templates apply, as in the paper) or chat
+    (the question is sent as a user message and the server's chat template is used;
+    --template is then ignored and answers are read from the last \\boxed{})."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """openai backend: environment variable holding the API key (optional for local servers)."""
+    concurrency: int = 16
+    """openai backend: requests in flight at once."""
+    request_timeout_s: float = 600.0
+    """openai backend: per-request timeout in seconds (retried with exponential backoff)."""
+    data: tuple[str, ...] = ()
+    """Problem sets to evaluate instead of a suite: files (.jsonl/.json/.parquet), save_to_disk
+    directories or hub names; ``name=path`` sets the report name."""
+    suite: str = "math5"
+    """Named suite used when --data is empty: math5 (AIME24, AMC, MATH500, Minerva,
+    OlympiadBench)."""
+    benchmarks: tuple[str, ...] = ()
+    """Subset of the suite to run, by key (aime24 amc math500 minerva olympiad); empty = all."""
+    data_dir: str = "data"
+    """Directory holding the suite: evaluation_suite/ (save_to_disk DatasetDict, preferred)
+    or jsonl files (aime24.jsonl, amc23.jsonl, math500.jsonl, ...) in it or in jsonl/."""
+    question_field: str | None = None
+    """Field with the question in --data files (auto-detected when None)."""
+    answer_field: str | None = None
+    """Field with the gold answer in --data files (auto-detected when None)."""
+    template: str = "qwen_math"
+    """Prompt template: qwen_math, r1, no, chat (the model's own), or a string with {question}."""
+    samples: int = 1
+    """Samples per problem (k). 1 = one greedy answer; pass@k is reported for k = 1,2,4..k."""
+    temperature: float | None = None
+    """Sampling temperature; None = 0 (greedy) for one sample, 1.0 (the paper's rollout
+    temperature) for several."""
+    top_p: float = 1.0
+    """Nucleus sampling (1.0 = off, as in the paper)."""
+    max_new_tokens: int = 3000
+    """Generation budget per response (the paper evaluates with 3000)."""
+    limit: int | None = None
+    """Evaluate only the first N problems of each set."""
+    seed: int = 0
+    """Base seed; each sample's seed derives from (seed, benchmark, problem id, sample index)."""
+    extract: Literal["boxed", "r1", "auto"] | None = None
+    """Grader: where the answer is read; None = the template's format (the last \\boxed{}, or
+    the r1 answer tags: the paper's protocol); auto also reads unboxed answers."""
+    grade_timeout_s: float = 5.0
+    """Grader: time limit per equivalence check (a timeout counts as incorrect)."""
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    """Reference-guided LLM judge for the answers the rule grader cannot decide (no answer
+    found, a time-out, a text answer); off unless --judge.model is given. Changing it never
+    regenerates samples: the judge re-reads samples.jsonl (its verdicts are cached)."""
+    out_dir: str = "runs/eval"
+    """Output directory: results.json, results.md, samples.jsonl."""
+    resume: bool = True
+    """Keep samples already in OUT_DIR/samples.jsonl (from an interrupted run with the same
+    settings) and generate only the missing ones; --no-resume deletes them and starts over."""
+    chunk_size: int = 32
+    """Problems per generation call; samples are saved after each chunk."""
+    device: str = "cpu"
+    """hf / vllm backends: device for the model."""
+    vllm_gpu_memory_utilization: float = 0.85
+    """vllm on a GPU: share of its memory for weights + KV cache (evaluation owns the device:
+    no learner beside it, hence more than training's 0.35)."""
+    max_model_len: int | None = None
+    """vllm: the longest prompt + response an engine accepts (None = the model's context)."""
+    dtype: str = "auto"
+    """hf / vllm backends: weight dtype: auto (bfloat16 where the device computes bf16 fast,
+    else float32 on a CPU and float16 on a GPU; r1zero/machine.py), float32, bfloat16 or
+    float16."""
+    quiet: bool = False
+    """No progress bar or messages."""
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def sampling_temperature(self) -> float:
+        """The temperature actually used (see ``temperature``)."""
+        if self.temperature is not None:
+            return self.temperature
+        return 0.0 if self.samples == 1 else 1.0
+
+    @property
+    def uses_server_chat(self) -> bool:
+        """True when the server applies the chat template (r1zero's template is ignored)."""
+        return self.backend == "openai" and self.openai_endpoint == "chat"
+
+    def validate(self) -> None:
+        """Raise `ConfigError` on settings that cannot work (pure: no file or network access)."""
+        def bad(msg: str) -> None:
+            raise ConfigError(msg)
+
+        if self.backend not in BACKENDS:
+            bad(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.backend == "openai" and not self.base_url:
+            bad("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
+        if self.openai_endpoint not in OPENAI_ENDPOINTS:
+            bad(f"--openai-endpoint must be completions or chat, got {self.openai_endpoint!r}")
+        if self.backend == "openai" and self.template == "chat" and not self.uses_server_chat:
+            bad("the chat template needs the model's tokenizer; with --backend openai use "
+                "--openai-endpoint chat so that the server applies it")
+        if not self.data:
+            if self.suite not in SUITES:
+                bad(f"unknown suite {self.suite!r}; choose from {', '.join(SUITES)} or pass --data")
+            unknown = set(self.benchmarks) - {b.key for b in SUITES[self.suite]}
+            if unknown:
+                keys = ", ".join(b.key for b in SUITES[self.suite])
+                bad(f"unknown benchmark(s) {', '.join(sorted(unknown))} in suite {self.suite}; choose from {keys}")
+        if self.samples < 1:
+            bad(f"--samples must be >= 1, got {self.samples}")
+        if self.dtype not in SAMPLER_DTYPES:
+            bad(f"--dtype must be one of {', '.join(SAMPLER_DTYPES)}, got {self.dtype!r}")
+        if self.samples > 1 and self.sampling_temperature == 0:
+            bad("--samples > 1 with temperature 0 gives k identical greedy answers; set --temperature > 0")
+        if self.sampling_temperature < 0 or not 0 < self.top_p <= 1:
+            bad("need --temperature >= 0 and 0 < --top-p <= 1")
+        for name in ("max_new_tokens", "chunk_size", "concurrency"):
+            if getattr(self, name) < 1:
+                bad(f"--{name.replace('_', '-')} must be >= 1")
+        if self.limit is not None and self.limit < 1:
+            bad(f"--limit must be >= 1 problems, got {self.limit}")
+        self.judge.check()
+        if not self.uses_server_chat:
+            try:
+                get_template(self.template)
+            except ValueError as e:
+                bad(str(e))
+
+
+def _say(cfg: EvalConfig, msg: str) -> None:
+    """A message to stderr (rich keeps long lines readable), unless --quiet."""
+    if not cfg.quiet:
+        Console(stderr=True, highlight=False).print(msg, markup=False)
