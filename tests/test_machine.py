@@ -74,9 +74,9 @@ def test_flags_without_bf16_skip_the_probe(monkeypatch):
 def test_probe_is_measured_once_and_cached(monkeypatch, tmp_path):
     calls = []
 
-    def fake(dtype, threads, seconds=0.1):
-        calls.append(str(dtype))
-        return 10.0 if "float32" in str(dtype) else 30.0
+    def fake(dtypes, seconds=0.3):
+        calls.extend(str(d) for d in dtypes)
+        return [10.0, 30.0]
 
     monkeypatch.setattr(machine, "matmul_gflops", fake)
     first = machine.cpu_probe(cache=tmp_path)
@@ -91,8 +91,19 @@ def test_probe_is_measured_once_and_cached(monkeypatch, tmp_path):
 
 def test_a_corrupt_cache_is_measured_again(monkeypatch, tmp_path):
     (tmp_path / "cpu_probe.json").write_text("{not json")
-    monkeypatch.setattr(machine, "matmul_gflops", lambda d, t, seconds=0.1: 5.0)
-    assert machine.cpu_probe(cache=tmp_path) == Probe(5.0, 5.0)
+    monkeypatch.setattr(machine, "matmul_gflops", lambda d, seconds=0.3: [5.0, 50.0])
+    assert machine.cpu_probe(cache=tmp_path) == Probe(5.0, 50.0)
+
+
+def test_a_near_tie_is_measured_again_for_longer(monkeypatch, tmp_path):
+    budgets = []
+
+    def fake(dtypes, seconds=0.3):
+        budgets.append(seconds)
+        return [10.0, 11.0] if len(budgets) == 1 else [10.0, 31.0]
+
+    monkeypatch.setattr(machine, "matmul_gflops", fake)
+    assert machine.cpu_probe(cache=tmp_path) == Probe(10.0, 31.0) and budgets == [0.3, 1.0]
 
 
 def _auto_in_subprocess(tmp_path, **env) -> dict:

@@ -74,27 +74,31 @@ def native_bf16(flags: set[str] | None, machine: str | None = None) -> bool | No
     return any(f in flags for f in NATIVE_BF16_FLAGS)
 
 
-def matmul_gflops(dtype, threads: int, seconds: float = 0.1) -> float:
-    """GFLOP/s of a `PROBE_SHAPE` matmul in ``dtype`` on ``threads`` threads (best of the
-    calls that fit in ``seconds`` after one warm-up call)."""
+def matmul_gflops(dtypes, seconds: float = 0.3) -> list[float]:
+    """GFLOP/s of a `PROBE_SHAPE` matmul in each of ``dtypes``, on one thread: calls of the
+    dtypes interleaved for ``seconds`` after a warm-up, the fastest call of each kept. One
+    thread and interleaving make the comparison robust on a busy machine (another process
+    slows both dtypes alike); the two kinds of CPU differ by 50x, not by a few percent."""
     import torch
 
     m, k, n = PROBE_SHAPE
     g = torch.Generator().manual_seed(0)
-    a = torch.randn(m, k, generator=g).to(dtype)
-    b = torch.randn(k, n, generator=g).to(dtype)
+    pairs = [(torch.randn(m, k, generator=g).to(d), torch.randn(k, n, generator=g).to(d)) for d in dtypes]
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)
     try:
-        a @ b  # warm-up: kernel selection, packing
-        best, start = float("inf"), time.perf_counter()
+        for a, b in pairs:
+            a @ b  # warm-up: kernel selection, packing
+        best = [float("inf")] * len(pairs)
+        start = time.perf_counter()
         while time.perf_counter() - start < seconds:
-            t = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - t)
+            for i, (a, b) in enumerate(pairs):
+                t = time.perf_counter()
+                a @ b
+                best[i] = min(best[i], time.perf_counter() - t)
     finally:
         torch.set_num_threads(before)
-    return 2 * m * k * n / best / 1e9
+    return [2 * m * k * n / t / 1e9 for t in best]
 
 
 def cache_dir() -> Path:
@@ -132,8 +136,9 @@ class Probe:
         return self.bf16_gflops > self.fp32_gflops
 
 
-def cpu_probe(threads: int | None = None, *, cache: Path | None = None) -> Probe:
-    """The cached `Probe` of this machine, measured on first use (about 0.3 s)."""
+def cpu_probe(*, cache: Path | None = None) -> Probe:
+    """The cached `Probe` of this machine, measured on first use (about 0.3 s; a result
+    within a factor 1.5 of a tie is measured again, longer, before it is believed)."""
     import torch
 
     path = (cache or cache_dir()) / "cpu_probe.json"
@@ -144,8 +149,10 @@ def cpu_probe(threads: int | None = None, *, cache: Path | None = None) -> Probe
             return Probe(**saved[key])
     except (OSError, ValueError, TypeError):
         saved = {}
-    threads = threads or torch.get_num_threads()
-    probe = Probe(matmul_gflops(torch.float32, threads), matmul_gflops(torch.bfloat16, threads))
+    fp32, bf16 = matmul_gflops((torch.float32, torch.bfloat16))
+    if 1 / 1.5 < bf16 / fp32 < 1.5:
+        fp32, bf16 = matmul_gflops((torch.float32, torch.bfloat16), seconds=1.0)
+    probe = Probe(fp32, bf16)
     try:  # a read-only home must not stop a run: the probe is then measured every time
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
