@@ -57,3 +57,16 @@ def local_learner(cfg, model, *, optimizer=None, ref=None, packed=False, pad=0, 
     optimizer = optimizer or adamw(model.parameters(), optim)
     return LocalLearner(cfg, cfg.algo, model, model, optimizer, optim, ref, packed, pad, precision,
                         OBJECTIVES[role], 0, rank, world)
+
+
+SAMPLING_FIELDS = ("samples", "temperature", "top_p", "max_new_tokens", "seed")
+
+
+def with_sampling(cls, **kw):
+    """``cls(**kw)`` (EvalConfig, AnalyzeConfig) with the sampling flags (``samples=``,
+    ``temperature=``...) gathered into its `SamplingConfig`, over the command's defaults."""
+    import dataclasses
+
+    sampling = {k: kw.pop(k) for k in SAMPLING_FIELDS if k in kw}
+    cfg = cls(**kw)
+    return dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling, **sampling))

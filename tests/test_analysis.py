@@ -24,13 +24,12 @@ from r1zero.analysis.reflection import (
     response_level_rate,
 )
 from r1zero.analysis.training_runs import RunDirError, length_decomposition
-from r1zero.config import ConfigError
+from r1zero.config import ConfigError, JudgeConfig
 from r1zero.grading.verdicts import agreement
 from r1zero.rollout.base import Completion
 from r1zero.templates import get_template
 from r1zero.utils import derive_seed
-
-from tests.helpers import DATA, needs_data
+from tests.helpers import DATA, needs_data, with_sampling
 
 
 # ---------------------------------------------------------------------- keywords
@@ -120,7 +119,7 @@ def test_judging_subset_is_stratified_and_reweighted():
     [
         ({"samples": 0}, "samples must be >= 1"),
         ({"keyword_list": "mine"}, "keyword-list"),
-        ({"judge_base_url": "http://127.0.0.1:1/v1"}, "judge-model"),
+        ({"judge": JudgeConfig(model="j")}, "--judge.model needs --judge.base-url"),
         ({"backend": "openai"}, "needs --base-url"),
         ({"benchmarks": ("nope",)}, "unknown benchmark"),
         ({"templates": ()}, "at least one"),
@@ -128,7 +127,7 @@ def test_judging_subset_is_stratified_and_reweighted():
 )
 def test_analyze_config_validate(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        AnalyzeConfig(**kwargs).validate()
+        with_sampling(AnalyzeConfig, **kwargs).validate()
 
 
 # ---------------------------------------------------------------------- base-model study
@@ -191,9 +190,9 @@ class Judge:
 
 @needs_data
 def test_study_on_math500_slice(tmp_path):
-    cfg = AnalyzeConfig(models=("m1", "m2"), templates=("qwen_math", "no"), data_dir=str(DATA),
+    cfg = with_sampling(AnalyzeConfig, models=("m1", "m2"), templates=("qwen_math", "no"), data_dir=str(DATA),
                         limit=3, samples=4, max_new_tokens=64, out_dir=str(tmp_path), quiet=True,
-                        judge_base_url="unused", judge_model="judge", judge_limit=6)
+                        judge=JudgeConfig(model="judge", base_url="unused", limit=6))
     judge = Judge()
     summary = run_analyze(cfg, backend_factory=study_backends(cfg), judge_backend=judge)
 

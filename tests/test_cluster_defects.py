@@ -5,8 +5,6 @@ release, the engine dtype, the host copy of a sync, the CUDA RNG and the sleep l
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 
@@ -135,8 +133,8 @@ def test_collocated_update_returns_cached_cuda_memory(monkeypatch):
 
 
 def test_every_collocated_update_releases_the_cache(monkeypatch, tiny_dir):  # noqa: F811
-    from r1zero.models import load_model
     from r1zero.learner import local as learners
+    from r1zero.models import load_model
     from tests.test_cluster_fsdp import _cfg, _learner, _sequences
 
     calls = []

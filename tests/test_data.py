@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from r1zero.data import DataError, last_boxed, load_problems
-
 from tests.helpers import DATA, needs_data
 
 

@@ -19,8 +19,7 @@ from r1zero.evaluation import (
     resolve_benchmarks,
     run_eval,
 )
-
-from tests.helpers import DATA, needs_data
+from tests.helpers import DATA, needs_data, with_sampling
 
 
 # ---------------------------------------------------------------------- validation
@@ -40,14 +39,14 @@ from tests.helpers import DATA, needs_data
 )
 def test_validate_rejects(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        EvalConfig(**kwargs).validate()
+        with_sampling(EvalConfig, **kwargs).validate()
 
 
 def test_defaults_follow_the_paper():
     cfg = EvalConfig()
     cfg.validate()
-    assert cfg.max_new_tokens == 3000 and cfg.sampling_temperature == 0.0 and cfg.suite == "math5"
-    assert EvalConfig(samples=8).sampling_temperature == 1.0
+    assert cfg.sampling.max_new_tokens == 3000 and cfg.sampling_temperature == 0.0 and cfg.suite == "math5"
+    assert with_sampling(EvalConfig, samples=8).sampling_temperature == 1.0
 
 
 # ---------------------------------------------------------------------- metrics by hand
@@ -104,7 +103,7 @@ def scripted(cfg: EvalConfig, tokenizer, answer_for):
 
 def suite_cfg(tmp_path: Path, **kw) -> EvalConfig:
     base = dict(data_dir=str(DATA), limit=3, out_dir=str(tmp_path / "eval"), quiet=True, max_new_tokens=64)
-    return EvalConfig(**(base | kw))
+    return with_sampling(EvalConfig, **(base | kw))
 
 
 @needs_data

@@ -15,9 +15,9 @@ pytestmark = [
 def test_train_on_cuda_bf16(tmp_path):
     from dataclasses import replace
 
-    from tests.test_train_loop import _cfg
     from r1zero.testing import tiny_model
     from r1zero.train.trainer import train
+    from tests.test_train_loop import _cfg
 
     model, tok = tiny_model(seed=0)
     model.save_pretrained(tmp_path / "tiny")

@@ -1,6 +1,6 @@
 """The reference-guided LLM verifier: when it is asked, its on-disk cache, unclear and failed
 replies, its audit against the rule grader, `r1zero eval --judge.*` and the training reward
-(`--task.judge.*`). Judges are scripted: no network, no model."""
+(`--judge.*`). Judges are scripted: no network, no model."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from r1zero.config import ConfigError, JudgeConfig, TaskConfig
+from r1zero.config import ConfigError, JudgeConfig, SamplingConfig, TaskConfig
 from r1zero.grading import Verdict, grade
 from r1zero.grading.llm_verifier import (
     CACHE_FILE,
@@ -232,10 +232,12 @@ def test_judge_config_checks():
         JudgeConfig(model="m").check()
     with pytest.raises(ConfigError, match="endpoint"):
         JudgeConfig(model="m", base_url="u", endpoint="grpc").check()
+    from r1zero.config import TrainConfig
+
     with pytest.raises(ConfigError, match="applies to the math and gsm8k"):
-        TaskConfig(name="countdown", judge=JudgeConfig(model="m", base_url="u")).check()
-    with pytest.raises(ConfigError, match="--task.judge.model needs"):
-        TaskConfig(name="math", judge=JudgeConfig(model="m")).check()
+        TrainConfig(task=TaskConfig(name="countdown"), judge=JudgeConfig(model="m", base_url="u")).validate()
+    with pytest.raises(ConfigError, match="--judge.model needs"):
+        TrainConfig(task=TaskConfig(name="math", train_path="x"), judge=JudgeConfig(model="m")).validate()
 
 
 def test_flags_parse():
@@ -246,8 +248,12 @@ def test_flags_parse():
 
     e = tyro.cli(EvalConfig, args=["--judge.model", "j", "--judge.base-url", "u", "--judge.audit", "50"])
     assert (e.judge.model, e.judge.base_url, e.judge.audit, e.judge.endpoint) == ("j", "u", 50, "chat")
-    t = tyro.cli(TrainConfig, args=["--task.name", "math", "--task.judge.model", "j"])
-    assert t.task.judge.model == "j" and TrainConfig().task.judge.enabled is False
+    t = tyro.cli(TrainConfig, args=["--task.name", "math", "--judge.model", "j"])
+    assert t.judge.model == "j" and TrainConfig().judge.enabled is False
+    from r1zero.analysis import AnalyzeConfig
+
+    a = tyro.cli(AnalyzeConfig, args=["--judge.model", "j", "--judge.base-url", "u", "--judge.limit", "9"])
+    assert (a.judge.model, a.judge.limit) == ("j", 9)  # one spelling in train, eval and analyze
 
 
 # ----------------------------------------------------------------------------- r1zero eval
@@ -275,7 +281,7 @@ def eval_setup(tmp_path: Path, tokenizer, **judge_kw):
     data = tmp_path / "qa.jsonl"
     data.write_text("".join(json.dumps({"problem": q, "answer": a}) + "\n" for q, a, *_ in PROBLEMS))
     cfg = EvalConfig(data=(f"qa={data}",), template="no", out_dir=str(tmp_path / "eval"),
-                     quiet=True, max_new_tokens=64,
+                     quiet=True, sampling=SamplingConfig(max_new_tokens=64),
                      judge=judge_cfg(tmp_path, **judge_kw) if judge_kw else JudgeConfig())
     answers = {q: r for q, _, r, *_ in PROBLEMS}
     return cfg, FakeBackend(tokenizer, lambda prompt, j, seed: answers[prompt])
@@ -328,9 +334,9 @@ def test_math_task_rewards_a_judged_equivalent_text_answer(tmp_path):
     from r1zero.templates import get_template
     from r1zero.train.trainer import score
 
-    cfg = TaskConfig(name="math", judge=judge_cfg(tmp_path))
+    cfg = TaskConfig(name="math")
     judge = ScriptedJudge()
-    task = MathTask(cfg, judge=ReferenceVerifier(cfg.judge, backend=judge))
+    task = MathTask(cfg, verifier=ReferenceVerifier(judge_cfg(tmp_path), backend=judge))
     template = get_template("qwen_math")
     planet = Problem("p1", "Which planet is largest?", "Jupiter")
     v = task.verify("So: \\boxed{the planet Jupiter}", planet, template=template)
@@ -352,8 +358,8 @@ def test_math_task_rewards_a_judged_equivalent_text_answer(tmp_path):
 
 
 def test_math_task_judge_over_http_from_its_config(tmp_path):
-    """The path a reward worker takes: the task and its judge built from TaskConfig alone,
-    asking an OpenAI-compatible chat server."""
+    """The path a reward worker takes: the task and its judge built from the TaskConfig and
+    the JudgeConfig alone, asking an OpenAI-compatible chat server."""
     from r1zero.tasks import Problem, get_task
     from r1zero.templates import get_template
     from tests.test_openai_backend import FakeServer
@@ -364,9 +370,9 @@ def test_math_task_judge_over_http_from_its_config(tmp_path):
 
     server = FakeServer(chat)
     try:
-        cfg = TaskConfig(name="gsm8k", judge=JudgeConfig(model="j", base_url=server.url,
-                                                         cache_dir=str(tmp_path / "c")))
-        task = pickle.loads(pickle.dumps(get_task(cfg)))  # picklable, judge included
+        cfg = TaskConfig(name="gsm8k")
+        judge = JudgeConfig(model="j", base_url=server.url, cache_dir=str(tmp_path / "c"))
+        task = pickle.loads(pickle.dumps(get_task(cfg, judge)))  # picklable, judge included
         v = task.verify("\\boxed{the planet Jupiter}", Problem("p", "Largest planet?", "Jupiter"),
                         template=get_template("qwen_math"))
         assert (v.reward, v.reason) == (1.0, "judge_equivalent")
@@ -390,11 +396,11 @@ def test_reward_worker_builds_the_judge_from_config(tmp_path):
         return 200, {"choices": [{"message": {"content": text}, "finish_reason": "stop"}]}
 
     server = FakeServer(chat)
-    cfg = TaskConfig(name="math", judge=JudgeConfig(model="j", base_url=server.url,
-                                                    cache_dir=str(tmp_path / "c")))
+    cfg = TaskConfig(name="math")
+    judge = JudgeConfig(model="j", base_url=server.url, cache_dir=str(tmp_path / "c"))
     planet = Problem("p", "Largest planet?", "Jupiter")
     try:
-        with VerifierPool(cfg, get_template("qwen_math"), workers=1) as pool:
+        with VerifierPool(cfg, get_template("qwen_math"), workers=1, judge=judge) as pool:
             got = pool.verify(["\\boxed{the planet Jupiter}", "\\boxed{Saturn}", "\\boxed{Jupiter}"],
                               [planet] * 3)
         assert [(v.reward, v.reason) for v in got] == [

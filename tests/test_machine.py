@@ -11,7 +11,14 @@ import sys
 import pytest
 
 from r1zero import machine
-from r1zero.machine import Choice, Probe, cpu_flags, native_bf16, resolve_dtype, resolve_precision
+from r1zero.machine import (
+    Choice,
+    Probe,
+    cpu_flags,
+    native_bf16,
+    resolve_dtype,
+    resolve_precision,
+)
 
 X86_BF16 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_bf16 sha_ni\n"
 X86_AVX2 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma sha_ni\n"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from r1zero.rollout import EngineSpec, FakeBackend, HFBackend, RolloutBackend, SamplingParams, build_backend
+from r1zero.rollout import (
+    EngineSpec,
+    FakeBackend,
+    HFBackend,
+    RolloutBackend,
+    SamplingParams,
+    build_backend,
+)
 from r1zero.testing import tiny_model, tiny_tokenizer
 from r1zero.utils import derive_seed
 

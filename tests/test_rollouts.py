@@ -25,8 +25,8 @@ def _rows(run):
 # ----------------------------------------------------------------------------- k = 0
 def test_on_policy_is_the_plain_loop(tiny_dir, tmp_path):  # noqa: F811
     """k = 0 through train() gives the metrics of the phases called one after another."""
-    from r1zero.train import trainer as tr
     from r1zero.config import derive
+    from r1zero.train import trainer as tr
     from r1zero.train.trainer import start
 
     kw = dict(steps=3, eval_every=0, save_every=0, lr=0.05, adam_eps=1e-2)
@@ -139,8 +139,8 @@ def test_stale_importance_weights_match_a_hand_reference(tiny_dir, tmp_path):  #
     """Step 1 is sampled by version 0 (the initial weights) while step 0 trains; its
     truncated IS weights are min(exp(log π_old − log π_sampler), cap) with π_old the
     learner after step 0 and π_sampler the version recorded on the rollout."""
-    from r1zero.train import trainer as tr
     from r1zero.config import derive
+    from r1zero.train import trainer as tr
     from r1zero.train.trainer import start
 
     cfg = _cfg(tiny_dir, tmp_path / "run", steps=2, eval_every=0, save_every=0, lr=0.3,

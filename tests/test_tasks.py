@@ -13,7 +13,6 @@ import pytest
 from r1zero.config import ConfigError, TaskConfig
 from r1zero.tasks import TASKS, Problem, Task, TaskVerdict, get_task
 from r1zero.templates import get_template
-
 from tests.helpers import DATA, needs_data
 
 BOXED, R1 = get_template("qwen_math"), get_template("r1")

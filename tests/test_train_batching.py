@@ -3,8 +3,14 @@
 import pytest
 import torch
 
-from r1zero.learner.batching import (TrainSequence, collate, collate_packed, make_micro_batches,
-                                   plan_micro_batches, plan_packed)
+from r1zero.learner.batching import (
+    TrainSequence,
+    collate,
+    collate_packed,
+    make_micro_batches,
+    plan_micro_batches,
+    plan_packed,
+)
 from r1zero.learner.logprobs import response_logprobs
 
 
@@ -127,10 +133,9 @@ def _groups(seed: int, vocab: int) -> list[TrainSequence]:
 def test_packed_gives_the_same_logprobs_and_gradients(precision, kernel, monkeypatch):
     """One flat row through the segment kernel is the same function of the weights as
     padded full rows (values, entropy and gradients)."""
-    from r1zero.testing import tiny_model
-    from r1zero.learner.attention import set_attention, supports_packing
-
     from r1zero.learner import segment_attention
+    from r1zero.learner.attention import set_attention, supports_packing
+    from r1zero.testing import tiny_model
 
     if kernel == "sdpa":  # the GPU branch, run on CPU
         monkeypatch.setattr(segment_attention, "MATMUL_DEVICES", ())
@@ -167,8 +172,8 @@ def test_packed_gives_the_same_logprobs_and_gradients(precision, kernel, monkeyp
 
 
 def test_packing_is_refused_for_sliding_window_models():
-    from r1zero.testing import tiny_model
     from r1zero.learner.attention import supports_packing
+    from r1zero.testing import tiny_model
 
     model, _ = tiny_model(seed=0)
     model.config.sliding_window, model.config.use_sliding_window = 16, True
@@ -177,8 +182,8 @@ def test_packing_is_refused_for_sliding_window_models():
 
 def test_segment_kernel_falls_back_to_sdpa_without_segments():
     """The same module still runs ordinary (e.g. generation) calls after the switch."""
-    from r1zero.testing import tiny_model
     from r1zero.learner.attention import set_attention
+    from r1zero.testing import tiny_model
 
     model, _ = tiny_model(seed=0)
     ids = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 0]])

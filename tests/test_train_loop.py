@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from r1zero.config import ConfigError, TaskConfig, TrainConfig
-from r1zero.testing import tiny_model
 from r1zero.tasks import TaskVerdict
+from r1zero.testing import tiny_model
 from r1zero.train.trainer import prompts_for_step, train
 
 

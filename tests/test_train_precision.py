@@ -2,8 +2,8 @@
 
 import torch
 
-from r1zero.testing import tiny_model
 from r1zero.learner.precision import compute_model, copy_weights, fold_gradients
+from r1zero.testing import tiny_model
 
 
 def _loss(model, ids):

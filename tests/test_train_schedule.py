@@ -19,14 +19,13 @@ from r1zero.config import ConfigError, TrainConfig, resolve_algorithm
 from r1zero.core.advantages import compute_advantages
 from r1zero.core.algorithms import ALGORITHMS
 from r1zero.core.losses import LossNormalizer, policy_loss
-from r1zero.train import trainer as trainer_mod
-from r1zero.learner.batching import TrainSequence
 from r1zero.learner import local as learners
+from r1zero.learner.batching import TrainSequence
 from r1zero.learner.optim import optim_settings, scheduled_lr
 from r1zero.learner.plan import minibatches
+from r1zero.train import trainer as trainer_mod
 from r1zero.train.trainer import train
 from r1zero.utils import derive_seed
-
 from tests.test_train_loop import ParityTask, _cfg, _weights, tiny_dir  # noqa: F401  (fixture)
 
 
@@ -398,8 +397,8 @@ def test_transformers_backend_sync_copies_nothing(tiny_dir, tmp_path):  # noqa: 
 
 # ----------------------------------------------------------------------------- online DPO
 def _dpo_update(model_dir, ref_model, micro_batch_tokens):
-    from r1zero.models import load_model
     from r1zero.learner.local import run_update
+    from r1zero.models import load_model
     from tests.helpers import local_learner
     from tests.test_cluster_fsdp import _sequences
 

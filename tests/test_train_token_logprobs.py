@@ -67,8 +67,8 @@ def test_bf16_inputs_give_fp32_outputs_close_to_fp32():
 
 def test_models_with_post_processed_logits_are_refused():
     from r1zero.config import ConfigError
-    from r1zero.testing import tiny_model
     from r1zero.learner.attention import check_output_layer
+    from r1zero.testing import tiny_model
 
     model, _ = tiny_model(seed=0)
     check_output_layer(model)

@@ -156,9 +156,9 @@ def test_sdpa_branch_shares_kv_heads_without_repeating(monkeypatch):
 def test_flex_logprobs_equal_padded_rows(precision):
     """A tiny Llama's packed micro-batches through eager FlexAttention give the log-probs
     and entropies of padded full rows, and never build the dense segment plan."""
-    from r1zero.testing import tiny_model
     from r1zero.learner.attention import set_attention
     from r1zero.learner.logprobs import response_logprobs
+    from r1zero.testing import tiny_model
 
     model, tok = tiny_model(seed=0)
     seqs = [s for seed in range(3) for s in _layout(seed, vocab=200)]
@@ -201,8 +201,8 @@ def test_flex_kernel_falls_back_to_sdpa_without_a_block_mask():
 
 
 def test_kernel_choice_rules(monkeypatch):
-    from r1zero.testing import tiny_model
     from r1zero.learner.attention import packed_kernel, packed_rows, set_attention
+    from r1zero.testing import tiny_model
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     # auto: FlexAttention where it trains (CUDA), the segment kernel elsewhere.
@@ -230,9 +230,9 @@ def test_kernel_choice_rules(monkeypatch):
 def test_flex_on_cuda_gives_the_dense_paths_logprobs_and_gradients():
     """Compiled FlexAttention (forward and backward) against the segment kernel's SDPA
     branch on longer rows (128-token tiles: empty, partial and full ones), fp32."""
-    from r1zero.testing import tiny_model
     from r1zero.learner.attention import set_attention
     from r1zero.learner.logprobs import response_logprobs
+    from r1zero.testing import tiny_model
 
     cuda = torch.device("cuda")
     model, tok = tiny_model(seed=0)

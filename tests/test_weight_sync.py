@@ -105,7 +105,9 @@ def _source_rank(rank, world, port, model_dir, out):
     import os
 
     import torch.distributed as dist
-    from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerWeightTransferEngine
+    from vllm.distributed.weight_transfer.nccl_engine import (
+        NCCLTrainerWeightTransferEngine,
+    )
 
     from r1zero.cluster.fsdp import shard
     from r1zero.cluster.weight_sync import cast_source

@@ -103,9 +103,9 @@ def cmd_grade(args: list[str]) -> int:
 
 
 def cmd_plot(args: list[str]) -> int:
-    import tyro
-
     from pathlib import Path
+
+    import tyro
 
     from r1zero.config import PlotConfig
     from r1zero.plotting import plot_overlay, plot_run

@@ -10,7 +10,12 @@ import functools
 
 import torch
 
-from r1zero.models import DEFAULT_MODEL, eos_token_ids, prepare_tokenizer, resolve_tokenizer_path
+from r1zero.models import (
+    DEFAULT_MODEL,
+    eos_token_ids,
+    prepare_tokenizer,
+    resolve_tokenizer_path,
+)
 
 
 @functools.lru_cache(maxsize=4)

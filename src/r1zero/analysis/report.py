@@ -57,13 +57,16 @@ def write_study_report(out: Path, summary: dict[str, Any]) -> None:
 def study_markdown(summary: dict[str, Any]) -> str:
     """The report: template grid, pass@k, reflection rates, groups, judge agreement."""
     cfg, cells = summary["config"], summary["cells"]
+    sampling = dict(cfg["sampling"])
+    if sampling["temperature"] is None:  # SamplingConfig.effective_temperature
+        sampling["temperature"] = 0.0 if sampling["samples"] == 1 else 1.0
     templates = list(dict.fromkeys(c["template"] for c in cells))
     lines = [
         "# Base-model analysis\n",
         f"{cells[0]['n_questions'] if cells else 0} questions "
         f"({', '.join(cfg['data']) or cfg['suite'] + ': ' + ', '.join(cfg['benchmarks'])}), "
-        f"{cfg['samples']} samples each at T={cfg['temperature']:g}, top-p {cfg['top_p']:g}, "
-        f"{cfg['max_new_tokens']} new tokens. Keywords: {', '.join(summary['keywords'])}.\n",
+        f"{sampling['samples']} samples each at T={sampling['temperature']:g}, top-p {sampling['top_p']:g}, "
+        f"{sampling['max_new_tokens']} new tokens. Keywords: {', '.join(summary['keywords'])}.\n",
         "## Template effect: accuracy (%, mean over samples)\n",
         "![template grid](template_grid.png)\n",
         "| model | " + " | ".join(templates) + " |",
@@ -114,7 +117,7 @@ def _reflection_section(cells: list[dict[str, Any]]) -> list[str]:
 def _judge_section(cells: list[dict[str, Any]]) -> list[str]:
     judged = [c for c in cells if c.get("judge")]
     if not judged:
-        return ["", "No LLM judge was used (--judge-base-url / --judge-model).\n"]
+        return ["", "No LLM judge was used (--judge.model / --judge.base-url).\n"]
     lines = ["", "## LLM judge vs keywords\n",
              "Measured on a stratified subset (up to half keyword hits). *Precision*: share of "
              "keyword hits the judge confirms; *confirmed*: response-level rate x precision; "

@@ -15,7 +15,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from r1zero.analysis import AnalyzeConfig
 from r1zero.analysis.judge import run_judge, select_for_judging, stratified_rate
 from r1zero.analysis.reflection import (
     has_reflection,
@@ -25,9 +24,18 @@ from r1zero.analysis.reflection import (
     resolve_keywords,
     response_level_rate,
 )
-from r1zero.evaluation import make_eval_backend, read_samples, resolve_benchmarks, run_eval
+from r1zero.analysis.report import write_study_report
+from r1zero.analysis.settings import AnalyzeConfig
+from r1zero.core.metrics import pass_at_k
+from r1zero.evaluation import (
+    make_eval_backend,
+    read_samples,
+    resolve_benchmarks,
+    run_eval,
+)
 from r1zero.grading.verdicts import agreement
 from r1zero.rollout.base import RolloutBackend
+from r1zero.rollout.openai import OpenAIBackend
 from r1zero.utils import append_jsonl, read_jsonl
 
 BackendFactory = Callable[[str], tuple[RolloutBackend, Any]]
@@ -44,8 +52,6 @@ def run_study(
 
     Returns the summary.json content: ``{"config", "keywords", "cells": [...], "grid": ...}``.
     """
-    from r1zero.analysis.report import write_study_report
-
     out = Path(cfg.out_dir or "runs/analyze")
     keywords = resolve_keywords(cfg.keyword_list, cfg.keywords)
     judge = judge_backend or _make_judge(cfg)
@@ -90,13 +96,12 @@ def _open_backend(cfg: AnalyzeConfig, model: str, factory: BackendFactory | None
 
 
 def _make_judge(cfg: AnalyzeConfig) -> RolloutBackend | None:
-    if cfg.judge_base_url is None or cfg.judge_model is None:
+    """The reflection judge's client (``--judge.*``), or None without --judge.model."""
+    j = cfg.judge
+    if not j.enabled:
         return None
-    from r1zero.rollout.openai import OpenAIBackend
-
-    return OpenAIBackend(cfg.judge_base_url, cfg.judge_model, endpoint="chat",
-                         api_key_env=cfg.judge_api_key_env, concurrency=cfg.concurrency,
-                         timeout_s=cfg.request_timeout_s)
+    return OpenAIBackend(j.base_url or "", j.model or "", endpoint=j.endpoint, api_key_env=j.api_key_env,
+                         concurrency=j.concurrency, timeout_s=j.request_timeout_s)
 
 
 def _slug(name: str) -> str:
@@ -116,7 +121,7 @@ def cell_records(ecfg: Any) -> list[list[dict[str, Any]]]:
     groups = []
     for bench in resolve_benchmarks(ecfg):
         for p in bench.problems:
-            g = [index[k] for j in range(ecfg.samples) if (k := (bench.key, p.id, j)) in index]
+            g = [index[k] for j in range(ecfg.sampling.samples) if (k := (bench.key, p.id, j)) in index]
             if g:
                 groups.append(g)
     return groups
@@ -124,8 +129,6 @@ def cell_records(ecfg: Any) -> list[list[dict[str, Any]]]:
 
 def analyse_cell(ecfg: Any, result: dict[str, Any], keywords: Sequence[str]) -> dict[str, Any]:
     """Accuracy, pass@1..k and the reflection statistics of one model x template cell."""
-    from r1zero.core.metrics import pass_at_k
-
     groups = cell_records(ecfg)
     flat = [r for g in groups for r in g]
     flags = [has_reflection(r["response"], keywords) for r in flat]
@@ -151,7 +154,7 @@ def analyse_cell(ecfg: Any, result: dict[str, Any], keywords: Sequence[str]) -> 
         "reflection": {
             "response_level_rate": response_level_rate(flags),
             "question_level_rate": question_level_rate(flags_by_q),
-            "samples_per_question": ecfg.samples,
+            "samples_per_question": ecfg.sampling.samples,
             "responses_with_keyword": keyword_counts,
         },
         "groups": groups4.to_dict(),
@@ -168,7 +171,7 @@ def judge_cell(cfg: AnalyzeConfig, ecfg: Any, judge: RolloutBackend,
     questions = {(b.key, p.id): p.question for b in resolve_benchmarks(ecfg) for p in b.problems}
     flat = [r for g in cell_records(ecfg) for r in g]
     flags = [has_reflection(r["response"], keywords) for r in flat]
-    chosen = select_for_judging(flags, cfg.judge_limit, cfg.seed)
+    chosen = select_for_judging(flags, cfg.judge.limit, cfg.sampling.seed)
     cache_path = cell_dir / "judge.jsonl"
     key = lambda r: f"{r['benchmark']}|{r['problem_id']}|{r['sample_index']}"  # noqa: E731
     cache = {rec["key"]: rec["verdict"] for _, rec, _ in
@@ -176,7 +179,7 @@ def judge_cell(cfg: AnalyzeConfig, ecfg: Any, judge: RolloutBackend,
     todo = [i for i in chosen if key(flat[i]) not in cache]
     verdicts = run_judge(judge, [(questions[(flat[i]["benchmark"], str(flat[i]["problem_id"]))],
                                   flat[i]["response"]) for i in todo],
-                         max_new_tokens=cfg.judge_max_new_tokens, seed=cfg.seed)
+                         max_new_tokens=cfg.judge.max_new_tokens, seed=cfg.sampling.seed)
     append_jsonl(cache_path, [{"key": key(flat[i]), "verdict": v} for i, v in zip(todo, verdicts)])
     cache.update({key(flat[i]): v for i, v in zip(todo, verdicts)})
     judged = {i: cache[key(flat[i])] for i in chosen if cache.get(key(flat[i])) is not None}

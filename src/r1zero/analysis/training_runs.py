@@ -22,7 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from r1zero.analysis.reflection import DEFAULT_KEYWORDS, has_reflection, question_level_rate
+from r1zero.analysis.reflection import (
+    DEFAULT_KEYWORDS,
+    has_reflection,
+    question_level_rate,
+)
+from r1zero.analysis.report import plot_run, run_markdown, write_json
 from r1zero.utils import read_jsonl
 
 REQUIRED = {"response": str, "correct": bool, "length": (int, float)}
@@ -145,8 +150,6 @@ def analyze_run(run_dir: str | Path, *, keywords: Sequence[str] = DEFAULT_KEYWOR
     at least one) because a single step holds few rollouts. Writes run_summary.json,
     run_report.md and run_lengths.png to ``out_dir`` (default ``RUN_DIR/analysis``).
     """
-    from r1zero.analysis.report import plot_run, run_markdown, write_json
-
     steps = load_rollouts(run_dir)
     per_step = {s: step_stats(recs, keywords) for s, recs in steps.items()}
     order = list(steps)

@@ -29,14 +29,20 @@ from r1zero.config.sections import (
     CriticConfig,
     JudgeConfig,
     RewardConfig,
+    SamplingConfig,
     TaskConfig,
 )
-from r1zero.config.train_config import UNSET_ALGO, TrainConfig, budget_at, token_budget_schedule
+from r1zero.config.train_config import (
+    UNSET_ALGO,
+    TrainConfig,
+    budget_at,
+    token_budget_schedule,
+)
 
 __all__ = [
     "JUDGED_TASKS", "JUDGE_ENDPOINTS", "PRESETS", "RESUME_MAY_CHANGE", "RESUME_PLACEMENT", "SHAPERS",
     "STALE_TIS_CAP", "UNSET_ALGO", "ClusterConfig", "ConfigError", "CriticConfig", "GradeConfig",
-    "JudgeConfig", "PlotConfig", "RewardConfig", "TaskConfig", "TrainConfig", "budget_at",
+    "JudgeConfig", "PlotConfig", "RewardConfig", "SamplingConfig", "TaskConfig", "TrainConfig", "budget_at",
     "config_diff", "config_from_dict", "derive", "flag", "resolve_algorithm", "saved_config",
     "token_budget_schedule", "with_algorithm",
 ]

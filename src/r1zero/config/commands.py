@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+
 # ----------------------------------------------------------------------------- small commands
 @dataclass
 class GradeConfig:

@@ -10,6 +10,7 @@ from typing import Any
 from r1zero.config.sections import TaskConfig
 from r1zero.config.train_config import TrainConfig
 
+
 def _preset_arith() -> TrainConfig:
     """The default and the demo: the packaged SmolLM2-135M-Instruct learns two-digit
     addition with answers graded as math, Dr. GRPO, on a 2-core CPU in minutes.

@@ -4,7 +4,7 @@ config check raises. Torch-free: reward workers and `r1zero grade` import config
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 
@@ -21,9 +21,11 @@ JUDGE_ENDPOINTS = ("chat", "completions")
 
 @dataclass
 class JudgeConfig:
-    """The reference-guided LLM verifier (r1zero.grading.llm_verifier): a judge model behind
-    an OpenAI-compatible server, asked only where the rule grader cannot decide (no answer
-    found, a time-out, or a text answer). Off unless --judge.model is given."""
+    """An LLM judge behind an OpenAI-compatible server, ``--judge.*`` in every command. In
+    `r1zero train` (math, gsm8k) and `r1zero eval` it is the reference-guided verifier
+    (r1zero.grading.llm_verifier), asked only where the rule grader cannot decide (no answer
+    found, a time-out, a text answer); in `r1zero analyze` it confirms self-reflection
+    keyword hits (r1zero.analysis.judge). Off unless --judge.model is given."""
 
     model: str | None = None
     """Judge model name as the server knows it; None = no judge (the rule grader alone)."""
@@ -47,13 +49,16 @@ class JudgeConfig:
     audit: int = 0
     """r1zero eval: also ask the judge on a seeded sample of N answers the rule grader did
     decide, and report their agreement (0 = no audit)."""
+    limit: int = 200
+    """r1zero analyze: responses judged per model x template cell (a deterministic random
+    subset, half keyword hits when there are enough; one request each)."""
 
     @property
     def enabled(self) -> bool:
         return self.model is not None
 
     def check(self, prefix: str = "--judge") -> None:
-        """Pure checks; ``prefix`` is how the flags are spelled (--judge or --task.judge)."""
+        """Pure checks; ``prefix`` is how the flags are spelled (--judge)."""
         if not self.enabled:
             return
         if not self.base_url:
@@ -63,13 +68,51 @@ class JudgeConfig:
         if self.concurrency < 1 or self.max_new_tokens < 1 or self.request_timeout_s <= 0:
             raise ConfigError(f"{prefix}.concurrency and {prefix}.max-new-tokens must be >= 1 and "
                               f"{prefix}.request-timeout-s > 0")
-        if self.audit < 0:
-            raise ConfigError(f"{prefix}.audit must be >= 0 (0 = no audit)")
+        if self.audit < 0 or self.limit < 1:
+            raise ConfigError(f"{prefix}.audit must be >= 0 (0 = no audit) and {prefix}.limit >= 1")
+
+
+# ----------------------------------------------------------------------------- sampling
+@dataclass
+class SamplingConfig:
+    """How `r1zero eval` and `r1zero analyze` sample responses (their flags carry no
+    prefix: --samples, --temperature, --top-p, --max-new-tokens, --seed)."""
+
+    samples: int = 1
+    """Samples per problem (k); pass@k is reported for k = 1, 2, 4 .. k (and maj@k)."""
+    temperature: float | None = None
+    """Sampling temperature; None = 0 (greedy) for one sample, 1.0 (the paper's rollout
+    temperature) for several."""
+    top_p: float = 1.0
+    """Nucleus sampling (1.0 = off, as in the paper)."""
+    max_new_tokens: int = 3000
+    """Generation budget per response (the paper evaluates with 3000)."""
+    seed: int = 0
+    """Base seed; each sample's seed derives from (seed, benchmark, problem id, sample index)."""
+
+    @property
+    def effective_temperature(self) -> float:
+        """The temperature actually used (see ``temperature``)."""
+        if self.temperature is not None:
+            return self.temperature
+        return 0.0 if self.samples == 1 else 1.0
+
+    def check(self) -> None:
+        if self.samples < 1:
+            raise ConfigError(f"--samples must be >= 1, got {self.samples}")
+        if self.samples > 1 and self.effective_temperature == 0:
+            raise ConfigError("--samples > 1 with temperature 0 gives k identical greedy answers; "
+                              "set --temperature > 0")
+        if self.effective_temperature < 0 or not 0 < self.top_p <= 1:
+            raise ConfigError("need --temperature >= 0 and 0 < --top-p <= 1")
+        if self.max_new_tokens < 1:
+            raise ConfigError("--max-new-tokens must be >= 1")
 
 
 # ----------------------------------------------------------------------------- tasks
 JUDGED_TASKS = ("math", "gsm8k")
-"""Built-in tasks whose verifier consults --task.judge.* (a user task may read it too)."""
+"""Built-in tasks whose verifier consults the LLM judge (``--judge.*``); a user's task
+factory receives the judge config when it takes a ``judge`` keyword."""
 
 
 @dataclass
@@ -106,17 +149,8 @@ class TaskConfig:
     """knights_knaves: puzzle sizes to draw from (2..8)."""
     num_numbers: tuple[int, ...] = (3, 4)
     """countdown: how many numbers per puzzle."""
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
-    """math / gsm8k: a reference-guided LLM judge as part of the reward (opt-in, off by
-    default): a response the rule grader cannot decide earns 1 when the judge calls its
-    final answer equivalent to the gold (see JudgeConfig, docs/grading.md)."""
-
     def check(self) -> None:
-        """Pure checks of the task's own settings."""
-        self.judge.check("--task.judge")
-        if self.judge.enabled and self.name not in JUDGED_TASKS and ":" not in self.name:
-            raise ConfigError(f"--task.judge.* applies to the {' and '.join(JUDGED_TASKS)} tasks, "
-                              f"not {self.name!r}")
+        """Pure checks of the task's own settings (none beyond the types today)."""
 
 
 # ----------------------------------------------------------------------------- cluster

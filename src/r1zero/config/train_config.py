@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from r1zero.config.sections import (
+    JUDGED_TASKS,
     ClusterConfig,
     ConfigError,
     CriticConfig,
+    JudgeConfig,
     RewardConfig,
     TaskConfig,
 )
@@ -32,6 +34,10 @@ class TrainConfig:
     model: str = "smollm2-135m-instruct"
     """Hub id, local HF directory, or a packaged model name (smollm2-135m-instruct)."""
     task: TaskConfig = field(default_factory=TaskConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    """math / gsm8k: a reference-guided LLM judge as part of the reward (opt-in, off by
+    default): a response the rule grader cannot decide earns 1 when the judge calls its
+    final answer equivalent to the gold (see JudgeConfig, docs/grading.md)."""
     template: str | None = None
     """Prompt template: r1, qwen_math, no, chat (the model's own), or a string with
     {question}. None = the task's default."""
@@ -203,6 +209,10 @@ class TrainConfig:
         self.reward.check()
         self.critic.check()
         self.task.check()
+        self.judge.check("--judge")
+        if self.judge.enabled and self.task.name not in JUDGED_TASKS and ":" not in self.task.name:
+            raise ConfigError(f"--judge.* applies to the {' and '.join(JUDGED_TASKS)} tasks (and to a "
+                              f"user task whose factory takes judge=), not {self.task.name!r}")
         if self.max_model_len is not None and self.max_model_len <= self.max_new_tokens_peak:
             raise ConfigError(f"max_model_len ({self.max_model_len}) must exceed the generation "
                               f"budget ({self.max_new_tokens_peak} new tokens) plus the prompt")

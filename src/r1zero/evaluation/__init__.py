@@ -25,7 +25,13 @@ from r1zero.evaluation.runner import (
     resolve_benchmarks,
     run_eval,
 )
-from r1zero.evaluation.settings import BACKENDS, OPENAI_ENDPOINTS, SUITES, Benchmark, EvalConfig
+from r1zero.evaluation.settings import (
+    BACKENDS,
+    OPENAI_ENDPOINTS,
+    SUITES,
+    Benchmark,
+    EvalConfig,
+)
 
 __all__ = ["BACKENDS", "OPENAI_ENDPOINTS", "SUITES", "Benchmark", "BenchmarkSet", "EvalConfig",
            "average_metrics", "benchmark_metrics", "eval_dtype", "make_eval_backend", "nan_to_none",

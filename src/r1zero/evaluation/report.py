@@ -66,16 +66,16 @@ def summarize(cfg: EvalConfig, sets: Sequence[BenchmarkSet], template: Template,
     index = {_key(r): r for r in records}
     per_bench, complete = {}, True
     for s in sets:
-        groups = [[index[k] for j in range(cfg.samples) if (k := (s.key, p.id, j)) in index]
+        groups = [[index[k] for j in range(cfg.sampling.samples) if (k := (s.key, p.id, j)) in index]
                   for p in s.problems]
-        complete &= all(len(g) == cfg.samples for g in groups)
+        complete &= all(len(g) == cfg.sampling.samples for g in groups)
         per_bench[s.key] = {"title": s.title, "source": s.source,
-                            **benchmark_metrics([g for g in groups if g], cfg.samples)}
+                            **benchmark_metrics([g for g in groups if g], cfg.sampling.samples)}
     return {
         "complete": complete,
         "config": asdict(cfg),
-        "sampling": {"n": cfg.samples, "temperature": cfg.sampling_temperature, "top_p": cfg.top_p,
-                     "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed, "stop": list(template.stop)},
+        "sampling": {"n": cfg.sampling.samples, "temperature": cfg.sampling_temperature, "top_p": cfg.sampling.top_p,
+                     "max_new_tokens": cfg.sampling.max_new_tokens, "seed": cfg.sampling.seed, "stop": list(template.stop)},
         "template": {"name": template.name, "text": template.text},
         "grader": {"extract": cfg.extract or template.answer_format,
                    "timeout_s": cfg.grade_timeout_s, "versions": _versions()},

@@ -14,14 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from r1zero.config import ConfigError
 from r1zero.data import load_problems
 from r1zero.evaluation.report import _key, results_markdown, summarize, write_results
 from r1zero.evaluation.settings import SUITES, EvalConfig, _say
 from r1zero.grading import grade
-from r1zero.machine import Choice, resolve_dtype
 from r1zero.grading.llm_verifier import (
     JudgeItem,
     ReferenceVerifier,
@@ -30,11 +35,13 @@ from r1zero.grading.llm_verifier import (
     rule_view,
     without_judge,
 )
+from r1zero.machine import Choice, resolve_dtype
 from r1zero.rollout import EngineSpec, build_backend
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.rollout.openai import OpenAIBackend
 from r1zero.templates import QUESTION, Template, get_template
 from r1zero.utils import append_jsonl, derive_seed, read_jsonl
+
 
 # ---------------------------------------------------------------------- problem sets
 @dataclass
@@ -104,7 +111,7 @@ def make_eval_backend(cfg: EvalConfig, dtype: Choice | None = None) -> tuple[Rol
                                 timeout_s=cfg.request_timeout_s)
         return backend, None
     spec = EngineSpec(kind=cfg.backend, model_path=cfg.model, dtype=dtype.value, device=cfg.device,
-                      seed=cfg.seed, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                      seed=cfg.sampling.seed, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
                       max_model_len=cfg.max_model_len)
     backend = build_backend(spec)
     return backend, backend.tokenizer
@@ -201,8 +208,8 @@ def generation_settings(cfg: EvalConfig, template: Template) -> dict[str, Any]:
     return {
         "model": cfg.model, "backend": cfg.backend, "openai_endpoint": cfg.openai_endpoint,
         "template": template.name, "template_text": template.text, "stop": list(template.stop),
-        "temperature": cfg.sampling_temperature, "top_p": cfg.top_p,
-        "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
+        "temperature": cfg.sampling_temperature, "top_p": cfg.sampling.top_p,
+        "max_new_tokens": cfg.sampling.max_new_tokens, "seed": cfg.sampling.seed,
         "extract": cfg.extract or template.answer_format,
     }
 
@@ -216,17 +223,17 @@ def generate_missing(cfg: EvalConfig, sets: Sequence[BenchmarkSet], template: Te
     """
     done = {_key(r) for r in read_samples(path)}
     todo = [(s, p) for s in sets for p in s.problems
-            if any((s.key, p.id, j) not in done for j in range(cfg.samples))]
-    params = SamplingParams(n=cfg.samples, temperature=cfg.sampling_temperature, top_p=cfg.top_p,
-                            max_new_tokens=cfg.max_new_tokens, stop=template.stop, logprobs=False)
+            if any((s.key, p.id, j) not in done for j in range(cfg.sampling.samples))]
+    params = SamplingParams(n=cfg.sampling.samples, temperature=cfg.sampling_temperature, top_p=cfg.sampling.top_p,
+                            max_new_tokens=cfg.sampling.max_new_tokens, stop=template.stop, logprobs=False)
     generated = 0
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("samples"),
                   TimeRemainingColumn(elapsed_when_finished=True), disable=cfg.quiet) as bar:
-        task = bar.add_task("eval", total=len(todo) * cfg.samples)
+        task = bar.add_task("eval", total=len(todo) * cfg.sampling.samples)
         for start in range(0, len(todo), cfg.chunk_size):
             chunk = todo[start : start + cfg.chunk_size]
             prompts = [template.render(p.question, tokenizer) for _, p in chunk]
-            seeds = [derive_seed(cfg.seed, s.key, p.id) for s, p in chunk]
+            seeds = [derive_seed(cfg.sampling.seed, s.key, p.id) for s, p in chunk]
             completions = backend.generate(prompts, params, seeds)
             records = [
                 grade_sample(cfg, chunk[c.prompt_index], prompts[c.prompt_index], c, template)
@@ -235,7 +242,7 @@ def generate_missing(cfg: EvalConfig, sets: Sequence[BenchmarkSet], template: Te
             ]
             append_jsonl(path, records)
             generated += len(records)
-            bar.advance(task, len(chunk) * cfg.samples)
+            bar.advance(task, len(chunk) * cfg.sampling.samples)
     return generated
 
 
@@ -279,7 +286,7 @@ def judge_samples(cfg: EvalConfig, sets: Sequence[BenchmarkSet], records: list[d
         report: dict[str, Any] = {"model": cfg.judge.model, **decision_counts(decisions)}
         if cfg.judge.audit:
             items = [JudgeItem(q, r["response"], r["gold"], rule_view(r)) for q, r in zip(asked, judged)]
-            report["agreement"] = verifier.audit(items, cfg.judge.audit, seed=cfg.seed)
+            report["agreement"] = verifier.audit(items, cfg.judge.audit, seed=cfg.sampling.seed)
     finally:
         verifier.close()  # closes only a client it made itself
     return out, report

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import tyro
 from rich.console import Console
 
-from r1zero.config import ConfigError, JudgeConfig
+from r1zero.config import ConfigError, JudgeConfig, SamplingConfig
 from r1zero.machine import SAMPLER_DTYPES
 from r1zero.templates import get_template
 
@@ -81,19 +82,11 @@ class EvalConfig:
     """Field with the gold answer in --data files (auto-detected when None)."""
     template: str = "qwen_math"
     """Prompt template: qwen_math, r1, no, chat (the model's own), or a string with {question}."""
-    samples: int = 1
-    """Samples per problem (k). 1 = one greedy answer; pass@k is reported for k = 1,2,4..k."""
-    temperature: float | None = None
-    """Sampling temperature; None = 0 (greedy) for one sample, 1.0 (the paper's rollout
-    temperature) for several."""
-    top_p: float = 1.0
-    """Nucleus sampling (1.0 = off, as in the paper)."""
-    max_new_tokens: int = 3000
-    """Generation budget per response (the paper evaluates with 3000)."""
+    sampling: tyro.conf.OmitArgPrefixes[SamplingConfig] = field(default_factory=SamplingConfig)
+    """How responses are sampled (--samples, --temperature, --top-p, --max-new-tokens,
+    --seed): one greedy answer by default."""
     limit: int | None = None
     """Evaluate only the first N problems of each set."""
-    seed: int = 0
-    """Base seed; each sample's seed derives from (seed, benchmark, problem id, sample index)."""
     extract: Literal["boxed", "r1", "auto"] | None = None
     """Grader: where the answer is read; None = the template's format (the last \\boxed{}, or
     the r1 answer tags: the paper's protocol); auto also reads unboxed answers."""
@@ -127,10 +120,8 @@ class EvalConfig:
     # ------------------------------------------------------------------ derived values
     @property
     def sampling_temperature(self) -> float:
-        """The temperature actually used (see ``temperature``)."""
-        if self.temperature is not None:
-            return self.temperature
-        return 0.0 if self.samples == 1 else 1.0
+        """The temperature actually used (`SamplingConfig.effective_temperature`)."""
+        return self.sampling.effective_temperature
 
     @property
     def uses_server_chat(self) -> bool:
@@ -158,15 +149,10 @@ class EvalConfig:
             if unknown:
                 keys = ", ".join(b.key for b in SUITES[self.suite])
                 bad(f"unknown benchmark(s) {', '.join(sorted(unknown))} in suite {self.suite}; choose from {keys}")
-        if self.samples < 1:
-            bad(f"--samples must be >= 1, got {self.samples}")
+        self.sampling.check()
         if self.dtype not in SAMPLER_DTYPES:
             bad(f"--dtype must be one of {', '.join(SAMPLER_DTYPES)}, got {self.dtype!r}")
-        if self.samples > 1 and self.sampling_temperature == 0:
-            bad("--samples > 1 with temperature 0 gives k identical greedy answers; set --temperature > 0")
-        if self.sampling_temperature < 0 or not 0 < self.top_p <= 1:
-            bad("need --temperature >= 0 and 0 < --top-p <= 1")
-        for name in ("max_new_tokens", "chunk_size", "concurrency"):
+        for name in ("chunk_size", "concurrency"):
             if getattr(self, name) < 1:
                 bad(f"--{name.replace('_', '-')} must be >= 1")
         if self.limit is not None and self.limit < 1:

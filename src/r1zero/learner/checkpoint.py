@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import random
-import warnings
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +62,10 @@ def _single_process_ok():
 def load_optimizer(model, optimizer: torch.optim.Optimizer, path: Path) -> None:
     """Inverse of `save_optimizer`, re-sharded to this world size (no-op without optim_dcp)."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+    from torch.distributed.checkpoint.state_dict import (
+        get_optimizer_state_dict,
+        set_optimizer_state_dict,
+    )
 
     if not (path / "optim_dcp").exists():
         return

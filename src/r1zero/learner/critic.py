@@ -15,7 +15,6 @@ import dataclasses
 from pathlib import Path
 
 import torch
-
 from safetensors.torch import load_file, save_file
 
 from r1zero.config import ConfigError

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from r1zero.core import losses
-from r1zero.learner.batching import MicroBatch, TrainSequence, make_micro_batches, micro_batch_plan
+from r1zero.learner.batching import (
+    MicroBatch,
+    TrainSequence,
+    make_micro_batches,
+    micro_batch_plan,
+)
 from r1zero.utils import derive_seed
 
 if TYPE_CHECKING:  # type hints only (local.py imports this module)

@@ -23,6 +23,7 @@ import copy
 
 import torch
 
+
 def compute_model(policy: torch.nn.Module, precision: str) -> torch.nn.Module:
     """The module forward/backward runs on: a bf16 copy for ``bf16``, else the policy.
 

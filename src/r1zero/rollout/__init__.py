@@ -17,7 +17,10 @@ from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.rollout.fake import FakeBackend
 from r1zero.rollout.hf import HFBackend
 from r1zero.rollout.pool import EnginePool
-from r1zero.rollout.vllm import VLLM_INSTALL_HINT, VLLMBackend  # vllm itself: when one is built
+from r1zero.rollout.vllm import (  # vllm itself: when one is built
+    VLLM_INSTALL_HINT,
+    VLLMBackend,
+)
 
 ENGINES = ("hf", "vllm")
 """Local engines `build_backend` makes (``auto`` = vllm when importable, else hf)."""

@@ -9,12 +9,12 @@ concern: it scores them 0 and keeps them in the loss.
 from __future__ import annotations
 
 import operator
-import re
 import random
+import re
 from collections.abc import Callable, Sequence
 
 from r1zero import data as data_lib
-from r1zero.config import ConfigError, TaskConfig
+from r1zero.config import ConfigError, JudgeConfig, TaskConfig
 from r1zero.data import Problem
 from r1zero.grading import grade
 from r1zero.tasks.base import TaskVerdict, bad_input_verdict, check_split
@@ -51,7 +51,9 @@ def judge_math(verifier, responses: Sequence[str], problems: Sequence[Problem],
     final answer equivalent to the gold (reason ``judge_equivalent``), else 0
     (``judge_not_equivalent``, ``judge_unclear``, or ``judge_error`` when the judge server
     failed). All undecided responses go to the judge in one batched call."""
-    from r1zero.grading.llm_verifier import JudgeItem  # the judge's HTTP client (imports torch)
+    from r1zero.grading.llm_verifier import (
+        JudgeItem,  # the judge's HTTP client (imports torch)
+    )
 
     out: list[TaskVerdict | None] = [bad_input_verdict(r) for r in responses]
     todo = [i for i, v in enumerate(out) if v is None]
@@ -68,17 +70,20 @@ class MathTask:
 
     default_template = "qwen_math"
 
-    def __init__(self, cfg: TaskConfig, name: str = "math", *, judge=None) -> None:
+    def __init__(self, cfg: TaskConfig, name: str = "math", *, judge: JudgeConfig | None = None,
+                 verifier=None) -> None:
         self.name = name
         self.cfg = cfg
         self._cache: dict[str, list[Problem]] = {}
-        self.judge = judge
-        """The `ReferenceVerifier` consulted on undecided answers (``--task.judge.*``), or None."""
-        if judge is None and cfg.judge.enabled:
-            from r1zero.grading.llm_verifier import ReferenceVerifier  # (imports torch: judged runs only)
+        self.judge = verifier
+        """The `ReferenceVerifier` consulted on undecided answers (``--judge.*``), or None."""
+        if verifier is None and judge is not None and judge.enabled:
+            from r1zero.grading.llm_verifier import (
+                ReferenceVerifier,  # (imports torch: judged runs only)
+            )
 
-            cfg.judge.check("--task.judge")
-            self.judge = ReferenceVerifier(cfg.judge)
+            judge.check("--judge")
+            self.judge = ReferenceVerifier(judge)
 
     def problems(self, split: str) -> list[Problem]:
         """Load (once) the file configured for ``split``."""
@@ -116,18 +121,18 @@ class MathTask:
         return judge_math(self.judge, responses, problems, template, extract=self.cfg.extract)
 
 
-def make_math(cfg: TaskConfig) -> MathTask:
+def make_math(cfg: TaskConfig, judge: JudgeConfig | None = None) -> MathTask:
     """Factory for ``math``: MATH-style problems, default template ``qwen_math``."""
-    return MathTask(cfg, "math")
+    return MathTask(cfg, "math", judge=judge)
 
 
-def make_gsm8k(cfg: TaskConfig) -> MathTask:
+def make_gsm8k(cfg: TaskConfig, judge: JudgeConfig | None = None) -> MathTask:
     """Factory for ``gsm8k``: the loader turns ``... #### 1,234`` answers into ``1234``.
 
     No default path: pass ``--task.train-path`` / ``--task.test-path`` (a local copy of
     ``test.jsonl``, or the hub name ``openai/gsm8k`` where the network allows).
     """
-    return MathTask(cfg, "gsm8k")
+    return MathTask(cfg, "gsm8k", judge=judge)
 
 
 # ----------------------------------------------------------------------------- arithmetic

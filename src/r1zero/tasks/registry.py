@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 
-from r1zero.config import ConfigError, TaskConfig
+from r1zero.config import JUDGED_TASKS, ConfigError, JudgeConfig, TaskConfig
 from r1zero.tasks.base import Task
 from r1zero.tasks.countdown import CountdownTask
 from r1zero.tasks.knights_knaves import KnightsKnavesTask
@@ -24,13 +25,19 @@ TASKS: dict[str, TaskFactory] = {
 """Built-in tasks. Adding one is a row here plus a module with a factory."""
 
 
-def get_task(cfg: TaskConfig) -> Task:
-    """Build the task named by ``cfg.name`` (a key of `TASKS` or ``"pkg.module:factory"``)."""
+def get_task(cfg: TaskConfig, judge: JudgeConfig | None = None) -> Task:
+    """Build the task named by ``cfg.name`` (a key of `TASKS` or ``"pkg.module:factory"``).
+    ``judge`` (``--judge.*``) reaches the judged built-in tasks and a user factory that
+    takes a ``judge`` keyword."""
     name = cfg.name
+    if name in JUDGED_TASKS:
+        return TASKS[name](cfg, judge=judge)
     if name in TASKS:
         return TASKS[name](cfg)
     if ":" in name:
-        return _check_task(_import_factory(name)(cfg), name)
+        factory = _import_factory(name)
+        takes_judge = "judge" in inspect.signature(factory).parameters
+        return _check_task(factory(cfg, judge=judge) if takes_judge else factory(cfg), name)
     raise ConfigError(
         f"unknown task {name!r}: use one of {', '.join(TASKS)} or an import path "
         "'package.module:factory' to your own task factory"

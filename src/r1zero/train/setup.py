@@ -136,14 +136,14 @@ def build_trainer(cfg: TrainConfig) -> Trainer:
     backend, shares = setup_backend(cfg, resolved, start, local, tokenizer, learner, run_dir)
     logger = setup_logger(cfg, run_dir, resolved)
     # Reward workers start now; their imports overlap the first rollout (nothing waits).
-    verifiers = VerifierPool(cfg.task, template, cfg.reward_workers) if cfg.reward_workers > 0 else None
+    verifiers = VerifierPool(cfg.task, template, cfg.reward_workers, cfg.judge) if cfg.reward_workers > 0 else None
     return Trainer(cfg, resolved, run_dir, task, template, train_problems, test_problems, tokenizer,
                    learner, backend, logger, state, shares, verifiers, threads_before=threads_before)
 
 
 def setup_data(cfg: TrainConfig) -> tuple[Task, Template, list[Problem], list[Problem]]:
     """The task, its template and its train / held-out problems."""
-    task = get_task(cfg.task)
+    task = get_task(cfg.task, cfg.judge)
     template = get_template(cfg.template or task.default_template)
     train_problems, test_problems = task.problems("train"), task.problems("test")
     if not train_problems:

@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from r1zero.config import TaskConfig
-from r1zero.tasks import Problem, Task, TaskVerdict, verify_all
+from r1zero.config import JudgeConfig, TaskConfig
+from r1zero.grading.worker import POOL
+from r1zero.tasks import Problem, Task, TaskVerdict, get_task, verify_all
 from r1zero.templates import Template
 
 CHUNKS_PER_WORKER = 8
@@ -51,7 +52,7 @@ _TASK: Task | None = None
 _TEMPLATE: Template | None = None
 
 
-def _init_worker(task_cfg: TaskConfig, template: Template) -> None:
+def _init_worker(task_cfg: TaskConfig, judge: JudgeConfig | None, template: Template) -> None:
     """Per-process set-up: ignore Ctrl-C, cap sympy at one subprocess, build the task.
 
     Ctrl-C reaches every process of the terminal's foreground group; the driver decides
@@ -60,9 +61,6 @@ def _init_worker(task_cfg: TaskConfig, template: Template) -> None:
     """
     global _TASK, _TEMPLATE
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from r1zero.grading.worker import POOL
-    from r1zero.tasks import get_task
-
     # One thread calls the grader here, so one sympy process suffices; the cap makes that
     # explicit (no process explosion whatever the grader's default MAX_WORKERS).
     POOL.max_workers = 1
@@ -70,7 +68,7 @@ def _init_worker(task_cfg: TaskConfig, template: Template) -> None:
     # multiprocessing's own exit hook instead (a clean shutdown runs it).
     multiprocessing.util.Finalize(None, POOL.close, exitpriority=0)
     threading.Thread(target=_exit_with_driver, args=(POOL,), daemon=True).start()
-    _TASK = get_task(task_cfg)
+    _TASK = get_task(task_cfg, judge)
     _TEMPLATE = template
 
 
@@ -114,10 +112,11 @@ class VerifierPool:
     same rewards); a second death raises `VerifierPoolError`. Never a guessed reward.
     """
 
-    def __init__(self, task_cfg: TaskConfig, template: Template, workers: int) -> None:
+    def __init__(self, task_cfg: TaskConfig, template: Template, workers: int,
+                 judge: JudgeConfig | None = None) -> None:
         if workers < 1:
             raise ValueError(f"VerifierPool needs workers >= 1, got {workers}")
-        self.task_cfg = task_cfg
+        self.task_cfg, self.judge = task_cfg, judge
         self.template = template
         self.workers = workers
         self._lock = threading.Lock()
@@ -129,7 +128,7 @@ class VerifierPool:
         imports overlap whatever the driver does next (the first rollout)."""
         executor = ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context(START_METHOD),
-            initializer=_init_worker, initargs=(self.task_cfg, self.template))
+            initializer=_init_worker, initargs=(self.task_cfg, self.judge, self.template))
         return executor, [executor.submit(_started) for _ in range(self.workers)]
 
     def verify(self, responses: Sequence[str], problems: Sequence[Problem]) -> list[TaskVerdict]:
