@@ -33,7 +33,9 @@ import os
 import random
 import socket
 import statistics
+import sys
 import time
+import traceback
 
 import torch
 
@@ -209,7 +211,8 @@ def report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Run the paths; 1 when one of them failed (its error is a row too)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tiny", action="store_true", help="toy model and lengths (CPU smoke test)")
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
@@ -250,12 +253,21 @@ def main(argv: list[str] | None = None) -> None:
               f"{a.micro_batch_tokens}, {a.steps} timed update(s) per path", flush=True)
         rows: list[dict] = []
         for path in a.paths:
-            rows.append(run_path(path, a, device, seqs, rows[0]["logprobs"] if rows else None))
+            try:
+                rows.append(run_path(path, a, device, seqs, rows[0]["logprobs"] if rows else None))
+            except Exception as e:  # noqa: BLE001 - one path's failure must not cost the other's row
+                traceback.print_exc()
+                emit({"row": "error", "path": path, "error": f"{type(e).__name__}: {e}"}, a.jsonl)
+                gc.collect()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
     finally:
         dist.destroy_process_group()
-    print(report(rows), flush=True)
+    if rows:
+        print(report(rows), flush=True)
+    return 0 if len(rows) == len(a.paths) else 1
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main()
+    sys.exit(main())

@@ -5,10 +5,11 @@
 # each result as it comes and writes rows, summary and log under $OUT (else runs/gpu_check).
 #   bash scripts/gpu_check.sh             # the GPU run
 #   bash scripts/gpu_check.sh --dry-run   # the same checks on CPU (gloo, tiny sizes)
-# PYTHON picks the interpreter (default python3), GPU_BUNDLE the bundle (default .gpu).
+# PYTHON picks the interpreter (default: the checkout's .venv if made, else python3),
+# GPU_BUNDLE the bundle (default .gpu).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+if [ -x .venv/bin/python ]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
 BUNDLE=${GPU_BUNDLE:-.gpu}
 dry=0
 for a in "$@"; do [ "$a" = --dry-run ] && dry=1; done

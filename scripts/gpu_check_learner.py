@@ -312,13 +312,11 @@ def check_learner_1p5b(ctx: Ctx) -> dict:
     args = ["--device", str(ctx.device), "--jsonl", str(rows_path)] + ([] if ctx.cuda else ["--tiny"])
     bench.main(args)
     rows = [json.loads(line) for line in rows_path.read_text().splitlines()]
-    out = {}
-    for r in rows:
-        if r["row"] == "summary":
-            keep = ("tokens_per_s", "mfu", "peak_gib", "s_per_update", "warmup_s", "max_abs_dlogp",
-                    "grad_norm", "skipped")
-            out[r["path"]] = {k: r[k] for k in keep if k in r}
-    expect(set(out) == set(bench.PATHS), f"summaries for {sorted(out)} only")
+    keep = ("tokens_per_s", "mfu", "peak_gib", "s_per_update", "warmup_s", "max_abs_dlogp",
+            "grad_norm", "skipped")
+    out = {r["path"]: {k: r[k] for k in keep if k in r} for r in rows if r["row"] == "summary"}
+    errors = {r["path"]: r["error"] for r in rows if r["row"] == "error"}
+    expect(set(out) == set(bench.PATHS), f"summaries for {sorted(out)} only; errors: {errors}")
     if ctx.cuda:
         expect(not any("skipped" in r for r in out.values()), "a path did not train on CUDA")
     return out

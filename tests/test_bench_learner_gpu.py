@@ -1,6 +1,7 @@
 """bench/bench_learner_gpu.py in --tiny mode on CPU (a smoke test, ~5 s): both attention
-paths build, the dense one trains, every row is streamed to the JSONL file; and the
-device it picks is one that ``torch.cuda.set_device`` accepts (checked without a GPU)."""
+paths build, the dense one trains, every row is streamed to the JSONL file, a path that
+fails costs only its own row; and the device it picks is one that ``torch.cuda.set_device``
+accepts (checked without a GPU)."""
 
 import importlib.util
 import json
@@ -58,3 +59,21 @@ def test_cuda_device_carries_the_index_set_device_needs():
     assert bench.pick_device("cpu", cuda_available=True) == torch.device("cpu")
     with pytest.raises(SystemExit, match="no CUDA device"):
         bench.pick_device("cuda", cuda_available=False)
+
+
+def test_a_failing_path_costs_only_its_own_row(tmp_path, monkeypatch):
+    bench = _bench()
+    real = bench.run_path
+
+    def run_path(path, *args, **kwargs):
+        if path == "varlen":
+            raise RuntimeError("compile failed")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "run_path", run_path)
+    out = tmp_path / "rows.jsonl"
+    assert bench.main(["--tiny", "--device", "cpu", "--jsonl", str(out)]) == 1
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[0] == {"row": "error", "path": "varlen", "error": "RuntimeError: compile failed"}
+    assert (rows[-1]["row"], rows[-1]["path"]) == ("summary", "dense")
+    assert rows[-1]["max_abs_dlogp"] == 0.0  # dense is now the first path: its own reference

@@ -3,7 +3,8 @@
 Default suite: the runner with stand-in checks (rows streamed as they come, a hung check
 killed with its helpers at its limit, the rest still run), its time rule, the bundle, and
 the FSDP2 and DCP checks themselves on gloo (the same code the GPU run takes). Slow: the
-whole ``--dry-run`` (~100 s on 2 cores) and FlexAttention compiled on CPU (~25 s).
+whole ``--dry-run`` (45-110 s on 2 shared cores) and FlexAttention compiled on CPU (~20 s).
+Network: the bundle's wheel download.
 """
 
 from __future__ import annotations
@@ -108,6 +109,26 @@ def test_bundle_holds_the_tokenizer_where_r1zero_looks(tmp_path, monkeypatch):
     assert not list(out.rglob("*.safetensors"))  # no weights travel
     monkeypatch.setenv("R1ZERO_CACHE", str(out / "cache"))
     assert resolve_tokenizer_path(DEFAULT_MODEL) == str(out / manifest["tokenizer"])
+
+
+@pytest.mark.network
+def test_bundle_carries_pure_python_wheels_only(tmp_path):
+    from importlib.metadata import version
+
+    wheels = gpu_bundle.add_wheels(["tyro"], tmp_path)  # at the version installed here
+    assert [w.name for w in wheels] == [f"tyro-{version('tyro')}-py3-none-any.whl"]
+    with pytest.raises(SystemExit, match="no pure-Python wheel"):
+        gpu_bundle.add_wheels(["numpy"], tmp_path)  # compiled code cannot travel as a wheel
+
+
+def test_without_cuda_the_real_run_says_how_to_dry_run(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    assert gpu_check.main(["--out", str(tmp_path)]) == 2
+    assert "--dry-run" in capsys.readouterr().err
+    assert not (tmp_path / gpu_check.ROWS).exists()
 
 
 def test_bundle_counts_only_what_the_image_lacks():
