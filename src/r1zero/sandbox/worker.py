@@ -250,10 +250,11 @@ def _read_some(fd: int, buf: bytearray, cap: int, poller) -> str | None:
     return None
 
 
-def _drain(fds: dict, data: dict, cap: int) -> None:
-    """Whatever is still in the pipes once every writer is dead (bounded in time)."""
+def _drain(fds: dict, data: dict, cap: int) -> bool:
+    """Whatever is still in the pipes once every writer is dead (bounded in time); True if
+    that went over the cap."""
     end = time.monotonic() + DRAIN_AFTER_EXIT_S
-    open_fds = dict(fds)
+    open_fds, over = dict(fds), False
     while open_fds and time.monotonic() < end:
         ready, _, _ = select.select(list(open_fds.values()), [], [], end - time.monotonic())
         for name, fd in list(open_fds.items()):
@@ -261,8 +262,10 @@ def _drain(fds: dict, data: dict, cap: int) -> None:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     del open_fds[name]
-                elif len(data[name]) < cap:
-                    data[name] += chunk[: cap - len(data[name])]
+                    continue
+                over = over or len(data[name]) + len(chunk) > cap
+                data[name] += chunk[: max(0, cap - len(data[name]))]
+    return over
 
 
 def _kill_everything(pid: int, isolated: bool) -> None:
@@ -390,7 +393,8 @@ def execute(req: dict, isolated: bool, host_fd: int) -> dict:
     try:
         sup = _supervise(pid, fds, limits, host_fd)
         _kill_everything(pid, isolated)
-        _drain(fds, sup["data"], limits["output_bytes"])
+        if _drain(fds, sup["data"], limits["output_bytes"]) and sup["why"] == "exited":
+            sup["why"] = "output_limit"
     finally:
         for fd in fds.values():
             os.close(fd)
