@@ -100,7 +100,7 @@ for fd in range(4, 256):
     out = r.stdout
     assert secret not in out and secret not in r.stderr
     env, root, fds = out.splitlines()[:3]
-    assert env == "['HOME', 'LANG', 'PATH', 'PYTHONHASHSEED', 'TMPDIR']"
+    assert env == "['HOME', 'LANG', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'PATH', 'PYTHONHASHSEED', 'TMPDIR']"
     assert set(ast.literal_eval(root)) <= {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc",
                                "proc", "dev", "tmp"}  # no /root, /home, /work, /run, /sys
     assert fds == "['0', '1', '2', '3', '4']"  # 4: the directory listing's own descriptor

