@@ -170,11 +170,11 @@ def test_memory_bomb_gets_memory_verdict(pool):
 
 
 def test_infinite_loop_stops_at_the_cpu_limit():
-    with SandboxPool(SandboxConfig(workers=1, timeout_s=8.0, cpu_s=1)) as p:
+    with SandboxPool(SandboxConfig(workers=1, timeout_s=30.0, cpu_s=1)) as p:
         start = time.monotonic()
         r = p.run("while True:\n    pass\n")
         assert r.verdict == "timeout" and r.timed_out and "CPU" in r.reason, r
-        assert r.exit_code == -signal.SIGXCPU and time.monotonic() - start < 5
+        assert r.exit_code == -signal.SIGXCPU and time.monotonic() - start < 20
         assert_clean(p)
 
 
@@ -182,7 +182,7 @@ def test_sleeping_forever_stops_at_the_wall_limit(pool):
     start = time.monotonic()
     r = pool.run("import time\ntime.sleep(3600)\n", timeout_s=0.5)
     assert r.verdict == "timeout" and "wall" in r.reason and r.cpu_s < 0.5, r
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 5
     assert_clean(pool)
 
 
