@@ -234,3 +234,18 @@ print(libc.shmget(4242, 4096, 0o1600) >= 0)
     r = pool.run(second)
     assert r.stdout == "3 [] False 1\n", r  # only the header line of the shm table
     assert_clean(pool)
+
+
+def test_a_signal_storm_cannot_push_the_child_into_worker_code(pool):
+    # A handler that raises on a 0.1 ms timer fires anywhere in the wrapper around the
+    # program, including after it; the child must still end in _exit, never answer the host.
+    storm = ("import signal\ndef boom(*a):\n    raise KeyboardInterrupt\n"
+             "signal.signal(signal.SIGALRM, boom)\n"
+             "signal.setitimer(signal.ITIMER_REAL, 0.0001, 0.0001)\n"
+             "x = 0\nfor i in range(10 ** 5):\n    x += i\n")
+    for _ in range(5):
+        r = pool.run(storm)
+        assert r.verdict in ("error", "ok") and "ready" not in r.stdout, r
+    r = pool.run("import os\nos.close(3)\nraise MemoryError")  # the done channel closed
+    assert r.verdict == "error" and not r.completed, r
+    assert_clean(pool)

@@ -172,17 +172,25 @@ def _run_child(code: str, token: bytes) -> None:
         exec(compile(code, filename, "exec"), main.__dict__)
         _finish_threads_and_atexit()
         _flush()
-        os.write(3, MARK_DONE + token)
+        _mark(MARK_DONE + token)
         status = 0
     except SystemExit as e:
         status = _exit_status(e.code)
     except MemoryError as e:
-        os.write(3, MARK_MEMORY + token)
+        _mark(MARK_MEMORY + token)
         _print_exception(e)
     except BaseException as e:
         _print_exception(e)
     _flush()
     os._exit(status)
+
+
+def _mark(data: bytes) -> None:
+    """Write to the done channel (fd 3), which the program may have closed."""
+    try:
+        os.write(3, data)
+    except OSError:
+        pass
 
 
 def _print_exception(e: BaseException) -> None:
@@ -204,6 +212,21 @@ def _finish_threads_and_atexit() -> None:
         if t is not threading.main_thread() and not t.daemon:
             t.join()
     atexit._run_exitfuncs()
+
+
+def _child_main(code: str, limits: dict, scratch: str, pipes: dict, isolated: bool,
+                token: bytes) -> None:
+    """The forked child from start to ``_exit``: it must never return into worker code,
+    whatever the program raises or its signal handlers throw at any point."""
+    try:
+        try:
+            _prepare_child(limits, scratch, pipes["stdout"][1], pipes["stderr"][1],
+                           pipes["done"][1], isolated)
+        except BaseException:
+            os._exit(125)
+        _run_child(code, token)
+    finally:
+        os._exit(1)
 
 
 # ----------------------------------------------------------------------------- the parent
@@ -384,12 +407,7 @@ def execute(req: dict, isolated: bool, host_fd: int) -> dict:
     cpu0, t0 = _child_cpu_s(), time.monotonic()
     pid = os.fork()
     if pid == 0:
-        try:
-            _prepare_child(limits, scratch, pipes["stdout"][1], pipes["stderr"][1],
-                           pipes["done"][1], isolated)
-        except BaseException:
-            os._exit(125)
-        _run_child(req["code"], token)
+        _child_main(req["code"], limits, scratch, pipes, isolated, token)  # never returns
     for _, w in pipes.values():
         os.close(w)
     fds = {name: r for name, (r, _) in pipes.items()}
@@ -468,11 +486,14 @@ def main(mode: str) -> None:
     gc.freeze()  # children's collections skip the worker's objects (fewer copied pages)
     _write_all(host_out, encode_frame({"ready": True, "python": sys.version.split()[0],
                                        "pid": os.getpid(), "uid": os.getuid()}))
+    me = os.getpid()
     while True:
         req = read_frame(host_in)
         if req is None:
             return
         result = execute(req, isolated, host_in)
+        if os.getpid() != me:  # a child that escaped _child_main's _exit: never answer
+            os._exit(1)
         _write_all(host_out, encode_frame(result))
         if result["retire"] or result["reason"] == "the host closed the sandbox":
             return
