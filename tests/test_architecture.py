@@ -14,6 +14,10 @@ SRC = ROOT / "src" / "r1zero"
 FUNCTION_LIMIT = 60
 FUNCTION_PACKAGES = ("core", "learner", "train", "cluster")
 FILE_LIMIT = 500
+FILE_EXCEPTIONS = {
+    "sandbox/worker.py": "runs alone as `python -I -c <its text>` inside the sandbox, so it "
+                         "cannot import a second module of its own",
+}
 
 
 def test_import_contracts_hold():
@@ -41,5 +45,6 @@ def test_functions_are_short(package):
 
 def test_files_are_short():
     long = [f"{p.relative_to(SRC)} ({n} lines)" for p in sorted(SRC.rglob("*.py"))
-            if (n := len(p.read_text().splitlines())) > FILE_LIMIT]
+            if (n := len(p.read_text().splitlines())) > FILE_LIMIT
+            and str(p.relative_to(SRC)) not in FILE_EXCEPTIONS]
     assert not long, f"files over {FILE_LIMIT} lines: {long}"
