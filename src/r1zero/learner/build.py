@@ -33,19 +33,10 @@ def build_learner(cfg: TrainConfig, *, model_path: str, device: torch.device, pr
                   rank: int = 0, world: int = 1, shard: Shard | None = None) -> LocalLearner:
     """A `LocalLearner` for ``role`` ("policy" or "critic"), on ``device``, from
     ``model_path`` or from the checkpoint ``resume_from`` (its weights, its optimizer)."""
-    start = str(resume_from or model_path)
-    if role == "critic":
-        state_dir = None if resume_from is None else Path(resume_from) / CRITIC_DIR
-        model = load_value_model(cfg.critic.model or model_path, str(device), state_dir)
-        body = model.backbone
-    else:
-        model, _ = load_model(start, device=str(device))
-        model.eval()
-        check_output_layer(model)
-        body, state_dir = model, None if resume_from is None else Path(resume_from)
+    model, state_dir = MODELS[role](cfg, model_path, device, resume_from)
     compute = model if shard else compute_model(model, precision)
-    packed = packed_rows(cfg.packed, cfg.attn_implementation, body)
-    set_attention(compute.backbone if role == "critic" else compute, cfg.attn_implementation, device, packed)
+    packed = packed_rows(cfg.packed, cfg.attn_implementation, decoder_of(model))
+    set_attention(decoder_of(compute), cfg.attn_implementation, device, packed)
     if shard:
         shard(model, True)
     ref = reference_model(cfg, model_path, device, precision, packed, shard) if role == "policy" else None
@@ -53,9 +44,34 @@ def build_learner(cfg: TrainConfig, *, model_path: str, device: torch.device, pr
     optimizer = adamw(model.parameters(), optim)
     if state_dir is not None:
         ckpt.load_optimizer(model, optimizer, state_dir)
-    pad = load_tokenizer(start).pad_token_id
+    pad = load_tokenizer(str(resume_from or model_path)).pad_token_id
     return LocalLearner(cfg, cfg.algo, model, compute, optimizer, optim, ref, packed, pad, precision,
                         OBJECTIVES[role], optim_steps, rank, world)
+
+
+def policy_model(cfg: TrainConfig, model_path: str, device: torch.device, resume_from: Path | None):
+    """The policy (from the checkpoint on a resume) and where its optimizer state is."""
+    model, _ = load_model(str(resume_from or model_path), device=str(device))
+    model.eval()
+    check_output_layer(model)
+    return model, None if resume_from is None else Path(resume_from)
+
+
+def critic_model(cfg: TrainConfig, model_path: str, device: torch.device, resume_from: Path | None):
+    """PPO's value model (`--critic.model`, else the policy's architecture) and where its
+    weights and optimizer state are (a checkpoint's ``critic/``)."""
+    state_dir = None if resume_from is None else Path(resume_from) / CRITIC_DIR
+    return load_value_model(cfg.critic.model or model_path, str(device), state_dir), state_dir
+
+
+MODELS = {"policy": policy_model, "critic": critic_model}
+"""How each role's model is loaded: ``(model, where its optimizer state is)``."""
+
+
+def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model whose attention kernel and packing are chosen: a causal LM
+    itself, or a value model's backbone (learner/critic.py)."""
+    return getattr(model, "backbone", model)
 
 
 def reference_model(cfg: TrainConfig, model_path: str, device: torch.device, precision: str,

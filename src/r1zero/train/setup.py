@@ -124,16 +124,16 @@ def build_trainer(cfg: TrainConfig) -> Trainer:
     model_path = resolve_model_path(cfg.model)
     start = str(resume_from or model_path)
     tokenizer = load_tokenizer(start)
-    learner, local = setup_learner(cfg, resolved, model_path, resume_from, state, run_dir)
-    if local is not None:
-        resolved = dataclasses.replace(resolved, packed=local.packed,
-                                       attn_implementation=local.compute.config._attn_implementation)
+    learner, policy = setup_learner(cfg, resolved, model_path, resume_from, state, run_dir)
+    if isinstance(policy, LocalLearner):
+        resolved = dataclasses.replace(resolved, packed=policy.packed,
+                                       attn_implementation=policy.compute.config._attn_implementation)
     if resolved.backend == "vllm" and resolved.device == "cpu":
         kv = cfg.vllm_cpu_kv_cache_gib or cpu_kv_cache_gib(
             cfg, resolved.vllm_dtype.value, model_path, longest_prompt(template, tokenizer, train_problems + test_problems),
             len(test_problems))
         resolved = dataclasses.replace(resolved, vllm_cpu_kv_cache_gib=kv)
-    backend, shares = setup_backend(cfg, resolved, start, local, tokenizer, learner, run_dir)
+    backend, shares = setup_backend(cfg, resolved, start, policy, tokenizer, run_dir)
     logger = setup_logger(cfg, run_dir, resolved)
     # Reward workers start now; their imports overlap the first rollout (nothing waits).
     verifiers = VerifierPool(cfg.task, template, cfg.reward_workers, cfg.judge) if cfg.reward_workers > 0 else None
@@ -197,10 +197,10 @@ def setup_state(cfg: TrainConfig, run_dir: Path) -> tuple[Path | None, ckpt.Trai
 
 
 def setup_learner(cfg: TrainConfig, resolved: Resolved, model_path: str, resume_from: Path | None,
-                  state: ckpt.TrainState, run_dir: Path) -> tuple[Learner, LocalLearner | None]:
+                  state: ckpt.TrainState, run_dir: Path) -> tuple[Learner, LocalLearner | LearnerGroup]:
     """The learner (and PPO's critic behind it): in this process, or groups of ranks.
-    Returns it and, in one process, the policy's `LocalLearner` (whose module a
-    transformers engine may share)."""
+    Returns it and the policy's own learner (a `LocalLearner`, whose module a transformers
+    engine may share, or the `LearnerGroup`, beside whose ranks collocated engines go)."""
     precision = resolved.precision.value
     kw = dict(model_path=model_path, precision=precision, resume_from=resume_from, optim_steps=state.optim_steps)
     if cfg.cluster.learners > 0:
@@ -209,14 +209,13 @@ def setup_learner(cfg: TrainConfig, resolved: Resolved, model_path: str, resume_
         policy: Learner = LearnerGroup(cfg, plan, run_dir=run_dir, sync_path=path,
                                        engine_dtype=resolved.vllm_dtype.value, **kw)
         critic = LearnerGroup(cfg, plan, run_dir=run_dir, role="critic", **kw) if cfg.algo.needs_critic else None
-        local = None
     else:
         device = torch.device(resolved.device)
-        policy = local = build_learner(cfg, device=device, **kw)
+        policy = build_learner(cfg, device=device, **kw)
         critic = build_learner(cfg, device=device, role="critic", **kw) if cfg.algo.needs_critic else None
     if critic is not None:
-        return WithCritic(policy, critic, cfg.algo.gae_gamma, cfg.algo.gae_lambda), local
-    return policy, local
+        return WithCritic(policy, critic, cfg.algo.gae_gamma, cfg.algo.gae_lambda), policy
+    return policy, policy
 
 
 def engine_spec(cfg: TrainConfig, resolved: Resolved, model_path: str, weight_transfer: str | None = None) -> EngineSpec:
@@ -232,8 +231,8 @@ def engine_spec(cfg: TrainConfig, resolved: Resolved, model_path: str, weight_tr
                       weight_transfer=weight_transfer)
 
 
-def setup_backend(cfg: TrainConfig, resolved: Resolved, model_path: str, local: LocalLearner | None,
-                  tokenizer, learner: Learner, run_dir: Path) -> tuple[RolloutBackend, bool]:
+def setup_backend(cfg: TrainConfig, resolved: Resolved, model_path: str,
+                  policy: LocalLearner | LearnerGroup, tokenizer, run_dir: Path) -> tuple[RolloutBackend, bool]:
     """The rollout engine(s) and whether they share the learner's module. Three cases:
     engine actors (``--cluster.engines``); the transformers engine in this process beside a
     local learner (it samples from the learner's compute module, or, when generation
@@ -241,14 +240,13 @@ def setup_backend(cfg: TrainConfig, resolved: Resolved, model_path: str, local: 
     loaded from ``model_path`` (the checkpoint on a resume)."""
     if cfg.cluster.engines > 0:
         path = sync_path(resolved.backend, resolved.cluster.gpu, cfg.cluster.colocate)
-        group = getattr(learner, "policy", learner)
-        placement = group.pg if cfg.cluster.colocate and cfg.cluster.learners else None
+        placement = policy.pg if cfg.cluster.colocate and isinstance(policy, LearnerGroup) else None
         spec = engine_spec(cfg, resolved, model_path, None if path == "object_store" else path)
         return RayEnginePool(spec, cfg.cluster.engines, resolved.cluster, run_dir, placement), False
     spec = engine_spec(cfg, resolved, model_path)
-    if resolved.backend == "hf" and local is not None:
+    if resolved.backend == "hf" and isinstance(policy, LocalLearner):
         shares = cfg.max_staleness == 0  # generating while the learner updates needs a copy
-        module = local.compute if shares else copy.deepcopy(local.compute).eval()
+        module = policy.compute if shares else copy.deepcopy(policy.compute).eval()
         return build_backend(spec, model=module, tokenizer=tokenizer), shares
     return build_backend(spec), False
 
