@@ -23,14 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:  # algorithms imports this module (the choice tuples); only annotate with it
-    from r1zero.core.algorithms import AlgorithmConfig
-
+from r1zero.core.algorithms import AlgorithmConfig
 from r1zero.core.choices import (  # noqa: F401  (re-exported: the switches this module implements)
     AGGREGATIONS,
     KL_ESTIMATORS,

@@ -18,7 +18,6 @@ from r1zero.evaluation.report import (
     summarize,
 )
 from r1zero.evaluation.runner import (
-    BenchmarkSet,
     eval_dtype,
     make_eval_backend,
     read_samples,

@@ -9,14 +9,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from r1zero.core.metrics import maj_at_k, pass_at_k
-from r1zero.evaluation.settings import EvalConfig
+from r1zero.evaluation.settings import BenchmarkSet, EvalConfig
 from r1zero.templates import Template
 
-if TYPE_CHECKING:  # type hints only (runner.py imports this module)
-    from r1zero.evaluation.runner import BenchmarkSet
 
 # ---------------------------------------------------------------------- summaries
 def _key(rec: dict[str, Any]) -> tuple[str, str, int]:

@@ -10,7 +10,6 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from rich.progress import (
 from r1zero.config import ConfigError
 from r1zero.data import load_problems
 from r1zero.evaluation.report import _key, results_markdown, summarize, write_results
-from r1zero.evaluation.settings import SUITES, EvalConfig, _say
+from r1zero.evaluation.settings import SUITES, BenchmarkSet, EvalConfig, _say
 from r1zero.grading import grade
 from r1zero.grading.llm_verifier import (
     JudgeItem,
@@ -44,16 +43,6 @@ from r1zero.utils import append_jsonl, derive_seed, read_jsonl
 
 
 # ---------------------------------------------------------------------- problem sets
-@dataclass
-class BenchmarkSet:
-    """Loaded problems of one benchmark."""
-
-    key: str
-    title: str
-    source: str
-    problems: list  # list[r1zero.tasks.Problem]
-
-
 def resolve_benchmarks(cfg: EvalConfig) -> list[BenchmarkSet]:
     """Load every benchmark the config asks for (first ``limit`` problems of each)."""
     sets = []

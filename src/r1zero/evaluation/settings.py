@@ -165,6 +165,16 @@ class EvalConfig:
                 bad(str(e))
 
 
+@dataclass
+class BenchmarkSet:
+    """Loaded problems of one benchmark."""
+
+    key: str
+    title: str
+    source: str
+    problems: list  # list[r1zero.tasks.Problem]
+
+
 def _say(cfg: EvalConfig, msg: str) -> None:
     """A message to stderr (rich keeps long lines readable), unless --quiet."""
     if not cfg.quiet:

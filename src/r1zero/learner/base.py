@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from r1zero.config import TrainConfig
+from r1zero.core.algorithms import AlgorithmConfig
 from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.batching import TrainSequence
 
@@ -46,6 +48,24 @@ class Learner(Protocol):
     def close(self) -> None:
         """Release processes and memory (a no-op in-process)."""
         ...
+
+
+class LearnerParts(Protocol):
+    """What the planning (plan.py) and the losses (objectives.py) read of a learner: the
+    fields of `r1zero.learner.local.LocalLearner` they use, so that those modules need not
+    import it (it imports them)."""
+
+    cfg: TrainConfig
+    algo: AlgorithmConfig
+    compute: torch.nn.Module
+    ref_policy: torch.nn.Module | None
+    packed: bool
+    pad_token_id: int
+    precision: str
+    objective: Any
+    """`PolicyObjective` or `ValueObjective` (learner/objectives.py)."""
+    rank: int
+    world: int
 
 
 @runtime_checkable

@@ -5,19 +5,16 @@ update loop (`r1zero.learner.local.run_update`) is the same for both."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from r1zero.core import losses
 from r1zero.core.metrics import summarize_loss_stats, summarize_value_stats
 from r1zero.learner import checkpoint as ckpt
+from r1zero.learner.base import LearnerParts
 from r1zero.learner.batching import MicroBatch
 from r1zero.learner.critic import save_value_model
 from r1zero.learner.logprobs import response_logprobs
-
-if TYPE_CHECKING:  # type hints only (local.py imports this module)
-    from r1zero.learner.local import LocalLearner
 
 
 class PolicyObjective:
@@ -28,7 +25,7 @@ class PolicyObjective:
     skips_zero_advantage = True
     """A response with A = 0 has loss 0 and gradient 0 (without KL or entropy terms)."""
 
-    def loss(self, lrn: LocalLearner, mb: MicroBatch, norm: losses.LossNormalizer,
+    def loss(self, lrn: LearnerParts, mb: MicroBatch, norm: losses.LossNormalizer,
              old_lp: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Forward one micro-batch; (loss share, summable statistics)."""
         want_entropy = "grad" if lrn.algo.entropy_coef else True
@@ -73,7 +70,7 @@ class ValueObjective:
     name = "critic"
     skips_zero_advantage = False  # token advantages and returns: no zero to skip
 
-    def loss(self, lrn: LocalLearner, mb: MicroBatch, norm: losses.LossNormalizer,
+    def loss(self, lrn: LearnerParts, mb: MicroBatch, norm: losses.LossNormalizer,
              old_lp: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         values = lrn.compute(mb, precision=lrn.precision)  # [n, width] fp32
         device = values.device

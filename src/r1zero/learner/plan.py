@@ -5,11 +5,10 @@ micro-batches with the padding collectives need. Pure planning: no forward pass 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from r1zero.core import losses
+from r1zero.learner.base import LearnerParts
 from r1zero.learner.batching import (
     MicroBatch,
     TrainSequence,
@@ -17,9 +16,6 @@ from r1zero.learner.batching import (
     micro_batch_plan,
 )
 from r1zero.utils import derive_seed
-
-if TYPE_CHECKING:  # type hints only (local.py imports this module)
-    from r1zero.learner.local import LocalLearner
 
 
 def units(seqs: list[TrainSequence]) -> list[list[TrainSequence]]:
@@ -54,7 +50,7 @@ def minibatches(seqs: list[TrainSequence], size: int | None, seed: int) -> list[
     return steps
 
 
-def step_norm(lrn: LocalLearner, mini: list[TrainSequence], step: int) -> losses.LossNormalizer:
+def step_norm(lrn: LearnerParts, mini: list[TrainSequence], step: int) -> losses.LossNormalizer:
     """The loss normaliser of one optimizer step, over every response of that step (zero
     advantages included, every rank's share): N responses, T response tokens, C = the
     generation budget in force at rollout step ``step``."""
@@ -92,7 +88,7 @@ def rank_share_index(seqs: list[TrainSequence], rank: int, world: int) -> list[i
     return mine
 
 
-def plan_steps(lrn: LocalLearner, seqs: list[TrainSequence], step: int):
+def plan_steps(lrn: LearnerParts, seqs: list[TrainSequence], step: int):
     """``[(normaliser, micro-batches, real, share)]``, one per optimizer step of an epoch,
     with this rank's micro-batches; the first ``real`` are this rank's ``share`` (their
     ``index`` points into it), the rest padding.
@@ -117,7 +113,7 @@ def plan_steps(lrn: LocalLearner, seqs: list[TrainSequence], step: int):
     return plan
 
 
-def rank_micro_batches(lrn: LocalLearner, seqs: list[TrainSequence]) -> tuple[list[int], list[MicroBatch], int]:
+def rank_micro_batches(lrn: LearnerParts, seqs: list[TrainSequence]) -> tuple[list[int], list[MicroBatch], int]:
     """This rank's share of ``seqs`` (positions in ``seqs``), its micro-batches, and how many
     of them are real. Ranks of a group must run the same number of forward passes (each
     is a collective under FSDP), so the micro-batches are padded with repeats of one up to
