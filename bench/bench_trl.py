@@ -45,6 +45,7 @@ def run_r1zero(steps: int, backend: str, precision: str, skip: bool) -> dict:
         step_s = [r["perf/step_s"] for r in rows]
         warm = step_s[1:] or step_s
         info = json.loads((run / "run_info.json").read_text())
+        resolved = json.loads((run / "config.json").read_text()).get("resolved", {})
         return {
             "s_per_step": statistics.median(warm),
             "s_per_step_all": statistics.mean(step_s),
@@ -55,7 +56,8 @@ def run_r1zero(steps: int, backend: str, precision: str, skip: bool) -> dict:
             "peak_rss_gb": max(r["perf/peak_rss_gb"] for r in rows),
             "backend": backend,
             "skip_zero_advantage": skip,
-            "precision": precision,
+            "precision": resolved.get("precision", precision),
+            "vllm_dtype": resolved.get("vllm_dtype"),
             "versions": info.get("versions"),
         }
 
@@ -65,7 +67,8 @@ def main() -> None:
     p.add_argument("--trl-steps", type=int, default=3, help="TRL steps (the first is warm-up)")
     p.add_argument("--r1zero-steps", type=int, default=5, help="r1zero steps (the first is warm-up)")
     p.add_argument("--backend", default="auto", help="r1zero rollout backend (auto/vllm/hf)")
-    p.add_argument("--precision", default="bf16", help="r1zero learner precision")
+    p.add_argument("--precision", default="auto",
+                   help="r1zero learner precision (auto: bf16 where the CPU computes it natively)")
     p.add_argument("--trl-bf16", action="store_true", help="run TRL in bf16 (no faster here)")
     p.add_argument("--with-skip", action="store_true",
                    help="also time r1zero's default exact zero-advantage skip")
@@ -85,6 +88,10 @@ def main() -> None:
         r1s = run_r1zero(a.r1zero_steps, a.backend, a.precision, skip=True)
         print(f"r1zero (exact zero-advantage skip, default): {r1s['s_per_step']:.1f} s/step "
               f"(train {r1s['train_s']:.1f})", flush=True)
+    from r1zero.machine import cpu_bf16_verdict
+
+    fast, why = cpu_bf16_verdict()
+    print(f"cpu: {'native bf16' if fast else 'no fast bf16'} ({why})", flush=True)
     trl = run_trl(model_dir, a.trl_steps, a.trl_bf16)
     print(f"trl {trl.get('trl_version')}: {trl['s_per_step']:.1f} s/step, "
           f"{trl['completions_per_s']:.2f} completions/s, peak RSS {trl['peak_rss_gb']:.1f} GiB "
