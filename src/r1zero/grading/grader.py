@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .equivalence import GradingTimeout, equal_by_deadline
-from .extract import EXTRACT_MODES, extract_gold, extract_with_reason, gold_choice
+from .choice import gold_choice
+from .extract import EXTRACT_MODES, extract_gold, extract_with_reason
 
 log = logging.getLogger(__name__)
 

@@ -37,13 +37,21 @@ def _fix_latex(s: str) -> str:
 
 
 def to_sympy(latex: str):
-    """Parse LaTeX into a sympy object, or None when it does not parse as a whole."""
+    """Parse LaTeX into a sympy object, or None when it does not parse as a whole.
+    Symbols come back plain (name only): the parser may attach different assumptions to
+    the same name on two sides (``F_k`` in a sum), which would make them unequal."""
+    import sympy
     from latex2sympy2_extended import latex2sympy
 
     try:
-        return latex2sympy(_fix_latex(latex))
+        expr = latex2sympy(_fix_latex(latex))
     except Exception:  # the parser raises many exception types on malformed model text
         return None
+    if isinstance(expr, sympy.Basic):
+        plain = {s: sympy.Symbol(s.name) for s in expr.atoms(sympy.Symbol) if s.assumptions0}
+        if plain:
+            expr = expr.xreplace(plain)
+    return expr
 
 
 def _too_big(expr) -> bool:
@@ -254,6 +262,24 @@ def _relation_equal(a, b) -> bool:
     return False
 
 
+def _matrices_equal(a, b) -> bool:
+    """Entry-by-entry equality of two matrices, either side possibly an unevaluated matrix
+    expression (``A + B``, ``AB``)."""
+    import sympy
+
+    try:
+        ma, mb = sympy.Matrix(a.doit()), sympy.Matrix(b.doit())
+    except (TypeError, ValueError, sympy.ShapeError):
+        return False
+    return ma.shape == mb.shape and all(_expr_equal(x, y) for x, y in zip(ma, mb))
+
+
+def _is_matrix(x) -> bool:
+    import sympy
+
+    return isinstance(x, (sympy.MatrixBase, sympy.MatrixExpr))
+
+
 def compare(pred: str, gold: str) -> bool:
     """True when two scalar LaTeX answers denote the same value (strict)."""
     import sympy
@@ -261,6 +287,8 @@ def compare(pred: str, gold: str) -> bool:
     a, b = to_sympy(pred), to_sympy(gold)
     if a is None or b is None:
         return False
+    if _is_matrix(a) and _is_matrix(b):
+        return _matrices_equal(a, b)
     if isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr):
         if _expr_equal(a, b):
             return True
