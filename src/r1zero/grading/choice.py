@@ -47,8 +47,8 @@ def _letters(text: str, top: str) -> list[re.Match]:
     out: list[re.Match] = []
     prev_end, prev_negated = -1, False
     for m in re.finditer(rf"(?<![A-Za-z0-9_\\])([A-{top}])(?![A-Za-z0-9_])", text):
-        if m.group(1) == "A" and re.match(r"\s+[a-z]", text[m.end() : m.end() + 3]):
-            continue
+        if m.group(1) == "A" and re.match(r"\s+(?!(?:or|and|nor)\b)[a-z]", text[m.end() : m.end() + 5]):
+            continue  # the article: "A good guess is B" (but "A or B" is a hedge)
         gap = text[prev_end : m.start()] if prev_end >= 0 else ""
         chained = prev_negated and bool(_LETTER_CHAIN_RE.match(gap))
         prev_end, prev_negated = m.end(), chained or negated(text, m.start())
@@ -57,12 +57,10 @@ def _letters(text: str, top: str) -> list[re.Match]:
     return out
 
 
-def _is_hedge(text: str, found: list[re.Match]) -> bool:
-    """True when two different letters are joined as a list ("A or B", "A, B, or D")."""
-    return any(
-        a.group(1) != b.group(1) and _HEDGE_GAP_RE.match(text[a.end() : b.start()])
-        for a, b in zip(found, found[1:])
-    )
+def _joined(text: str, a: re.Match, b: re.Match) -> bool:
+    """True when two different letters are joined as a list ("A or B", "A, B, or D"): a
+    hedge when one of them is the letter committed to."""
+    return a.group(1) != b.group(1) and bool(_HEDGE_GAP_RE.match(text[a.end() : b.start()]))
 
 
 def _one_letter(found: list[re.Match]) -> str | None:
@@ -89,8 +87,14 @@ def _after_phrases(text: str, top: str) -> str | None:
     for m in reversed(list(PHRASE_RE.finditer(text))[-MAX_PHRASES:]):
         frag = sentence(text, m.end())
         found = _letters(frag, top)
+        first = re.match(rf"[\s:*]*\(?([A-{top}])\)?\**(?![A-Za-z0-9_'’])", frag)
+        if first and not negated(frag, first.start(1)):
+            # a letter right after the phrase is the answer, even "A because ..."
+            found = [f for f in found if f.start() != first.start(1)]
+            found.insert(0, first)
         if found:
-            return frag.strip() if _is_hedge(frag, found) else found[0].group(1)
+            hedge = len(found) > 1 and _joined(frag, found[0], found[1])
+            return frag.strip() if hedge else found[0].group(1)
     return None
 
 
@@ -116,8 +120,9 @@ def _closing_letter(text: str, top: str) -> str | None:
     end = re.search(rf"(?<![A-Za-z0-9_\\'’])\**\(?([A-{top}])\)?\**\s*[.!。]?\s*$", body)
     if end is None or negated(body, end.start()):
         return None
-    found = _letters(body[max(0, end.start() - 200) :], top)
-    return None if _is_hedge(body[max(0, end.start() - 200) :], found) else end.group(1)
+    window = body[max(0, end.start() - 200) :]
+    found = _letters(window, top)
+    return None if len(found) > 1 and _joined(window, found[-2], found[-1]) else end.group(1)
 
 
 def extract_choice(text: str, top: str = "E") -> str | None:

@@ -93,9 +93,10 @@ def extract_auto(text: str) -> str | None:
     text = committed_text(text)
     if text is None:
         return None
-    got = committed_answer(text)
+    got, rest = committed_answer(text)
     if got is not None:
         return got
+    text = text[rest:]  # after an empty "Final Answer:" slot only
     stripped = text.strip()
     if len(stripped) <= SHORT_CHARS:
         return read_fragment(stripped, marker=True, first=False)[0]

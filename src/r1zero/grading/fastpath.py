@@ -401,6 +401,6 @@ def parse_answer(s: str, depth: int = 0):
         return seq
     if s[:1] == "(" and s[-1:] == ")" and _closes_at_end(flat):
         return parse_answer(s[1:-1], depth + 1)  # "(5)" is 5: parentheses, not a tuple
-    if _TEXT_ANSWER_RE.match(s) and len(s) >= 3:
+    if _TEXT_ANSWER_RE.match(s) and (len(s) >= 3 or s.lower() == "no"):  # "ab" is a product
         return Text(canonical_text(s))
     return Expr(s)  # spaces kept: "\\log_2 8" is not "\\log_28"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from .boxes import final_run, find_last_boxed, last_stated_box
+from .synonyms import TEXT_SYNONYMS
 from .spans import (
     DOLLAR_RE,
     MATH_WORDS,
@@ -63,6 +64,12 @@ _HEADING_RE = re.compile(
     r"(?:\*\*|__)?[ \t]*[:：]?[ \t]*(?:\*\*|__)?[ \t]*$",
     re.IGNORECASE | re.MULTILINE,
 )
+# - a line opening with an answer label, with or without the answer after it.
+_SLOT_RE = re.compile(
+    r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*|__)?[ \t]*(?:(?:the[ \t]+)?final[ \t]+)?answer[ \t]*"
+    r"(?:\*\*|__)?[ \t]*(?:[:：]|$)",
+    re.IGNORECASE | re.MULTILINE,
+)
 # - GSM8K's "#### 72" and few-shot "A: 72" (a line opening with "A:", unless lines "B:",
 #   "C:" ... follow: then it is an option or a point, not the answer line).
 _HASHES_RE = re.compile(r"####[ \t]*")
@@ -86,13 +93,21 @@ _R1_OPEN_RE = re.compile(r"</think>\s*<answer>")
 _SENTENCE_END_RE = re.compile(r"\n|\.(?=\s|$)|。|！|？|(?<!\\)!(?=\s|$)|\?(?=\s|$)|;\s+(?=[A-Za-z]{3})")
 _HOPE_RE = re.compile(r"\s*I\s+hope\s+it\s+is\s+correct\.?\s*$", re.IGNORECASE)
 _QUOTES_RE = re.compile(r'^(?:\\?["“”])+|(?:\\?["“”])+(?=[.。]?$)')
-# After an inline phrase: words that show it introduces no answer ("the final answer in a
-# clear sentence", "within \boxed{}", "my answer is correct", "the answer is the same").
-_NOT_AN_ANSWER_RE = re.compile(
+# After an inline phrase: a verdict on an answer, not an answer ("my answer is correct",
+# "the answer is the same either way"); the fragment commits to nothing.
+_VERDICT_RE = re.compile(
+    r"(?:correct|incorrect|right|wrong|reasonable|consistent|valid|invalid|plausible|verified"
+    r"|confirmed|accurate|indeed|unchanged|the\s+same|not\s+(?:correct|right|valid|reasonable))\b",
+    re.IGNORECASE,
+)
+# ... or a preposition, modal or plan: the phrase names the answer inside a sentence about
+# it ("the final answer in a clear sentence", "within \boxed{}", "should be an integer",
+# "Answer: Let's think step by step");
+# only a value the sentence goes on to state ("... within \boxed{} is 42") is read.
+_ABOUT_RE = re.compile(
     r"(?:in|within|into|to|of|for|on|at|by|with|from|as|should|must|will|would|can|could|may"
-    r"|might|needs?|requires?|format|here|below|above|correct|incorrect|right|wrong|reasonable"
-    r"|consistent|valid|invalid|plausible|verified|confirmed|accurate|indeed|unchanged"
-    r"|the\s+same|not\s+(?:correct|right|valid|reasonable))\b",
+    r"|might|needs?|requires?|format|here|below|above|clearly|again|now|first|later"
+    r"|let'?s|let\s+(?:us|me)|we|i|to\s+(?:find|solve|compute|determine|get))\b",
     re.IGNORECASE,
 )
 # A fragment that opens with a value: a number, a sign, LaTeX, a bracket, or a variable
@@ -106,6 +121,14 @@ _COPULA_RE = re.compile(
     r"|(?:increase|decrease|rise|fall|grow|drop|change)[sd]?\s+by)\s+"
     r"(?:equal\s+to\s+|exactly\s+|approximately\s+|about\s+|just\s+|only\s+|simply\s+)?"
     r"(?=[-+−]?\s*(?:\d|\$|\\\(|\\\[|\\frac|\\sqrt|\\boxed|\\dfrac))",
+    re.IGNORECASE,
+)
+
+# A word answer opening a fragment, then a clause break: "no, since 7 is prime" -> "no".
+_WORDS = sorted({w for k, alts in TEXT_SYNONYMS.items() for w in (k, *alts)}, key=len, reverse=True)
+_WORD_ANSWER_RE = re.compile(
+    r"(?:(?:it\s+is|they\s+are)\s+)?(?:an?\s+)?(" + "|".join(map(re.escape, _WORDS)) + r")"
+    r"\s*(?:[,;.!]|$|\s+(?:because|since|as|for|so)\b)",
     re.IGNORECASE,
 )
 
@@ -159,10 +182,11 @@ def _leading_math(rest: str) -> str | None:
     return got if re.search(r"\d|\\[A-Za-z]", got) else None
 
 
-def _copula_value(frag: str) -> str | None:
-    """The value a prose sentence states after a copula: "The largest $n$ is 34" -> 34,
-    "The volume of $ABCDEFGH$ is 120" -> 120 (the name before it is not the answer)."""
-    for m in _COPULA_RE.finditer(frag):
+def _copula_value(frag: str, after: int = 0) -> str | None:
+    """The value a prose sentence states after a copula (at or after ``after``): "The
+    largest $n$ is 34" -> 34, "The volume of $ABCDEFGH$ is 120" -> 120 (the name before
+    it is not the answer)."""
+    for m in _COPULA_RE.finditer(frag, after):
         rest = frag[m.end() :]
         boxed = find_last_boxed(rest[:200]) if rest.lstrip().startswith("\\boxed") else None
         got = boxed or _leading_math(rest)
@@ -187,12 +211,29 @@ def read_fragment(frag: str, *, marker: bool, bare: bool = False, first: bool = 
     if boxed and boxed.strip():
         return boxed, True
     leads = bool(_VALUE_START_RE.match(frag))
-    if not marker and (_NOT_AN_ANSWER_RE.match(frag) or (bare and not leads)):
+    if not marker and _VERDICT_RE.match(frag):
         return _NOTHING
+    if not marker and (_ABOUT_RE.match(frag) or (bare and not leads)):
+        return _stated_later(frag)
     whole = strip_math_delims(frag)
     if not is_prose(DOLLAR_RE.sub(" ", whole)):
         return (DOLLAR_RE.sub("", whole).strip() or None), True
+    word = _WORD_ANSWER_RE.match(frag)
+    if word:
+        return word.group(1), True
     return _read_prose(frag, whole, marker=marker, leads=leads, first=first)
+
+
+def _stated_later(frag: str) -> Found:
+    """The value a sentence about the answer goes on to state: after a colon ("the final
+    answer clearly: x = 4") or a copula ("the final answer within \\boxed{} is 42")."""
+    colon = re.search(r"[:：]\s*(?=\S)", frag)
+    if colon and not _VERDICT_RE.match(frag[colon.end() :]):
+        got = read_fragment(frag[colon.end() :], marker=False)
+        if got[0]:
+            return got
+    stated = _copula_value(frag)
+    return (stated, True) if stated else _NOTHING
 
 
 def _read_prose(frag: str, whole: str, *, marker: bool, leads: bool, first: bool) -> Found:
@@ -201,6 +242,12 @@ def _read_prose(frag: str, whole: str, *, marker: bool, leads: bool, first: bool
     answer ("Monday") — the whole fragment."""
     spans = math_spans(frag)
     valued = [s for s in spans if not is_name(s[2])]
+    if valued and first:
+        # "The number of solutions of $f(x) = 0$ is 3": the span is in the subject; the
+        # sentence states the value after it.
+        stated = _copula_value(frag, valued[-1][1])
+        if stated:
+            return stated, True
     if valued:
         run = (final_run(frag, valued) or "").strip()
         if run and is_prose(run):  # "$? just about 1$": prose inside the delimiters
@@ -310,17 +357,30 @@ def _candidates(text: str) -> list[tuple[int, object]]:
     return out
 
 
-def committed_answer(text: str) -> str | None:
-    """The answer of the last strong commitment in ``text``, else of the last weak one,
-    else None."""
+def _answer_slot_end(text: str, start: int) -> int:
+    """End of the last answer slot at a line start ("Final Answer:", "# Answer") after
+    ``start``, or 0. When the slot holds no answer, the response committed to none: what
+    comes before it is never read as the answer in its place."""
+    end = 0
+    for m in _SLOT_RE.finditer(text, start):
+        end = m.end()
+    return end
+
+
+def committed_answer(text: str) -> tuple[str | None, int]:
+    """``(answer, rest)``: the answer of the last strong commitment in ``text``, else of
+    the last weak one, else None; ``rest`` is where the fallback rules may start reading
+    (after an empty answer slot, else 0)."""
     weak = None
     for _, reader in sorted(_candidates(text), key=lambda c: -c[0]):
         answer, strong = reader()
         if answer is None or not answer.strip():
             continue
         if strong:
-            return answer
+            return answer, 0
         if weak is None:
             weak = answer
-    return weak
-
+    if weak is not None:
+        return weak, 0
+    box = last_stated_box(text)
+    return None, _answer_slot_end(text, box[0] if box else 0)

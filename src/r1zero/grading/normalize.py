@@ -156,7 +156,7 @@ def clean(answer: str) -> str:
     s = re.sub(r",\\!\s*", ",", s).replace("\\!", "")
     s = _DROP_RE.sub(" ", s)
     s = _brace_args(_FRAC_RE.sub(r"\\frac", s))
-    s = s.replace("\\dbinom", "\\binom").replace("{,}", ",")
+    s = s.replace("\\dbinom", "\\binom").replace("\\tbinom", "\\binom").replace("{,}", ",")
     s = s.replace("\\%", "%").replace("\\le ", "\\leq ").replace("\\ge ", "\\geq ")
     s = _DOLLAR_RE.sub("", s)
     s = _DEGREE_RE.sub("", degrees_in_trig(s))

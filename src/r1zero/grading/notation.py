@@ -22,7 +22,11 @@ _FUNC_RE = re.compile(r"(?<![A-Za-z\\_^])([CP])\s*\(\s*(\d{1,4})\s*,\s*(\d{1,4})
 _PRE_RE = re.compile(rf"(?:\{{\s*\}})?[_^]{_N}\s*([CP])\s*_{_N}")
 _INFIX_RE = re.compile(r"(?<![\w\\{])(\d{1,4})\s*([CP])\s*(\d{1,4})(?![\w])")
 _SUBSUP_RE = re.compile(rf"(?<![A-Za-z\\])([CA])\s*_{_N}\s*\^{_N}")
-_CHOOSE_RE = re.compile(r"\{\s*(\d{1,4})\s*\\choose\s*(\d{1,4})\s*\}|(?<![\w\\])(\d{1,4})\s+choose\s+(\d{1,4})(?!\d)", re.IGNORECASE)
+_CHOOSE_RE = re.compile(
+    r"\\binom\s*\{\s*(\d{1,4})\s*\}\s*\{\s*(\d{1,4})\s*\}|\{\s*(\d{1,4})\s*\\choose\s*(\d{1,4})\s*\}"
+    r"|(?<![\w\\])(\d{1,4})\s+choose\s+(\d{1,4})(?!\d)",
+    re.IGNORECASE,
+)
 # Plain-text constants and roots: "12*pi", "2 sqrt(3)".
 _PI_RE = re.compile(r"(?<![A-Za-z\\])pi(?![A-Za-z])")
 _SQRT_RE = re.compile(r"(?<![A-Za-z\\])sqrt\s*\(")
@@ -49,25 +53,32 @@ _QUALIFIER_RE = re.compile(
 
 
 def _counted(kind: str, n: str, k: str) -> str | None:
-    """``C(n, k)`` or ``P(n, k)`` as an exact integer, or None when it is not one
-    (k > n: then "C(2, 5)" is more likely a point named C)."""
+    """``C(n, k)`` or ``P(n, k)`` as an exact integer in parentheses (``2C(4,2)`` is
+    2 * 6, never "26"), or None when it is not one (k > n: then "C(2, 5)" is more likely
+    a point named C)."""
     n_, k_ = int(n), int(k)
     if k_ > n_ or n_ > MAX_COUNT_N:
         return None
-    return str(math.comb(n_, k_) if kind == "C" else math.perm(n_, k_))
+    return f"({math.comb(n_, k_) if kind == 'C' else math.perm(n_, k_)})"
+
+
+def _choose(m: re.Match) -> str:
+    n, k = next((m.group(i), m.group(i + 1)) for i in (1, 3, 5) if m.group(i))
+    return _counted("C", n, k) or m.group(0)
 
 
 def _counting(s: str) -> str:
-    """Binomial and permutation notations -> their integer values; ``{n \\choose k}`` and
-    "n choose k" -> ``\\binom{n}{k}`` (sympy reads it)."""
+    """Binomial and permutation notations with literal arguments -> their values.
+    ``\\binom`` is expanded too: the LaTeX parser reads ``\\binom{8}{3}\\binom{6}{2}`` as
+    a mixed number, 56 + 15."""
     if "C" in s or "P" in s:
         s = _FUNC_RE.sub(lambda m: _counted(m.group(1), m.group(2), m.group(3)) or m.group(0), s)
         s = _PRE_RE.sub(lambda m: _counted(m.group(2), m.group(1), m.group(3)) or m.group(0), s)
         s = _INFIX_RE.sub(lambda m: _counted(m.group(2), m.group(1), m.group(3)) or m.group(0), s)
     if "_" in s and "^" in s:  # C_n^k (combinations) and A_n^k (arrangements)
         s = _SUBSUP_RE.sub(lambda m: _counted("C" if m.group(1) == "C" else "P", m.group(2), m.group(3)) or m.group(0), s)
-    if "choose" in s:
-        s = _CHOOSE_RE.sub(lambda m: "\\binom{%s}{%s}" % ((m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))), s)
+    if "choose" in s or "binom" in s:
+        s = _CHOOSE_RE.sub(_choose, s)
     return s
 
 

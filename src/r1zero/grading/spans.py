@@ -23,7 +23,7 @@ MATH_WORDS = frozenset(
     """and or sin cos tan cot sec csc arcsin arccos arctan sinh cosh tanh log ln lg exp max min
     gcd lcm mod det deg dim ker inf sup lim pi cm mm km kg mg ml in ft yd mi mph hr hrs min
     sec sq units unit meters metres meter degrees degree radians dollars cents pm am
-    no yes""".split()
+    no yes sqrt cbrt choose""".split()
 )
 _STOP_2 = frozenset("is to of it be so we an as at by if on no my he me us up do go".split())
 
@@ -39,8 +39,11 @@ NUMBER_RE = re.compile(
 _SEP_WORDS = r"and|or|et|ou|y|o|und|oder|e|и|или|和|或|以及"
 _COMPOUND_GAP_RE = re.compile(rf"^\s*[^\W\d_]+\s+(?:{_SEP_WORDS})\s+$", re.IGNORECASE)
 # A number that only describes the answer relative to another quantity ("2 less than x").
+# A number scaled by the word after it ("5 million", "4 squared") is not that number.
 _RELATIVE_RE = re.compile(
-    r"^\s*(?:less|more|greater|smaller|fewer|larger|higher|lower|times|percent\s+of)\b", re.IGNORECASE
+    r"^\s*(?:less|more|greater|smaller|fewer|larger|higher|lower|times|percent\s+of|hundred|thousand"
+    r"|million|billion|trillion|dozen|squared|cubed|factorial)\b",
+    re.IGNORECASE,
 )
 NEGATION_RE = re.compile(
     r"(?:\bnot|\bcannot|n't|\bno|\bnon|\bpas|\bnicht|\bkein\w*|\bnão|\bnon è|不是|不|非|\bне|\bнет|아니)"
@@ -162,8 +165,9 @@ def last_number(text: str) -> str | None:
 def first_number(text: str) -> str | None:
     """The first number in ``text`` that is not negated ("12, nicht 13" -> 12; "not 12
     but 13" -> 13): after an answer phrase, the answer comes first. None when it is the
-    first part of a compound quantity ("3 hours and 20 minutes") or only a relation to
-    another quantity ("2 less than the total"): no single number is the answer there."""
+    first part of a compound quantity ("3 hours and 20 minutes"), a relation to another
+    quantity ("2 less than the total") or scaled by a word ("5 million"): no single
+    number is the answer there."""
     found = [m for m in NUMBER_RE.finditer(text) if not negated(text, m.start())]
     if not found:
         return None

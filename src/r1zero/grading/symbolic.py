@@ -26,10 +26,15 @@ EVAL_DIGITS = 30
 # 9^{9^{9^9}} would never finish.
 MAX_POW_EXPONENT = 10_000
 _GOLD_DECIMAL_RE = re.compile(r"^-?(\d+)\.(\d+)$")
+# A number (not an exponent or subscript) or a closing parenthesis right before "(".
+_JUXTAPOSED_RE = re.compile(r"((?<![\^_{A-Za-z\d.])\d+(?:\.\d+)?|\))\s*(?=\()")
 
 
 def _fix_latex(s: str) -> str:
-    """Shorthands the parser rejects: ``\\sqrt8``, ``\\frac12``, Python ``**``."""
+    """Shorthands the parser rejects: ``\\sqrt8``, ``\\frac12``, Python ``**``; and a
+    product written by juxtaposition before a parenthesis (``2(3)``, ``(56)(15)``), which
+    the parser would read as a mixed number, 2 + 3."""
+    s = _JUXTAPOSED_RE.sub(r"\1 \\cdot ", s)
     s = re.sub(r"\\sqrt(\d|[A-Za-z](?![A-Za-z]))", r"\\sqrt{\1}", s)
     s = re.sub(r"\\frac(\d)(\d)", r"\\frac{\1}{\2}", s)
     s = re.sub(r"(?<!\\)%", r"\\%", s)
