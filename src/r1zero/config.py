@@ -7,6 +7,7 @@ validation is pure (no hardware or file checks while parsing).
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -663,6 +664,11 @@ class GradeConfig:
             raise ConfigError("--group-pattern and --group-exclude need --group-by FIELD")
         if (self.group_by or self.disagreements) and not self.report:
             raise ConfigError("--group-by and --disagreements apply to --report; add --report")
+        if self.group_pattern is not None:
+            try:
+                re.compile(self.group_pattern)
+            except re.error as e:
+                raise ConfigError(f"--group-pattern {self.group_pattern!r} is not a valid regex ({e})") from None
 
 
 @dataclass

@@ -14,7 +14,9 @@ Policy (strict on purpose: a false accept is a reward hack, a false reject only 
 * units, ``\\$``, degree signs, ``\\text{}`` and spacing are ignored; choice letters
   match however wrapped (``(B)``, ``B``, ``\\text{(B)}``); words compare case-insensitively;
 * other scalars are compared by sympy: exactly for rationals, 1e-9 relative for other
-  constants, simplify + random points for expressions with variables.
+  constants, simplify + random points for expressions with variables; two closed-form
+  constants whose float values are far apart are rejected before sympy
+  (:mod:`r1zero.grading.numeric`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .fastpath import (
     parse_number,
 )
 from .normalize import clean, squash
+from .numeric import clearly_different
 from .symbolic import REL_TOL
 from .worker import POOL, WorkerError, WorkerTimeout
 
@@ -220,6 +223,8 @@ def nodes_equal(p, g, deadline: float) -> bool:
         return True
     if max(lp.count(","), lg.count(",")) > MAX_ELEMENTS:
         return False  # a list too long to parse structurally is no answer for sympy either
+    if clearly_different(lp, lg):
+        return False  # "\\sqrt{60}" vs "\\sqrt{51}": no parser, no worker round trip
     return _symbolic(lp, lg, deadline)
 
 

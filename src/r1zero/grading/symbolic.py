@@ -13,6 +13,7 @@ on timeout, which is the only time limit that works from any thread.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -41,10 +42,13 @@ def _fix_latex(s: str) -> str:
     return s.replace("**", "^")
 
 
+@functools.lru_cache(maxsize=4_096)
 def to_sympy(latex: str):
     """Parse LaTeX into a sympy object, or None when it does not parse as a whole.
     Symbols come back plain (name only): the parser may attach different assumptions to
-    the same name on two sides (``F_k`` in a sum), which would make them unequal."""
+    the same name on two sides (``F_k`` in a sum), which would make them unequal. Cached:
+    parsing is most of a comparison's cost (the ANTLR parser), and a gold is compared with
+    every response of its group; sympy objects are immutable."""
     import sympy
     from latex2sympy2_extended import latex2sympy
 
