@@ -41,7 +41,14 @@ import re
 
 from .boxes import AnswerTooLong, final_run, find_last_boxed, tail_of
 from .choice import extract_choice
-from .markers import PHRASE_RE, committed_answer, conclusion_answer, read_fragment, tag_content
+from .markers import (
+    PHRASE_RE,
+    committed_answer,
+    conclusion_answer,
+    read_fragment,
+    tag_content,
+    value_after_span,
+)
 from .spans import DOLLAR_RE, is_name, is_prose, last_number, math_spans, strip_math_delims
 
 # A response (or fragment) this short is read whole in ``auto`` mode: "-7", "2 500",
@@ -106,7 +113,7 @@ def extract_auto(text: str) -> str | None:
     spans = math_spans(text)
     valued = [s for s in spans if not is_name(s[2])] or spans
     if valued:
-        return final_run(text, valued)
+        return value_after_span(text, valued[-1][1]) or final_run(text, valued)
     return last_number(text)
 
 

@@ -242,7 +242,7 @@ def _read_prose(frag: str, whole: str, *, marker: bool, leads: bool, first: bool
     answer ("Monday") — the whole fragment."""
     spans = math_spans(frag)
     valued = [s for s in spans if not is_name(s[2])]
-    if valued and first:
+    if valued:
         # "The number of solutions of $f(x) = 0$ is 3": the span is in the subject; the
         # sentence states the value after it.
         stated = _copula_value(frag, valued[-1][1])
@@ -307,6 +307,12 @@ def _value_before(before: str) -> str | None:
     if valued:
         return final_run(before, valued)
     return math_tail(before) or last_number(before)
+
+
+def value_after_span(text: str, span_end: int) -> str | None:
+    """The value the sentence of a span goes on to state ("The remainder when $2^{100}$ is
+    divided by 7 is 2."), or None."""
+    return _copula_value(sentence(text, span_end))
 
 
 def conclusion_answer(text: str) -> str | None:
