@@ -81,7 +81,7 @@ def _rows_for(name: str, records: list[dict], group_by=None, pattern=None, exclu
 
     ours, t_ours = _graded(records, _r1zero_verdict)
     theirs, t_theirs = _graded(records, _mv_verdict)
-    kw = dict(group_by=group_by, group_pattern=pattern, exclude=exclude)
+    kw = {"group_by": group_by, "group_pattern": pattern, "exclude": exclude}
     r1, _ = agreement_report(ours, **kw)
     mv, _ = agreement_report(theirs, **kw)
     rows = [(f"{name} overall", r1.overall, mv.overall)]
@@ -92,14 +92,16 @@ def _rows_for(name: str, records: list[dict], group_by=None, pattern=None, exclu
 
 def _table_rows():
     """One row per project table and a total, from the (response, gold, expected) tables."""
-    rows, t1, t2, everything = [], 0.0, 0.0, []
+    from r1zero.grading.report import Tally
+
+    rows, t1, t2 = [], 0.0, 0.0
     for name, table in _tables().items():
         records = [{"response": r, "gold": g, "expected": e} for r, g, e in table]
-        everything += records
         got, a, b = _rows_for(name, records)
         rows += [(name, got[0][1], got[0][2])]
         t1, t2 = t1 + a, t2 + b
-    return rows, t1, t2, len(everything)
+    total = ("TOTAL", sum((r[1] for r in rows), Tally()), sum((r[2] for r in rows), Tally()))
+    return [*rows, total], t1, t2, total[1].n
 
 
 def _print(rows, markdown: bool) -> None:

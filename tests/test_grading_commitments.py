@@ -71,10 +71,10 @@ MARKERS = [
 
 # Rule 1c: answer phrases, the last strong one wins (over an earlier box too).
 PHRASES = [
-    ("$10,200 \\cdot 0.05/2 = \\boxed{255}$ interest, so she has $10,455.\n"
-     "Final Answer: The final answer is $10,455$. I hope it is correct.", "10455", True),
-    ("$10,200 \\cdot 0.05/2 = \\boxed{255}$ interest, so she has $10,455.\n"
-     "Final Answer: The final answer is $10,455$. I hope it is correct.", "255", False),
+    (("$10,200 \\cdot 0.05/2 = \\boxed{255}$ interest, so she has $10,455.\n"
+      "Final Answer: The final answer is $10,455$. I hope it is correct."), "10455", True),
+    (("$10,200 \\cdot 0.05/2 = \\boxed{255}$ interest, so she has $10,455.\n"
+      "Final Answer: The final answer is $10,455$. I hope it is correct."), "255", False),
     ("So the answer is $\\boxed{12}$.\nFinal Answer: 12", "12", True),
     ("We tried $x=2$ first.\nThe answer is: $x = 3$.", "3", True),
     ("We tried $x=2$ first.\nThe answer is: $x = 3$.", "2", False),
@@ -110,15 +110,15 @@ POSTFIX = [
 CURRENCY = [
     ("He had $1,000 and then spent $200 on a bike and $300 on a phone.\nA: 500", "500", True),
     ("He had $1,000 and then spent $200 on a bike and $300 on a phone.\nA: 500", "1000", False),
-    ("The shirt costs $25 and the hat costs $15, so together they cost $40 in all. "
-     "That is what she pays at the register today.", "40", True),
-    ("Tickets are $4.00 + $2.50 = $6.50 per person, so for two people it is $13.00 in total, "
-     "which is the amount on the receipt.", "13", True),
-    ("Tickets are $4.00 + $2.50 = $6.50 per person, so for two people it is $13.00 in total, "
-     "which is the amount on the receipt.", "4", False),
+    (("The shirt costs $25 and the hat costs $15, so together they cost $40 in all. "
+      "That is what she pays at the register today."), "40", True),
+    (("Tickets are $4.00 + $2.50 = $6.50 per person, so for two people it is $13.00 in total, "
+      "which is the amount on the receipt."), "13", True),
+    (("Tickets are $4.00 + $2.50 = $6.50 per person, so for two people it is $13.00 in total, "
+      "which is the amount on the receipt."), "4", False),
     # real math spans that open with a digit stay math
-    ("From the table we read off the value, and after simplifying the sum we find that "
-     "the total is $5 \\times 6 \\times 4 = 120$.", "120", True),
+    (("From the table we read off the value, and after simplifying the sum we find that "
+      "the total is $5 \\times 6 \\times 4 = 120$."), "120", True),
 ]
 
 # Rule 1f: chains and assignments reduce to the value; a lone variable is a name.
@@ -141,14 +141,14 @@ CHAINS_AND_NAMES = [
 
 # Rules 4-6: the fallbacks for responses that commit nowhere.
 FALLBACKS = [
-    ("We place the first ball in any of the boxes and continue until all are used up, and "
-     "therefore the count works out. Therefore, there are 12 arrangements in all. I hope it is correct.", "12", True),
-    ("We find $d = \\frac{90}{n}$ for each divisor. Thus the number of sequences is 12 in total. "
-     "I hope it is correct.", "12", True),
-    ("Thus we still need $a$. Working it out, we eventually get $a = 5$ after checking all the "
-     "other possible values carefully one by one.", "5", True),
-    ("Thus we still need $a$. Working it out, we eventually get $a = 5$ after checking all the "
-     "other possible values carefully one by one.", "a", False),
+    (("We place the first ball in any of the boxes and continue until all are used up, and "
+      "therefore the count works out. Therefore, there are 12 arrangements in all. I hope it is correct."), "12", True),
+    (("We find $d = \\frac{90}{n}$ for each divisor. Thus the number of sequences is 12 in total. "
+      "I hope it is correct."), "12", True),
+    (("Thus we still need $a$. Working it out, we eventually get $a = 5$ after checking all the "
+      "other possible values carefully one by one."), "5", True),
+    (("Thus we still need $a$. Working it out, we eventually get $a = 5$ after checking all the "
+      "other possible values carefully one by one."), "a", False),
 ]
 
 TABLES = {

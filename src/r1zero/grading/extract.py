@@ -49,7 +49,14 @@ from .markers import (
     tag_content,
     value_after_span,
 )
-from .spans import DOLLAR_RE, is_name, is_prose, last_number, math_spans, strip_math_delims
+from .spans import (
+    DOLLAR_RE,
+    is_name,
+    is_prose,
+    last_number,
+    math_spans,
+    strip_math_delims,
+)
 
 # A response (or fragment) this short is read whole in ``auto`` mode: "-7", "2 500",
 # "$(2,4]$", "x = 5 cm". Longer text is a solution, read for its final answer.

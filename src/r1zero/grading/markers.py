@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 
 from .boxes import final_run, find_last_boxed, last_stated_box
-from .synonyms import TEXT_SYNONYMS
 from .spans import (
     DOLLAR_RE,
     MATH_WORDS,
@@ -27,6 +26,7 @@ from .spans import (
     math_tail,
     strip_math_delims,
 )
+from .synonyms import TEXT_SYNONYMS
 
 PHRASE_CHARS = 300  # how far after an answer phrase the answer may run (one sentence)
 PARAGRAPH_CHARS = 300  # how much of the paragraph after a "# Answer" heading is read
