@@ -39,6 +39,8 @@ BOXES = [
     ("So the area is \\boxed{24}. Please reason step by step and put it in \\boxed{}.", "24", True),
     ("So the area is \\boxed{24}. Please reason step by step and put it in \\boxed{}.", "12", False),
     ("First guess \\boxed{3}, then corrected: \\boxed{5}.", "3", False),
+    ("So $x = \\boxed{5}$.\n\nThe final answer is $\\boxed{}$.", "5", True),
+    ("So $x = \\boxed{5}$.\n\nThe final answer is $\\boxed{}$.", "\\boxed{}", False),
 ]
 
 # Rule 1b: format markers — the answer follows by the format's own rule.
@@ -195,3 +197,32 @@ def test_empty_answer_slot_is_no_answer():
 )
 def test_extracted_text_is_the_committed_answer(response, answer):
     assert extract_answer(response, mode="auto") == answer
+
+
+# Long runs of spaces around the markers once made nested optional-space patterns
+# backtrack polynomially; every shape must stay linear (well under a second at 15 kB).
+_RUNS = [
+    "answer" + " " * 15_000 + "x",
+    "# answer" + " \t" * 7_000 + "x",
+    "final answer **" + " " * 15_000 + "y",
+    "A:" + " " * 15_000,
+    "Therefore" + " " * 15_000 + "5",
+    "$5" + " " * 15_000 + "$",
+    "x is the final answer" * 700,
+    "no" + " " * 15_000 + "x",
+    "A or " * 3_000,
+    "I hope it is correct" + " " * 15_000,
+    "A" + " " * 15_000 + "x",
+    "A: 1\n" * 3_000,
+    "<answer>the answer is" + " " * 15_000 + "x</answer>",
+]
+
+
+@pytest.mark.parametrize("response", _RUNS, ids=range(len(_RUNS)))
+@pytest.mark.parametrize("gold", ["5", "B"])
+def test_long_runs_are_linear(response, gold):
+    import time
+
+    start = time.perf_counter()
+    grade(response, gold, extract="auto", timeout_s=1.0)
+    assert time.perf_counter() - start < 1.0

@@ -15,7 +15,7 @@ import re
 
 from .boxes import find_last_boxed
 from .markers import PHRASE_RE, sentence, tag_content
-from .spans import TEXT_CMD_RE, is_prose, negated, strip_math_delims
+from .spans import TEXT_CMD_RE, is_prose, negated, strip_hope, strip_math_delims
 
 SHORT_CHARS = 80  # a response this short is read whole (the same bound as ``auto``)
 MAX_PHRASES = 12
@@ -28,7 +28,7 @@ _GOLD_OPTION_RE = re.compile(r"^\(([A-J])\)\s+\S|^([A-J])[).:]\s+\S|^([A-J])\s+[
 _LETTER_CHAIN_RE = re.compile(r"^[\s,*()]*(?:or|and|nor|ni|ou|o|oder|noch|или|и|或|和|、)?[\s,*()]*$", re.IGNORECASE)
 # Between two letters of one hedge: "A or B", "A, B, or D", "(A)/(B)".
 _HEDGE_GAP_RE = re.compile(r"^[\s*()]*(?:,|/|,?\s*(?:or|and|oder|ou|o|или|或|和|、))[\s*()]*$", re.IGNORECASE)
-_HOPE_RE = re.compile(r"\s*I\s+hope\s+it\s+is\s+correct\.?\s*$", re.IGNORECASE)
+MAX_GAP = 40  # a list separator between two letters ("A, B, or D") is short
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -50,7 +50,7 @@ def _letters(text: str, top: str) -> list[re.Match]:
         if m.group(1) == "A" and re.match(r"\s+(?!(?:or|and|nor)\b)[a-z]", text[m.end() : m.end() + 5]):
             continue  # the article: "A good guess is B" (but "A or B" is a hedge)
         gap = text[prev_end : m.start()] if prev_end >= 0 else ""
-        chained = prev_negated and bool(_LETTER_CHAIN_RE.match(gap))
+        chained = prev_negated and len(gap) <= MAX_GAP and bool(_LETTER_CHAIN_RE.match(gap))
         prev_end, prev_negated = m.end(), chained or negated(text, m.start())
         if not prev_negated:
             out.append(m)
@@ -60,7 +60,8 @@ def _letters(text: str, top: str) -> list[re.Match]:
 def _joined(text: str, a: re.Match, b: re.Match) -> bool:
     """True when two different letters are joined as a list ("A or B", "A, B, or D"): a
     hedge when one of them is the letter committed to."""
-    return a.group(1) != b.group(1) and bool(_HEDGE_GAP_RE.match(text[a.end() : b.start()]))
+    gap = text[a.end() : b.start()]
+    return a.group(1) != b.group(1) and len(gap) <= MAX_GAP and bool(_HEDGE_GAP_RE.match(gap))
 
 
 def _one_letter(found: list[re.Match]) -> str | None:
@@ -112,12 +113,12 @@ def _declared(text: str, top: str) -> str | None:
 def _closing_letter(text: str, top: str) -> str | None:
     """The letter a long response ends on ("... so I would say it's B."), or the option
     its last line opens with ("(B) 12"); None for a hedge or a letter-free ending."""
-    body = _HOPE_RE.sub("", text).rstrip()
+    body = strip_hope(text)
     last_line = body.rsplit("\n", 1)[-1]
     opening = re.match(rf"^\s*\**\(([A-{top}])\)|^\s*\**([A-{top}])[.)]\s", last_line)
     if opening:
         return opening.group(1) or opening.group(2)
-    end = re.search(rf"(?<![A-Za-z0-9_\\'’])\**\(?([A-{top}])\)?\**\s*[.!。]?\s*$", body)
+    end = re.search(rf"(?<![A-Za-z0-9_\\'’])\**\(?([A-{top}])\)?\**\s*(?:[.!。]\s*)?$", body)
     if end is None or negated(body, end.start()):
         return None
     window = body[max(0, end.start() - 200) :]

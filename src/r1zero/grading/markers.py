@@ -24,6 +24,7 @@ from .spans import (
     last_number,
     math_spans,
     math_tail,
+    strip_hope,
     strip_math_delims,
 )
 from .synonyms import TEXT_SYNONYMS
@@ -60,14 +61,14 @@ PHRASE_RE = re.compile("|".join(f"(?:{p})" for p in _PHRASES), re.IGNORECASE)
 # - a line holding only an answer label (PRM800K's "# Answer", "**Final Answer**",
 #   "Final Answer:"): the answer is the next paragraph;
 _HEADING_RE = re.compile(
-    r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*|__)?[ \t]*(?:(?:the[ \t]+)?final[ \t]+)?answer[ \t]*"
-    r"(?:\*\*|__)?[ \t]*[:：]?[ \t]*(?:\*\*|__)?[ \t]*$",
+    r"^(?:[ \t]*(?:#{1,6}|\*\*|__))*[ \t]*(?:(?:the[ \t]+)?final[ \t]+)?answer"
+    r"(?:[ \t]*(?:\*\*|__|[:：]))*[ \t]*$",
     re.IGNORECASE | re.MULTILINE,
 )
 # - a line opening with an answer label, with or without the answer after it.
 _SLOT_RE = re.compile(
-    r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*|__)?[ \t]*(?:(?:the[ \t]+)?final[ \t]+)?answer[ \t]*"
-    r"(?:\*\*|__)?[ \t]*(?:[:：]|$)",
+    r"^(?:[ \t]*(?:#{1,6}|\*\*|__))*[ \t]*(?:(?:the[ \t]+)?final[ \t]+)?answer"
+    r"(?:[ \t]*(?:\*\*|__))*[ \t]*(?:[:：]|$)",
     re.IGNORECASE | re.MULTILINE,
 )
 # - GSM8K's "#### 72" and few-shot "A: 72" (a line opening with "A:", unless lines "B:",
@@ -87,11 +88,11 @@ _CONCLUSION_RE = re.compile(
     re.IGNORECASE,
 )
 _TAG_OPEN_RE = re.compile(r"<answer>")
+_EMPTY_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{\s*\}")
 _R1_OPEN_RE = re.compile(r"</think>\s*<answer>")
 
 # Sentence ends that close an answer fragment (a period only when not inside a number).
 _SENTENCE_END_RE = re.compile(r"\n|\.(?=\s|$)|。|！|？|(?<!\\)!(?=\s|$)|\?(?=\s|$)|;\s+(?=[A-Za-z]{3})")
-_HOPE_RE = re.compile(r"\s*I\s+hope\s+it\s+is\s+correct\.?\s*$", re.IGNORECASE)
 _QUOTES_RE = re.compile(r'^(?:\\?["“”])+|(?:\\?["“”])+(?=[.。]?$)')
 # After an inline phrase: a verdict on an answer, not an answer ("my answer is correct",
 # "the answer is the same either way"); the fragment commits to nothing.
@@ -120,7 +121,7 @@ _COPULA_RE = re.compile(
     r"\b(?:is|are|was|were|equals?|becomes?|gives?|yields?|gets?|obtain|makes?"
     r"|(?:increase|decrease|rise|fall|grow|drop|change)[sd]?\s+by)\s+"
     r"(?:equal\s+to\s+|exactly\s+|approximately\s+|about\s+|just\s+|only\s+|simply\s+)?"
-    r"(?=[-+−]?\s*(?:\d|\$|\\\(|\\\[|\\frac|\\sqrt|\\boxed|\\dfrac))",
+    r"(?=[-+−]? ?(?:\d|\$|\\\(|\\\[|\\frac|\\sqrt|\\boxed|\\dfrac))",
     re.IGNORECASE,
 )
 
@@ -128,7 +129,7 @@ _COPULA_RE = re.compile(
 _WORDS = sorted({w for k, alts in TEXT_SYNONYMS.items() for w in (k, *alts)}, key=len, reverse=True)
 _WORD_ANSWER_RE = re.compile(
     r"(?:(?:it\s+is|they\s+are)\s+)?(?:an?\s+)?(" + "|".join(map(re.escape, _WORDS)) + r")"
-    r"\s*(?:[,;.!]|$|\s+(?:because|since|as|for|so)\b)",
+    r"(?:\s*[,;.!]|\s*$|\s+(?:because|since|as|for|so)\b)",
     re.IGNORECASE,
 )
 
@@ -203,13 +204,17 @@ def read_fragment(frag: str, *, marker: bool, bare: bool = False, first: bool = 
     verdict word. ``bare``: the phrase had no copula ("final answer in ..."), so the
     fragment must open with a value. ``first``: read the first number of prose (after a
     phrase the answer comes first) rather than the last (a short response)."""
-    frag = _HOPE_RE.sub("", frag).strip().strip("*").strip().lstrip(":=：").strip()
+    frag = strip_hope(frag).strip("*").strip().lstrip(":=：").strip()
     frag = _QUOTES_RE.sub("", frag).strip()  # 'The final answer is "$12$".
     if not frag.strip(" .。,;!?*:"):
         return _NOTHING
     boxed = find_last_boxed(frag)
     if boxed and boxed.strip():
         return boxed, True
+    if boxed is not None:  # an empty box is the instruction echoed: it states nothing
+        frag = _EMPTY_BOX_RE.sub(" ", frag).strip()
+        if not frag.strip(" .。,;!?*:$"):
+            return _NOTHING
     leads = bool(_VALUE_START_RE.match(frag))
     if not marker and _VERDICT_RE.match(frag):
         return _NOTHING
@@ -355,8 +360,9 @@ def _candidates(text: str) -> list[tuple[int, object]]:
         for m in _HASHES_RE.finditer(text, start):
             out.append((m.start(), lambda m=m: read_fragment(sentence(text, m.end()), marker=True)))
     if "A" in text:
+        last_other = max((o.start() for o in _OTHER_LINE_RE.finditer(text, start)), default=-1)
         for m in _A_LINE_RE.finditer(text, start):
-            if not _OTHER_LINE_RE.search(text, m.end()):
+            if m.end() > last_other:
                 out.append((m.start(), lambda m=m: read_fragment(sentence(text, m.end()), marker=True)))
     for m in list(PHRASE_RE.finditer(text, start))[-MAX_PHRASES:]:
         out.append((m.start(), lambda m=m: _phrase_found(text, m)))

@@ -46,7 +46,7 @@ _DEG_ARG_RE = re.compile(r"(\d+(?:\.\d+)?)\s*\^\s*(?:\{\s*\\circ\s*\}|\\circ(?![
 # A free parameter stated in words: "(a, 1) for any positive integer a", "2k\pi, where k
 # is an integer", "f(x) = 0 for all x".
 _QUALIFIER_RE = re.compile(
-    r"\s*,?\s*(?:(?:for|with)\s+(?:any|all|every|each|some|arbitrary|an?\s+arbitrary)\b"
+    r"(?<![A-Za-z])(?:(?:for|with)\s+(?:any|all|every|each|some|arbitrary|an?\s+arbitrary)\b"
     r"|where\s+[A-Za-z](?:\s*,\s*[A-Za-z])*\s+(?:is|are)\s+(?:an?|any|some|arbitrary)\b)[^=]*$",
     re.IGNORECASE,
 )
@@ -116,7 +116,9 @@ def degrees_in_trig(s: str) -> str:
 
 def rewrite(s: str) -> str:
     """All rewrites above that apply after ``\\text{}`` unwrapping, in order."""
-    s = _QUALIFIER_RE.sub("", s) if ("for" in s or "where" in s or "with" in s) else s
+    if "for" in s or "where" in s or "with" in s:
+        m = _QUALIFIER_RE.search(s)
+        s = s[: m.start()].rstrip(" \t,") if m else s
     s = _counting(s)
     s = _plain_math(s)
     if "th" in s or "st" in s or "nd" in s or "rd" in s:

@@ -60,6 +60,18 @@ _NAME_RE = re.compile(
 )
 
 
+_HOPE_RE = re.compile(r"\s*I\s+hope\s+it\s+is\s+correct\.?$", re.IGNORECASE)
+
+
+def strip_hope(text: str) -> str:
+    """``text`` without trailing space and lm-eval's closing "I hope it is correct." (only
+    the last 60 characters are searched: linear time on any input)."""
+    text = text.rstrip()
+    tail = text[-60:]
+    m = _HOPE_RE.search(tail)
+    return text[: len(text) - len(tail) + m.start()] if m else text
+
+
 def strip_math_delims(s: str) -> str:
     """Remove surrounding ``$``/``$$``/``\\(``/``\\[`` delimiters, bold markers and space."""
     s = s.strip().strip("*").strip()
