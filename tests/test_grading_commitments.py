@@ -89,6 +89,8 @@ PHRASES = [
     ("Let me state the final answer clearly: $y = 10$.", "10", True),
     ("The final answer within \\boxed{} is 42.", "42", True),
     ("The final answer within \\boxed{} is 42.", "4", False),
+    ("Final answer - 12", "12", True),  # a dash after a bare phrase separates
+    ("Final answer - 12", "-12", False),
     ("Answer: Let's think step by step. Each row has 6 seats and there are 9 rows, so 54.", "54", True),
     ("Answer: Let's think step by step. Each row has 6 seats and there are 9 rows, so 54.", "6", False),
     # a word answer opening the fragment, then its reason
@@ -130,6 +132,8 @@ CHAINS_AND_NAMES = [
     ("Final Answer: $g(f(2)) = g(5) = 11$", "11", True),
     ("Final Answer: $\\sqrt{12 \\times 3} = \\sqrt{36} = 6$", "6", True),
     ("Final Answer: $\\sqrt{12 \\times 3} = \\sqrt{36} = 6$", "36", False),
+    ("Final Answer: $\\text{Area} = \\frac{1}{2} \\cdot 6 \\cdot 8 = 24$", "24", True),
+    ("Final Answer: $\\text{Area} = \\frac{1}{2} \\cdot 6 \\cdot 8 = 24$", "\\frac12", False),
     ("Final Answer: The largest $n$ is 34.", "34", True),
     ("Final Answer: The largest $n$ is 34.", "n", False),
     ("Final Answer: The area of $ABCD$ is 48.", "48", True),

@@ -26,6 +26,8 @@ COUNTING = [
     ("There are 7C3 committees in all, so the answer is 7C3.", "35", True),
     ("There are 7C3 committees in all, so the answer is 7C3.", "21", False),
     ("So the count is $C_{7}^{3}$.", "35", True),
+    ("So the count is $C^{3}_{7}$.", "35", True),  # k above, n below
+    ("So the count is $C^{3}_{7}$.", "21", False),
     ("The answer is $P(7, 3)$.", "210", True),
     ("The answer is $P(7, 3)$.", "35", False),
     ("The answer is ${}^{7}P_{3}$.", "210", True),
@@ -74,6 +76,10 @@ TEXT_ANSWERS = [
     ("\\boxed{\\text{DNE}}", "\\text{does not exist}", True),
     ("\\boxed{\\text{even}}", "\\text{an even number}", True),
     ("\\boxed{\\text{odd}}", "\\text{an even number}", False),
+    # a word answer opening a sentence in a box
+    ("\\boxed{\\text{No, because } 91 = 7 \\cdot 13}", "\\text{No}", True),
+    ("\\boxed{\\text{No, because } 91 = 7 \\cdot 13}", "\\text{Yes}", False),
+    ("\\boxed{\\text{Yes, it is possible.}}", "yes", True),
 ]
 
 FREE_PARAMETERS = [

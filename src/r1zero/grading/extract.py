@@ -19,11 +19,13 @@
      the final answer"); a phrase that introduces no value ("the final answer in a clear
      sentence", "my answer is correct") commits to nothing;
   2. else the last weak commitment (a word answer, a value read back from "This is the
-     final answer");
+     final answer"); after an answer slot that holds nothing ("Final Answer: I could
+     not ..."), rules 3-6 read only the text after it;
   3. a short response (at most ``SHORT_CHARS``) taken whole;
   4. a closing "Therefore ..." sentence that states a value, when no mathematics follows;
   5. the last LaTeX math span (``$..$``, ``$$..$$``, ``\\(..\\)``, ``\\[..\\]``; a ``$``
-     before an amount is currency) or final run of spans, names of quantities skipped;
+     before an amount is currency) or final run of spans, names of quantities skipped,
+     or the value the span's sentence goes on to state;
   6. the last number (integers, decimals, thousands groups, ``a/b``, ``\\frac{a}{b}``).
 
   When the gold is a choice letter ``auto`` reads the letter the response commits to

@@ -16,6 +16,7 @@ import re
 from .boxes import final_run, find_last_boxed, last_stated_box
 from .spans import (
     DOLLAR_RE,
+    TEXT_CMD_RE,
     MATH_WORDS,
     first_number,
     inside_spans,
@@ -255,7 +256,9 @@ def _read_prose(frag: str, whole: str, *, marker: bool, leads: bool, first: bool
             return stated, True
     if valued:
         run = (final_run(frag, valued) or "").strip()
-        if run and is_prose(run):  # "$? just about 1$": prose inside the delimiters
+        if run and is_prose(run) and not ("=" in run and not is_prose(run.rsplit("=", 1)[-1])):
+            # "$? just about 1$": prose inside the delimiters (a worded label before "=",
+            # "$\\text{Area} = 24$", is still mathematics)
             return (first_number(run) if first else last_number(run)) or run, leads or marker
         return run or None, True
     stated = _copula_value(frag) if first else None
@@ -272,10 +275,22 @@ def _read_prose(frag: str, whole: str, *, marker: bool, leads: bool, first: bool
     return whole, marker
 
 
+def _box_answer(body: str) -> str:
+    """A box's answer: its content, or the word answer opening a sentence in it
+    (``\\boxed{\\text{No, since } 91 = 7 \\cdot 13}`` -> No)."""
+    plain = TEXT_CMD_RE.sub(lambda m: m.group(1), body).strip()
+    word = _WORD_ANSWER_RE.match(plain) if is_prose(plain) else None
+    return word.group(1) if word and word.end() < len(plain) else body
+
+
 def _phrase_found(text: str, m: re.Match) -> Found:
-    """What an inline answer phrase commits to."""
+    """What an inline answer phrase commits to. After a bare "final answer" a dash is a
+    separator ("Final answer - 12"), not a sign."""
     bare = m.group(0).rstrip().lower().endswith("answer")
-    return read_fragment(sentence(text, m.end()), marker=False, bare=bare)
+    frag = sentence(text, m.end())
+    if bare:
+        frag = re.sub(r"^\s*[-–—]\s+", "", frag)
+    return read_fragment(frag, marker=False, bare=bare)
 
 
 def _paragraph_after(text: str, end: int) -> str:
@@ -344,7 +359,7 @@ def _candidates(text: str) -> list[tuple[int, object]]:
     box = last_stated_box(text)
     start = 0
     if box is not None:
-        out.append((box[0], lambda: (box[1], True)))
+        out.append((box[0], lambda: (_box_answer(box[1]), True)))
         start = box[0] + 1
     body = tag_content(text, need_think=False)
     if body is not None and body.strip():

@@ -22,6 +22,7 @@ _FUNC_RE = re.compile(r"(?<![A-Za-z\\_^])([CP])\s*\(\s*(\d{1,4})\s*,\s*(\d{1,4})
 _PRE_RE = re.compile(rf"(?:\{{\s*\}})?[_^]{_N}\s*([CP])\s*_{_N}")
 _INFIX_RE = re.compile(r"(?<![\w\\{])(\d{1,4})\s*([CP])\s*(\d{1,4})(?![\w])")
 _SUBSUP_RE = re.compile(rf"(?<![A-Za-z\\])([CA])\s*_{_N}\s*\^{_N}")
+_SUPSUB_RE = re.compile(rf"(?<![A-Za-z\\])([CA])\s*\^{_N}\s*_{_N}")  # C^k_n, k above
 _CHOOSE_RE = re.compile(
     r"\\binom\s*\{\s*(\d{1,4})\s*\}\s*\{\s*(\d{1,4})\s*\}|\{\s*(\d{1,4})\s*\\choose\s*(\d{1,4})\s*\}"
     r"|(?<![\w\\])(\d{1,4})\s+choose\s+(\d{1,4})(?!\d)",
@@ -75,8 +76,10 @@ def _counting(s: str) -> str:
         s = _FUNC_RE.sub(lambda m: _counted(m.group(1), m.group(2), m.group(3)) or m.group(0), s)
         s = _PRE_RE.sub(lambda m: _counted(m.group(2), m.group(1), m.group(3)) or m.group(0), s)
         s = _INFIX_RE.sub(lambda m: _counted(m.group(2), m.group(1), m.group(3)) or m.group(0), s)
-    if "_" in s and "^" in s:  # C_n^k (combinations) and A_n^k (arrangements)
-        s = _SUBSUP_RE.sub(lambda m: _counted("C" if m.group(1) == "C" else "P", m.group(2), m.group(3)) or m.group(0), s)
+    if "_" in s and "^" in s:  # C_n^k, C^k_n (combinations) and A_n^k (arrangements)
+        kind = {"C": "C", "A": "P"}
+        s = _SUBSUP_RE.sub(lambda m: _counted(kind[m.group(1)], m.group(2), m.group(3)) or m.group(0), s)
+        s = _SUPSUB_RE.sub(lambda m: _counted(kind[m.group(1)], m.group(3), m.group(2)) or m.group(0), s)
     if "choose" in s or "binom" in s:
         s = _CHOOSE_RE.sub(_choose, s)
     return s
