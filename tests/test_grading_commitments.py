@@ -89,6 +89,12 @@ PHRASES = [
     ("Let me state the final answer clearly: $y = 10$.", "10", True),
     ("The final answer within \\boxed{} is 42.", "42", True),
     ("The final answer within \\boxed{} is 42.", "4", False),
+    ("**Answer**: 42", "42", True),
+    ("Ans: 42", "42", True),
+    ("Ans: 42", "24", False),
+    # a phrase introducing a check is not the answer
+    ("So the result is $\\boxed{7}$.\n\nLet me verify the answer: $7 + 3 = 10$.", "7", True),
+    ("So the result is $\\boxed{7}$.\n\nLet me verify the answer: $7 + 3 = 10$.", "10", False),
     ("Final answer - 12", "12", True),  # a dash after a bare phrase separates
     ("Final answer - 12", "-12", False),
     ("Answer: Let's think step by step. Each row has 6 seats and there are 9 rows, so 54.", "54", True),

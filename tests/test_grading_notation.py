@@ -47,6 +47,8 @@ ORDINALS_AND_COUNT_WORDS = [
     ("The answer is the 3rd term.", "3", True),
     ("She finished in $2^{nd}$ place.\nFinal Answer: $2^{nd}$", "2", True),
     ("Final Answer: 21st", "21", True),
+    ("The winner is in the 12th-grade class.\n# Answer\n\n12th-grade", "12", True),
+    ("# Answer\n\n10-x", "10", False),  # a minus, not a hyphenated word
     ("Final Answer: 21st", "20", False),
     ("The answer is $\\boxed{7 \\text{ nickels}}$.", "7", True),
     ("# Answer\n\n7 nickels", "7", True),
@@ -90,6 +92,9 @@ FREE_PARAMETERS = [
      "2k\\pi", True),
     ("\\boxed{f(x) = 0 \\text{ for all } x}", "f(x) = 0", True),
     ("\\boxed{f(x) = 1 \\text{ for all } x}", "f(x) = 0", False),
+    ("\\boxed{(a, 1), a \\in \\mathbb{Z}^+}", "(a, 1)", True),
+    ("\\boxed{(a, 1) \\text{ for } a \\geq 1}", "(a, 1)", True),
+    ("\\boxed{(a, 1) \\text{ for } a \\geq 1}", "(1, a)", False),
 ]
 
 SMALL_SHAPES = [

@@ -39,7 +39,7 @@ MAX_PHRASES = 12  # answer phrases read per response (from the end): a bound on 
 _PHRASES = [
     # English (incl. lm-eval's "Final Answer: The final answer is X. I hope it is correct.")
     r"(?:the\s+)?final\s+answer\s*(?:is|:|=)?", r"(?:the\s+)?(?:correct\s+)?answer\s+(?:is|would\s+be|should\s+be|will\s+be)",
-    r"(?:the\s+)?correct\s+(?:option|choice)\s+is", r"answer\s*[:=]",
+    r"(?:the\s+)?correct\s+(?:option|choice)\s+is", r"answer(?:\*\*|__)?\s*[:=]", r"\bans\.?\s*[:=]",
     # French, Spanish, Portuguese, Italian
     r"(?:la\s+)?(?:bonne\s+)?r[ée]ponse\s+(?:finale\s+|correcte\s+)?est", r"r[ée]ponse(?:\s+finale)?\s*:",
     r"(?:la\s+)?respuesta\s+(?:final\s+|correcta\s+)?es", r"respuesta(?:\s+final)?\s*:",
@@ -86,6 +86,12 @@ _DEMONSTRATIVE_RE = re.compile(r"(?:^|[\s,;])(?:this|that|it|which)\s*$", re.IGN
 _CONCLUSION_RE = re.compile(
     r"(?:^|(?<=[.!?。\n$:]))[ \t*]*(?:therefore|thus|hence|so|consequently|in\s+conclusion|in\s+summary"
     r"|finally|overall|in\s+total|altogether)\b",
+    re.IGNORECASE,
+)
+# A phrase introducing a check of the answer, not the answer ("let me verify our answer:").
+_CHECKING_RE = re.compile(
+    r"\b(?:check|checking|verify|verifying|confirm|confirming|double-check|test|testing|plug|plugging)"
+    r"\b[^.\n]{0,20}$",
     re.IGNORECASE,
 )
 _TAG_OPEN_RE = re.compile(r"<answer>")
@@ -284,8 +290,11 @@ def _box_answer(body: str) -> str:
 
 
 def _phrase_found(text: str, m: re.Match) -> Found:
-    """What an inline answer phrase commits to. After a bare "final answer" a dash is a
-    separator ("Final answer - 12"), not a sign."""
+    """What an inline answer phrase commits to: nothing when it introduces a check ("Let
+    me verify the answer: 7 + 3 = 10"). After a bare "final answer" a dash is a separator
+    ("Final answer - 12"), not a sign."""
+    if _CHECKING_RE.search(text[max(0, m.start() - 40) : m.start()]):
+        return _NOTHING
     bare = m.group(0).rstrip().lower().endswith("answer")
     frag = sentence(text, m.end())
     if bare:

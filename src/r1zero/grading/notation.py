@@ -32,7 +32,9 @@ _CHOOSE_RE = re.compile(
 _PI_RE = re.compile(r"(?<![A-Za-z\\])pi(?![A-Za-z])")
 _SQRT_RE = re.compile(r"(?<![A-Za-z\\])sqrt\s*\(")
 # Ordinals: "12^{th}", "12^{\mathrm{th}}" (after \text unwrapping), "12th", "3rd".
-_ORDINAL_RE = re.compile(r"(?<=\d)\s*(?:\^\s*\{?\s*(?:th|st|nd|rd)\s*\}?|(?:th|st|nd|rd)(?![A-Za-z]))")
+_ORDINAL_RE = re.compile(
+    r"(?<=\d)\s*(?:\^\s*\{?\s*(?:th|st|nd|rd)\s*\}?|(?:th|st|nd|rd)(?![A-Za-z]))(?:-(?=[A-Za-z]{3}))?"
+)  # "12th-grade": the hyphen goes with the ordinal
 # Words after a number naming what it counts ("7 nickels", "12 grade", "3 more apples"
 # is not: see _KEEP_WORDS). One to three words at the very end.
 _COUNT_WORDS_RE = re.compile(r"(?<=[\d}])((?:\s+[A-Za-z][a-z'\-]{2,}){1,3})\.?\s*$")
@@ -48,7 +50,10 @@ _DEG_ARG_RE = re.compile(r"(\d+(?:\.\d+)?)\s*\^\s*(?:\{\s*\\circ\s*\}|\\circ(?![
 # is an integer", "f(x) = 0 for all x".
 _QUALIFIER_RE = re.compile(
     r"(?<![A-Za-z])(?:(?:for|with)\s+(?:any|all|every|each|some|arbitrary|an?\s+arbitrary)\b"
-    r"|where\s+[A-Za-z](?:\s*,\s*[A-Za-z])*\s+(?:is|are)\s+(?:an?|any|some|arbitrary)\b)[^=]*$",
+    r"|for\s+[A-Za-z]\s*(?:\\in|\\geq?|\\leq?|\\ge|\\le|>|<|≥|≤)"
+    r"|where\s+[A-Za-z](?:\s*,\s*[A-Za-z])*\s+(?:is|are)\s+(?:an?|any|some|arbitrary)\b)[^=]*$"
+    # ", a \in \mathbb{Z}^+": the parameter's domain after a comma
+    r"|,\s*[A-Za-z]\s*\\in\s*\\mathbb\s*\{?[NZRQC]\}?(?:\^\{?[+*]\}?|_\{?[+>0-9]+\}?)?\s*$",
     re.IGNORECASE,
 )
 
@@ -119,11 +124,11 @@ def degrees_in_trig(s: str) -> str:
 
 def rewrite(s: str) -> str:
     """All rewrites above that apply after ``\\text{}`` unwrapping, in order."""
-    if "for" in s or "where" in s or "with" in s:
+    if "for" in s or "where" in s or "with" in s or "\\in" in s:
         m = _QUALIFIER_RE.search(s)
         s = s[: m.start()].rstrip(" \t,") if m else s
     s = _counting(s)
     s = _plain_math(s)
     if "th" in s or "st" in s or "nd" in s or "rd" in s:
-        s = _ORDINAL_RE.sub("", s)
+        s = _ORDINAL_RE.sub(" ", s).replace("  ", " ").strip()
     return strip_count_words(s)
