@@ -24,6 +24,9 @@ COMMITTED = [
     (_LONG + "Comparing the options, **B** is correct.", "B", True),
     (_LONG + "Comparing the options, option E is the answer.", "E", True),
     (_LONG + "So I would say it's D.", "D", True),
+    (_LONG + "After weighing both, I'm confident it's (C).", "C", True),
+    (_LONG + "The options A and B fail, so it is definitely not A, B, or C. So D.", "D", True),
+    (_LONG + "The answer could be A or B.", "B", False),
     (_LONG + "Thus the correct choice is:\n(B) 12", "B", True),
     ("C", "C", True),
     ("(A)", "A", True),
@@ -35,6 +38,9 @@ NOT_COMMITTED = [
     (_LONG + "Player A wins regardless of B's responses.\n\nThe final answer is:", "A", False),
     (_LONG + "Hence the line through A and B meets the circle at two points.", "B", False),
     (_LONG + "The set B contains every element of A, and nothing else remains.", "A", False),
+    # an evaluation of the options that never chooses
+    ("Let's evaluate the options.\n(A) 12 - too small\n(B) 15 - fits\n(C) 18 - too big", "C", False),
+    ("Let's evaluate the options.\n(A) 12 - too small\n(B) 15 - fits\n(C) 18 - too big\nSo the answer is B.", "C", False),
     # hedges and lists
     (_LONG + "It must be A or B or C or D or E.", "B", False),
     ("The answer is (A) or (C).", "A", False),

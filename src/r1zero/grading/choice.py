@@ -111,13 +111,10 @@ def _declared(text: str, top: str) -> str | None:
 
 
 def _closing_letter(text: str, top: str) -> str | None:
-    """The letter a long response ends on ("... so I would say it's B."), or the option
-    its last line opens with ("(B) 12"); None for a hedge or a letter-free ending."""
+    """The letter a long response ends on ("... so I would say it's B."); None for a
+    hedge ("... A or B.") or a letter-free ending. A last line listing an option ("(C)
+    18 - too big") is not a choice: an evaluation of options ends that way too."""
     body = strip_hope(text)
-    last_line = body.rsplit("\n", 1)[-1]
-    opening = re.match(rf"^\s*\**\(([A-{top}])\)|^\s*\**([A-{top}])[.)]\s", last_line)
-    if opening:
-        return opening.group(1) or opening.group(2)
     end = re.search(rf"(?<![A-Za-z0-9_\\'’])\**\(?([A-{top}])\)?\**\s*(?:[.!。]\s*)?$", body)
     if end is None or negated(body, end.start()):
         return None
