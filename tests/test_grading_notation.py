@@ -93,6 +93,9 @@ FREE_PARAMETERS = [
     ("\\boxed{f(x) = 0 \\text{ for all } x}", "f(x) = 0", True),
     ("\\boxed{f(x) = 1 \\text{ for all } x}", "f(x) = 0", False),
     ("\\boxed{(a, 1), a \\in \\mathbb{Z}^+}", "(a, 1)", True),
+    ("\\boxed{x = k\\pi, k \\in \\mathbb{Z}}", "k\\pi", True),
+    ("\\boxed{(a, a) \\text{ with } a \\text{ a positive integer}}", "(a, a)", True),
+    ("\\boxed{(1, 1)}", "(a, 1) \\text{ for any positive integer } a", False),  # one instance
     ("\\boxed{(a, 1) \\text{ for } a \\geq 1}", "(a, 1)", True),
     ("\\boxed{(a, 1) \\text{ for } a \\geq 1}", "(1, a)", False),
 ]

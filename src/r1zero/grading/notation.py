@@ -51,7 +51,7 @@ _DEG_ARG_RE = re.compile(r"(\d+(?:\.\d+)?)\s*\^\s*(?:\{\s*\\circ\s*\}|\\circ(?![
 _QUALIFIER_RE = re.compile(
     r"(?<![A-Za-z])(?:(?:for|with)\s+(?:any|all|every|each|some|arbitrary|an?\s+arbitrary)\b"
     r"|for\s+[A-Za-z]\s*(?:\\in|\\geq?|\\leq?|\\ge|\\le|>|<|≥|≤)"
-    r"|where\s+[A-Za-z](?:\s*,\s*[A-Za-z])*\s+(?:is|are)\s+(?:an?|any|some|arbitrary)\b)[^=]*$"
+    r"|(?:where|with)\s+[A-Za-z](?:\s*,\s*[A-Za-z])*\s+(?:(?:is|are)\s+)?(?:an?|any|some|arbitrary)\b)[^=]*$"
     # ", a \in \mathbb{Z}^+": the parameter's domain after a comma
     r"|,\s*[A-Za-z]\s*\\in\s*\\mathbb\s*\{?[NZRQC]\}?(?:\^\{?[+*]\}?|_\{?[+>0-9]+\}?)?\s*$",
     re.IGNORECASE,
