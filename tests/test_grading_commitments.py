@@ -95,6 +95,7 @@ PHRASES = [
     # a phrase introducing a check is not the answer
     ("So the result is $\\boxed{7}$.\n\nLet me verify the answer: $7 + 3 = 10$.", "7", True),
     ("So the result is $\\boxed{7}$.\n\nLet me verify the answer: $7 + 3 = 10$.", "10", False),
+    ("Multiplying out, $i^2 = -1$ cancels.\nThe answer is i.", "i", True),
     ("Final answer - 12", "12", True),  # a dash after a bare phrase separates
     ("Final answer - 12", "-12", False),
     ("Answer: Let's think step by step. Each row has 6 seats and there are 9 rows, so 54.", "54", True),

@@ -115,7 +115,7 @@ _VERDICT_RE = re.compile(
 _ABOUT_RE = re.compile(
     r"(?:in|within|into|to|of|for|on|at|by|with|from|as|should|must|will|would|can|could|may"
     r"|might|needs?|requires?|format|here|below|above|clearly|again|now|first|later"
-    r"|let'?s|let\s+(?:us|me)|we|i|to\s+(?:find|solve|compute|determine|get))\b",
+    r"|let'?s|let\s+(?:us|me)|we|i(?=\s+[a-z]{2,}))\b",  # "I apologize", not the number i
     re.IGNORECASE,
 )
 # A fragment that opens with a value: a number, a sign, LaTeX, a bracket, or a variable
