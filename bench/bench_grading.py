@@ -101,14 +101,16 @@ def _time_child(src: Path, pairs_file: Path, extract: str) -> dict:
 
 def side_by_side(pairs: list[tuple[str, str]], baseline_src: Path, rounds: int) -> dict[str, dict]:
     """Median seconds per version (this tree and ``baseline_src``) and mode, each measured
-    in a fresh process, alternating versions so that machine load hits both alike."""
+    in a fresh process, alternating versions (and which goes first) so that machine load
+    hits both alike."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(pairs, f)
     runs: dict[str, dict[str, list[float]]] = {"this tree": {}, "baseline": {}}
     try:
-        for _ in range(rounds):
+        versions = [("this tree", ROOT / "src"), ("baseline", baseline_src)]
+        for k in range(rounds):
             for extract in ("auto", "boxed"):
-                for name, src in (("this tree", ROOT / "src"), ("baseline", baseline_src)):
+                for name, src in versions[:: 1 if k % 2 == 0 else -1]:  # ABBA: no order bias
                     got = _time_child(src, Path(f.name), extract)
                     runs[name].setdefault(extract, []).append(got["seconds"])
                     runs[name][f"{extract}_accuracy"] = [got["accuracy"]]
