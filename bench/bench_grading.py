@@ -8,19 +8,30 @@ Responses are built from the MATH-500 gold answers (correct boxed, perturbed wro
 unboxed prose, and equivalent-but-differently-written forms). Both graders see identical
 inputs in one run; we print throughput (responses/s) and agreement.
 
-    .venv/bin/python bench/bench_grading.py [--n-per-gold 6] [--data PATH]
+``--baseline-src DIR`` times another r1zero source tree (e.g. a copy of the previous
+grading package: ``git archive <rev> src/r1zero | tar -x -C /tmp/old``, then
+``--baseline-src /tmp/old/src``) on the same responses in the same run: each version is
+graded in fresh processes, alternating, ``--rounds`` times, and the median is printed.
+
+    .venv/bin/python bench/bench_grading.py [--n-per-gold 6] [--data PATH] [--baseline-src DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "jsonl" / "math500.jsonl"
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "jsonl" / "math500.jsonl"
 
 
 def _perturb(answer: str, rng: random.Random) -> str:
@@ -79,11 +90,53 @@ def run_math_verify(pairs: list[tuple[str, str]]) -> tuple[list[bool], float]:
     return out, time.perf_counter() - t0
 
 
+def _time_child(src: Path, pairs_file: Path, extract: str) -> dict:
+    """Seconds to grade the pairs with ``extract`` in a fresh process (cold caches)
+    importing r1zero from ``src``."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, __file__, "--time-pairs", str(pairs_file), "--extract", extract],
+                          env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def side_by_side(pairs: list[tuple[str, str]], baseline_src: Path, rounds: int) -> dict[str, dict]:
+    """Median seconds per version (this tree and ``baseline_src``) and mode, each measured
+    in a fresh process, alternating versions (and which goes first) so that machine load
+    hits both alike."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(pairs, f)
+    runs: dict[str, dict[str, list[float]]] = {"this tree": {}, "baseline": {}}
+    try:
+        versions = [("this tree", ROOT / "src"), ("baseline", baseline_src)]
+        for k in range(rounds):
+            for extract in ("auto", "boxed"):
+                for name, src in versions[:: 1 if k % 2 == 0 else -1]:  # ABBA: no order bias
+                    got = _time_child(src, Path(f.name), extract)
+                    runs[name].setdefault(extract, []).append(got["seconds"])
+                    runs[name][f"{extract}_accuracy"] = [got["accuracy"]]
+    finally:
+        os.unlink(f.name)
+    return {name: {k: statistics.median(v) for k, v in r.items()} for name, r in runs.items()}
+
+
+def _time_pairs(path: Path, extract: str) -> None:
+    """Child mode: grade the pairs in ``path`` with ``extract`` and print the timing."""
+    pairs = [tuple(p) for p in json.loads(path.read_text())]
+    verdicts, seconds = run_r1zero(pairs, extract=extract)
+    print(json.dumps({"seconds": seconds, "accuracy": sum(verdicts) / len(verdicts)}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--n-per-gold", type=int, default=6)
+    ap.add_argument("--baseline-src", type=Path, help="another r1zero src/ tree to time side by side")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds with --baseline-src")
+    ap.add_argument("--time-pairs", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--extract", default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.time_pairs:
+        return _time_pairs(args.time_pairs, args.extract)
     answers = [json.loads(x)["answer"] for x in args.data.read_text(encoding="utf-8").splitlines() if x.strip()]
     pairs = build_responses(answers, args.n_per_gold)
     ours, t_ours = run_r1zero(pairs)
@@ -102,6 +155,15 @@ def main() -> None:
     agree_boxed = sum(ours[i] == theirs[i] for i in boxed)
     print(f"agreement on the {len(boxed)} boxed responses: {agree_boxed / len(boxed):.3f}")
     print(f"speedup_vs_math_verify: {t_theirs / t_ours:.2f}")
+    if args.baseline_src:
+        timed = side_by_side(pairs, args.baseline_src, args.rounds)
+        print(f"side by side with {args.baseline_src} (each mode in a fresh process, cold caches; "
+              f"median of {args.rounds} alternating rounds):")
+        for name, t in timed.items():
+            print(f"  {name:<10} auto {n / t['auto']:8.1f} responses/s, boxed {n / t['boxed']:8.1f} responses/s"
+                  f"  (accuracy auto {t['auto_accuracy']:.3f}, boxed {t['boxed_accuracy']:.3f})")
+        for mode in ("auto", "boxed"):
+            print(f"speedup_vs_baseline_{mode}: {timed['baseline'][mode] / timed['this tree'][mode]:.2f}")
 
 
 if __name__ == "__main__":

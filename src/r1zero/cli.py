@@ -91,6 +91,7 @@ def cmd_grade(args: list[str]) -> int:
     from r1zero.grading import grade_file
 
     cfg = tyro.cli(GradeConfig, args=args, prog="r1zero grade")
+    cfg.validate()
     summary = grade_file(cfg.input, cfg.output, extract=cfg.extract)
     print(f"graded {summary['count']} responses: accuracy {summary['accuracy']:.4f} "
           f"({summary['correct']} correct) -> {cfg.output}")
@@ -99,7 +100,27 @@ def cmd_grade(args: list[str]) -> int:
     if summary["bad_lines"]:
         print(f"  bad input lines: {summary['bad_lines'][:20]}"
               f"{' ...' if len(summary['bad_lines']) > 20 else ''}")
+    if cfg.report:
+        _print_report(cfg)
     return 0
+
+
+def _print_report(cfg) -> None:
+    """`grade --report`: agreement with the records' expected verdicts (grading/report.py)."""
+    from r1zero.config import ConfigError
+    from r1zero.grading.report import ReportError, format_report, report_file
+
+    try:
+        report, path = report_file(
+            cfg.output, expected_field=cfg.expected_field, group_by=cfg.group_by,
+            group_pattern=cfg.group_pattern, exclude=cfg.group_exclude,
+            disagreements_path=cfg.disagreements,
+        )
+    except ReportError as e:
+        raise ConfigError(str(e)) from None
+    print(format_report(report, cfg.expected_field))
+    print(f"disagreements: {report.overall.n - report.overall.agree} in 'overall' "
+          f"({sum(t.n - t.agree for t in report.groups.values())} in all) -> {path}")
 
 
 def cmd_plot(args: list[str]) -> int:

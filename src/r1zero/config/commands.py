@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
+
+from r1zero.config.sections import ConfigError
 
 
 # ----------------------------------------------------------------------------- small commands
@@ -18,10 +21,40 @@ class GradeConfig:
     output: str
     """Output JSONL: each input record plus `correct`, `extracted` and `reason`."""
     extract: Literal["boxed", "r1", "auto"] = "auto"
-    """Where the answer is read: auto (box, answer tags, "the answer is" phrases in several
-    languages, a short response whole, the last math span, the last number), boxed (the
-    paper's training reward) or r1 (answer tags). Records with "template": "r1" always use
-    r1."""
+    """Where the answer is read: auto (the answer the response commits to: the last box,
+    answer tags, "# Answer" / "####" / "A:" lines, "the answer is" phrases in several
+    languages; else a short response whole, the last math span, the last number), boxed
+    (the paper's training reward) or r1 (answer tags). Records with "template": "r1"
+    always use r1."""
+    report: bool = False
+    """Compare each verdict with the expected verdict the records carry (--expected-field):
+    print agreement, false-accept and false-reject rates, overall and per --group-by
+    value, and write the disagreeing records to --disagreements."""
+    expected_field: str = "expected"
+    """Record field holding the expected verdict (true/false) for --report."""
+    group_by: str | None = None
+    """Record field to break --report down by (e.g. source)."""
+    group_pattern: str | None = None
+    """Regex cutting the --group-by value to a group: its first match, or first capture
+    group (--group-by id --group-pattern '^[^-]+' groups ids by their prefix)."""
+    group_exclude: tuple[str, ...] = ()
+    """Groups reported on their own line but left out of the overall line (e.g. a source
+    whose labels a rule grader produced)."""
+    disagreements: str | None = None
+    """Where --report writes the records whose verdict disagrees with the expected one
+    (default: OUTPUT with the suffix .disagreements.jsonl)."""
+
+    def validate(self) -> None:
+        """Pure checks of the report options; raises ConfigError."""
+        if (self.group_pattern or self.group_exclude) and not self.group_by:
+            raise ConfigError("--group-pattern and --group-exclude need --group-by FIELD")
+        if (self.group_by or self.disagreements) and not self.report:
+            raise ConfigError("--group-by and --disagreements apply to --report; add --report")
+        if self.group_pattern is not None:
+            try:
+                re.compile(self.group_pattern)
+            except re.error as e:
+                raise ConfigError(f"--group-pattern {self.group_pattern!r} is not a valid regex ({e})") from None
 
 
 @dataclass

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from .synonyms import canonical_text
+
 # Exponents beyond this are not numbers a math benchmark asks for; building the
 # Fraction would cost time and memory proportional to the exponent.
 MAX_EXPONENT = 400
@@ -47,6 +49,13 @@ _REL = r"(<=|>=|<|>|\\lt|\\gt|\\leqslant|\\geqslant|\\leq?|\\geq?)"
 _CHAIN_RE = re.compile(rf"^(?:(.+?){_REL})?(-?[A-Za-z](?:_\{{?\w+\}}?)?(?:\([A-Za-z]\))?)(?:{_REL}(.+))?$")
 _BASE_N_RE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
 _PM_RE = re.compile(r"\\(pm|mp)(?![A-Za-z])")
+_SUBSCRIPT_RE = re.compile(r"_\{?\w+\}?")
+_FUNC_APP_RE = re.compile(r"[A-Za-z](?:\^\{?-1\}?)?\s*\(")
+_COMMAND_RE = re.compile(r"\\[A-Za-z]+")
+_GREEK_VAR_RE = re.compile(
+    r"\\(?:alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|kappa|lambda|mu|nu"
+    r"|xi|rho|sigma|tau|phi|varphi|chi|psi|omega|Gamma|Delta|Theta|Lambda|Phi|Psi|Omega)(?![A-Za-z])"
+)
 _OPEN, _CLOSE = "([{", ")]}"
 
 
@@ -83,6 +92,7 @@ class Matrix:
     """A matrix as rows of cell nodes (pmatrix and bmatrix are the same object)."""
 
     rows: tuple
+    text: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -113,22 +123,45 @@ def _is_label(lhs: str) -> bool:
     return bool(bare) and len(bare) <= 24 and bool(_LABEL_CHARS_RE.match(bare))
 
 
+def _is_evaluation(side: str) -> bool:
+    """True when one side of "=" has a value rather than unknowns: numbers, functions
+    applied to something (``f^{-1}(\\frac{1}{5})``, ``g(f(2))``), LaTeX operators, numerals
+    with a base (``1011_{2}``). ``x^2``, ``2x + z`` and ``\\sqrt{x}`` hold unknowns."""
+    if _GREEK_VAR_RE.search(side):
+        return False  # "\\cos 2\\theta = \\frac12" is an equation in theta
+    bare = _SUBSCRIPT_RE.sub("", side)
+    bare = _COMMAND_RE.sub("", _FUNC_APP_RE.sub("(", bare))
+    return not re.search(r"[A-Za-z]", bare) and bool(re.search(r"\d", bare))
+
+
+def _label_name(lhs: str) -> str:
+    """One spelling of a label: no spaces, one-token subscripts unbraced (``y_{1}`` = ``y_1``)."""
+    return re.sub(r"_\{(\w)\}", r"_\1", lhs.replace(" ", ""))
+
+
 def split_lhs(s: str) -> tuple[str | None, str]:
     """``("x", "3")`` for ``"x = 3"`` (also ``x \\in S``, ``(a,b) = (5,1)``, a chain
-    ``x = 5+6 = 11`` whose last side is the answer, and ``2+3 = 5``, an arithmetic left
-    side with no letters, as ``(None, "5")``); ``(None, s)`` when ``s`` is an equation
-    such as ``a+b=5`` or ``x^2=4``."""
+    ``x = 5+6 = 11`` whose last side is the answer); ``("", value)`` when the left side
+    only leads to the value: worked arithmetic ``2+3 = 5``, an evaluation
+    ``f^{-1}(\\frac15) = 9``, or any chain ``lhs = ... = value`` of three or more sides;
+    ``(None, s)`` when ``s`` is an equation such as ``a+b=5`` or ``x^2=4``."""
     s = re.sub(r"\\in(?![A-Za-z])", "=", s, count=1) if "=" not in s else s
     # "x = 22/7 \\approx 3.14": the exact value comes before the approximation.
+    # "\\frac{9.5}{3.14} \\approx 3.03": the exact value, never its rounding; "x \\approx 3.14"
+    # is the label x given a rounded value.
     approx = re.split(r"\\approx(?![A-Za-z])", s)
-    s = approx[0] if len(approx) > 1 and "=" in approx[0] else "=".join(approx)
+    if len(approx) > 1:
+        head = approx[0].strip()
+        s = approx[0] if head and ("=" in head or not _is_label(head)) else "=".join(approx)
     parts = split_top_re(s, _EQ_RE)
     if len(parts) < 2 or not parts[-1].strip() or not parts[0].strip():
         return None, s
     lhs, rhs = parts[0].strip(), parts[-1].strip()
     if _is_label(lhs):
-        return lhs.replace(" ", ""), rhs
-    if not re.search(r"[A-Za-z]", lhs) and len(parts) >= 2 and parse_number(rhs.replace(" ", "")):
+        return _label_name(lhs), rhs
+    if len(parts) >= 3 or (_is_evaluation(lhs) and _is_evaluation(rhs)):
+        return "", rhs  # the work before the last "=" leads to the answer ("9 = 5a+b" does not)
+    if not re.search(r"[A-Za-z]", lhs) and parse_number(rhs.replace(" ", "")):
         return "", rhs  # "2+3=5": the worked arithmetic ends in the answer
     return None, s
 
@@ -245,8 +278,14 @@ def _parse_seq(s: str, depth: int) -> Seq | None:
         return Seq(":", tuple(parse_answer(p, depth + 1) for p in s.split(":")))
     if len(split_top(s, "\\cup")) > 1:
         return Seq("union", tuple(parse_answer(p, depth + 1) for p in split_top(s, "\\cup")))
+    if s[:1] == "{" and s[-1:] == "}" and _closes_at_end(s) and len(split_top(s[1:-1], ",")) > 1:
+        # "{1, 2, 3}": braces without backslashes, as models write a set (a TeX group
+        # holds no top-level comma in an answer)
+        return Seq("set", tuple(parse_answer(p, depth + 1) for p in split_top(s[1:-1], ",") if p))
     if s[:1] in "([" and s[-1:] in ")]" and _closes_at_end(s):
         parts = split_top(s[1:-1], ",")
+        if len(parts) == 1 and ";" in s:  # "(0;-2;6)": semicolons separate the coordinates
+            parts = split_top(s[1:-1], ";")
         if len(parts) > 1:
             return Seq(s[0] + s[-1], tuple(parse_answer(p, depth + 1) for p in parts))
         return None
@@ -317,13 +356,13 @@ def _parse_pm(s: str, depth: int) -> Seq | None:
 
 def _parse_matrix(s: str, depth: int) -> Matrix | None:
     """``\\begin{pmatrix} a & b \\\\ c & d \\end{pmatrix}`` (p/b/B/plain matrix)."""
-    m = _MATRIX_RE.match(s)
+    m = _MATRIX_RE.match(s) if s.count("\\begin") == 1 else None  # A + B: an expression
     if not m or m.group(1) == "vmatrix":  # vmatrix is a determinant, a scalar
         return None
     if (s[0] in "([") != (s[-1] in ")]"):
         return None
     rows = [r for r in m.group(2).split("\\\\") if r.strip()]
-    return Matrix(tuple(tuple(parse_answer(c, depth + 1) for c in r.split("&")) for r in rows))
+    return Matrix(tuple(tuple(parse_answer(c, depth + 1) for c in r.split("&")) for r in rows), s)
 
 
 def parse_answer(s: str, depth: int = 0):
@@ -362,6 +401,6 @@ def parse_answer(s: str, depth: int = 0):
         return seq
     if s[:1] == "(" and s[-1:] == ")" and _closes_at_end(flat):
         return parse_answer(s[1:-1], depth + 1)  # "(5)" is 5: parentheses, not a tuple
-    if _TEXT_ANSWER_RE.match(s) and len(s) >= 3:
-        return Text(" ".join(s.lower().split()))
+    if _TEXT_ANSWER_RE.match(s) and (len(s) >= 3 or s.lower() == "no"):  # "ab" is a product
+        return Text(canonical_text(s))
     return Expr(s)  # spaces kept: "\\log_2 8" is not "\\log_28"

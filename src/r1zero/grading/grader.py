@@ -15,8 +15,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from .choice import gold_choice
 from .equivalence import GradingTimeout, equal_by_deadline
-from .extract import EXTRACT_MODES, extract_gold, extract_with_reason, gold_choice
+from .extract import EXTRACT_MODES, extract_gold, extract_with_reason
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from .notation import degrees_in_trig, rewrite
+
 # Unicode look-alikes models emit (often copied from web text) -> LaTeX/ASCII spelling.
 _UNICODE = {
     "\u2212": "-",  # minus sign
@@ -154,15 +156,15 @@ def clean(answer: str) -> str:
     s = re.sub(r",\\!\s*", ",", s).replace("\\!", "")
     s = _DROP_RE.sub(" ", s)
     s = _brace_args(_FRAC_RE.sub(r"\\frac", s))
-    s = s.replace("\\dbinom", "\\binom").replace("{,}", ",")
+    s = s.replace("\\dbinom", "\\binom").replace("\\tbinom", "\\binom").replace("{,}", ",")
     s = s.replace("\\%", "%").replace("\\le ", "\\leq ").replace("\\ge ", "\\geq ")
     s = _DOLLAR_RE.sub("", s)
-    s = _DEGREE_RE.sub("", s)
+    s = _DEGREE_RE.sub("", degrees_in_trig(s))
     s = _SPACES_RE.sub(" ", s).strip()
     s = _strip_punctuation(s)
     s = _PERCENT_WORD_RE.sub("%", s)
     s = strip_units(s)
-    s = _unwrap_text(s)
+    s = rewrite(_unwrap_text(s))  # counting notation, pi, ordinals, count words, qualifiers
     s = _strip_punctuation(_EDGE_QUAD_RE.sub("", _SPACES_RE.sub(" ", s).strip()).strip())
     s = s.replace("+\\infty", "\\infty").replace("\\inf ", "\\infty ")
     if s.endswith("\\inf"):

@@ -13,6 +13,7 @@ on timeout, which is the only time limit that works from any thread.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -26,24 +27,40 @@ EVAL_DIGITS = 30
 # 9^{9^{9^9}} would never finish.
 MAX_POW_EXPONENT = 10_000
 _GOLD_DECIMAL_RE = re.compile(r"^-?(\d+)\.(\d+)$")
+# A number (not an exponent or subscript) or a closing parenthesis right before "(".
+_JUXTAPOSED_RE = re.compile(r"((?<![\^_{A-Za-z\d.])\d+(?:\.\d+)?|\))\s*(?=\()")
 
 
 def _fix_latex(s: str) -> str:
-    """Shorthands the parser rejects: ``\\sqrt8``, ``\\frac12``, Python ``**``."""
+    """Shorthands the parser rejects: ``\\sqrt8``, ``\\frac12``, Python ``**``; and a
+    product written by juxtaposition before a parenthesis (``2(3)``, ``(56)(15)``), which
+    the parser would read as a mixed number, 2 + 3."""
+    s = _JUXTAPOSED_RE.sub(r"\1 \\cdot ", s)
     s = re.sub(r"\\sqrt(\d|[A-Za-z](?![A-Za-z]))", r"\\sqrt{\1}", s)
     s = re.sub(r"\\frac(\d)(\d)", r"\\frac{\1}{\2}", s)
     s = re.sub(r"(?<!\\)%", r"\\%", s)
     return s.replace("**", "^")
 
 
+@functools.lru_cache(maxsize=4_096)
 def to_sympy(latex: str):
-    """Parse LaTeX into a sympy object, or None when it does not parse as a whole."""
+    """Parse LaTeX into a sympy object, or None when it does not parse as a whole.
+    Symbols come back plain (name only): the parser may attach different assumptions to
+    the same name on two sides (``F_k`` in a sum), which would make them unequal. Cached:
+    parsing is most of a comparison's cost (the ANTLR parser), and a gold is compared with
+    every response of its group; sympy objects are immutable."""
+    import sympy
     from latex2sympy2_extended import latex2sympy
 
     try:
-        return latex2sympy(_fix_latex(latex))
+        expr = latex2sympy(_fix_latex(latex))
     except Exception:  # the parser raises many exception types on malformed model text
         return None
+    if isinstance(expr, sympy.Basic):
+        plain = {s: sympy.Symbol(s.name) for s in expr.atoms(sympy.Symbol) if s.assumptions0}
+        if plain:
+            expr = expr.xreplace(plain)
+    return expr
 
 
 def _too_big(expr) -> bool:
@@ -254,6 +271,24 @@ def _relation_equal(a, b) -> bool:
     return False
 
 
+def _matrices_equal(a, b) -> bool:
+    """Entry-by-entry equality of two matrices, either side possibly an unevaluated matrix
+    expression (``A + B``, ``AB``)."""
+    import sympy
+
+    try:
+        ma, mb = sympy.Matrix(a.doit()), sympy.Matrix(b.doit())
+    except (TypeError, ValueError, sympy.ShapeError):
+        return False
+    return ma.shape == mb.shape and all(_expr_equal(x, y) for x, y in zip(ma, mb))
+
+
+def _is_matrix(x) -> bool:
+    import sympy
+
+    return isinstance(x, (sympy.MatrixBase, sympy.MatrixExpr))
+
+
 def compare(pred: str, gold: str) -> bool:
     """True when two scalar LaTeX answers denote the same value (strict)."""
     import sympy
@@ -261,6 +296,8 @@ def compare(pred: str, gold: str) -> bool:
     a, b = to_sympy(pred), to_sympy(gold)
     if a is None or b is None:
         return False
+    if _is_matrix(a) and _is_matrix(b):
+        return _matrices_equal(a, b)
     if isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr):
         if _expr_equal(a, b):
             return True
