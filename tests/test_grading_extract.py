@@ -360,8 +360,13 @@ MORE_EQUIVALENCES = [
  (r"\boxed{3\sqrt{2}+1}", r"1+3\sqrt2", True),
  (r"\boxed{\{1,2,3\}}", r"\{3,2,1\}", True),
  (r"\boxed{(1,2,3)}", r"(3,2,1)", False),
- (r"\boxed{1,2,3}", r"3,2,1", True),
- (r"\boxed{10, 4, -2}", r"4, 10, -2", True),
+ (r"\boxed{1,2,3}", r"3,2,1", True),           # a sorted gold: a set of solutions
+ (r"\boxed{10, 4, -2}", r"4, 10, -2", False),  # gold in a chosen order: ordered
+ (r"\boxed{4, 10, -2}", r"10, 4, -2", True),   # a sorted (descending) gold: a set
+ (r"\boxed{4, 0.1, 2}", r"0.1, 4, 2", False),  # gold in a chosen order: ordered
+ (r"\boxed{0.1, 4, 2}", r"0.1, 4, 2", True),
+ (r"\boxed{1, -2, 1, -1/2}", r"1, 1, -2, -\frac{1}{2}", False),  # coefficients, reordered
+ (r"\boxed{4, 10}", r"10, 4", True),           # two items: no order to read
  (r"\boxed{\text{A and C}}", r"A, C", True),
  (r"\boxed{A}", r"A, C", False),
 ]

@@ -438,7 +438,9 @@ HENDRYCKS = [
     ("\\boxed{\\tfrac{7}{2}}", "\\frac72", True),
     ("\\boxed{3/5}", "\\frac{3}{5}", True),
     ("\\boxed{3/5}", "\\frac{5}{3}", False),
-    ("\\boxed{12, 6, -3}", "6, 12, -3", True),
+    ("\\boxed{12, 6, -3}", "6, 12, -3", False),  # a gold list in a chosen order: ordered
+    ("\\boxed{12, 6, -3}", "-3, 6, 12", True),   # an ascending gold: a set of solutions
+    ("\\boxed{-3, 6, 12}", "12, 6, -3", True),   # a descending gold: a set too
     ("\\boxed{12, 6, 3}", "6, 12, -3", False),
     ("\\boxed{3x+2y-z=4}", "3x+2y+z=4", False),
     ("\\boxed{15\\%}", "15", True),

@@ -8,8 +8,9 @@ Policy (strict on purpose: a false accept is a reward hack, a false reject only 
   relative (rounded answers are wrong answers; 16-digit ones are not rounded);
 * percent: gold ``50\\%`` accepts ``50``, ``50\\%`` and ``0.5`` (as the public graders do);
   the same holds with the roles swapped;
-* sets and bare comma lists are order-insensitive, tuples/points and intervals are
-  ordered, and interval brackets must match; a collection never equals one of its items;
+* sets and bare comma lists are order-insensitive (except a list of numbers that the gold
+  writes neither ascending nor descending: its order was chosen, `listed_in_order`),
+  tuples/points and intervals are ordered, and interval brackets must match; a collection never equals one of its items;
 * ``x = 3`` matches ``3``; two named answers must share the name (``x=3`` is not ``y=3``);
 * units, ``\\$``, degree signs, ``\\text{}`` and spacing are ignored; choice letters
   match however wrapped (``(B)``, ``B``, ``\\text{(B)}``); words compare case-insensitively;
@@ -127,8 +128,25 @@ def _match_orderless(ps: tuple, gs: tuple, deadline: float) -> bool:
     return True
 
 
+def listed_in_order(g: Seq) -> bool:
+    """A bare comma list of three or more numbers that the gold writes neither ascending nor
+    descending: whoever wrote it chose that order, so the order is part of the answer (the
+    coefficients 1, 1, -2, -1/2; the values of a, b, c). A sorted list is a list of
+    solutions and compares as a set (MATH's "enter all the solutions, separated by
+    commas": 31 of the 34 such golds of the MATH level 3-5 training set and MATH-500 are
+    sorted): ``1, 2, 3`` = ``3, 2, 1``, but ``0.1, 4, 2`` != ``4, 0.1, 2``. Two items carry
+    no such signal."""
+    if g.kind != "list" or len(g.items) < 3 or not all(isinstance(x, Num) for x in g.items):
+        return False
+    v = [x.value for x in g.items]
+    pairs = list(zip(v, v[1:]))
+    return not (all(a <= b for a, b in pairs) or all(a >= b for a, b in pairs))
+
+
 def _seqs_equal(p: Seq, g: Seq, deadline: float) -> bool:
     """Collections: kinds must be compatible, then items compared (ordered or not)."""
+    if p.kind == "list" and listed_in_order(g):
+        return len(p.items) == len(g.items) and all(nodes_equal(a, b, deadline) for a, b in zip(p.items, g.items))
     if p.kind in _ORDERLESS and g.kind in _ORDERLESS or {p.kind, g.kind} <= {"union", "list"}:
         return _match_orderless(p.items, g.items, deadline)
     if p.kind != g.kind or len(p.items) != len(g.items):
