@@ -195,7 +195,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from r1zero.config import ConfigError
 
     errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
-    for module, name in (("r1zero.data", "DataError"), ("r1zero.models", "ModelLoadError")):
+    for module, name in (("r1zero.data", "DataError"), ("r1zero.models", "ModelLoadError"),
+                         ("r1zero.learner.checkpoint", "CheckpointError")):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
         except (ImportError, AttributeError):

@@ -25,7 +25,6 @@ import shlex
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -33,6 +32,7 @@ from types import TracebackType
 from typing import Any
 
 from r1zero import __version__
+from r1zero.durable import append_synced, cut_torn_tail, write_atomic
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
@@ -78,20 +78,6 @@ def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "tolist"):  # torch tensor / numpy array or scalar
         return _jsonable(obj.tolist())
     return str(obj)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory + rename, so readers (a plotting
-    process, a resumed run) never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- run info
@@ -169,7 +155,7 @@ def write_run_info(run_dir: str | os.PathLike, config: dict[str, Any]) -> None:
     contributed to the run stays on record.
     """
     run_dir = Path(run_dir)
-    _atomic_write_text(run_dir / CONFIG_FILE, json.dumps(_jsonable(config), indent=2) + "\n")
+    write_atomic(run_dir / CONFIG_FILE, json.dumps(_jsonable(config), indent=2) + "\n")
 
     info = collect_run_info()
     old_path = run_dir / RUN_INFO_FILE
@@ -181,7 +167,7 @@ def write_run_info(run_dir: str | os.PathLike, config: dict[str, Any]) -> None:
         if isinstance(old, dict):
             history = old.pop("previous_invocations", [])
             info["previous_invocations"] = [*history, old]
-    _atomic_write_text(old_path, json.dumps(info, indent=2) + "\n")
+    write_atomic(old_path, json.dumps(info, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- metrics
@@ -201,39 +187,30 @@ def _require(module: str, extra: str, feature: str) -> Any:
 def truncate_run_after(run_dir: str | os.PathLike, step: int) -> None:
     """Forget what a run logged after its checkpoint at ``step``: metrics rows of later
     steps and rollout files of the steps that will run again. A run killed after its last
-    checkpoint replays those steps on resume; without this they would appear twice."""
+    checkpoint replays those steps on resume; without this they would appear twice.
+    ``step`` 0 (no checkpoint yet) forgets every row, the step-0 evaluation's too: the
+    resumed run evaluates step 0 again."""
     run_dir = Path(run_dir)
     path = run_dir / METRICS_FILE
     if path.exists():
-        _drop_partial_last_line(path)
+        cut_torn_tail(path)
         kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
-                if (rec := _parse_line(line)) is None or int(rec.get("step", 0)) <= step]
-        _atomic_write_text(path, "".join(kept))
+                if (rec := _parse_line(line)) is None or (step > 0 and int(rec["step"]) <= step)]
+        write_atomic(path, "".join(kept))
+    for tmp in [*run_dir.glob(".*.tmp"), *(run_dir / ROLLOUTS_DIR).glob(".*.tmp")]:
+        tmp.unlink()  # the temporary file of a write that a kill cut short
     for f in (run_dir / ROLLOUTS_DIR).glob("step_*.jsonl"):
         if int(f.stem.removeprefix("step_")) >= step:  # 0-based: rollout k feeds step k + 1
             f.unlink()
-
-
-def _drop_partial_last_line(path: Path) -> None:
-    """Cut a line left without its newline by a crash mid-write, so that appending on
-    resume starts on a fresh line instead of gluing a new record onto the fragment."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with open(path, "rb+") as f:
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return
-        f.seek(0)
-        data = f.read()
-        f.truncate(data.rfind(b"\n") + 1)  # rfind == -1 -> truncate to 0
 
 
 class MetricsLogger:
     """Append per-step metrics to ``run_dir/metrics.jsonl`` (always) and mirror them to
     TensorBoard and / or Weights & Biases (optional extras, imported only when enabled).
 
-    Each line is ``{"step": step, "time": unix_seconds, **metrics}``, flushed at once so a
-    crash loses at most the line being written. Resuming a run reopens the same file in
+    Each line is ``{"step": step, "time": unix_seconds, **metrics}``, appended, flushed and
+    fsynced before `log` returns, so a crash loses at most the line being written (a torn
+    last line is cut when the file is opened again). Resuming a run reopens the same file in
     append mode; :func:`read_metrics` resolves steps that the resumed run repeats.
     In a multi-process run, create it on rank 0 only (one writer per file).
     """
@@ -259,7 +236,7 @@ class MetricsLogger:
         self._tb = self._open_tensorboard() if tensorboard else None
         self._wandb = self._open_wandb(wandb_project, wandb_run_name, config) if wandb else None
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _drop_partial_last_line(self.path)
+        cut_torn_tail(self.path)
         self._file = open(self.path, "a", encoding="utf-8")
 
     def _open_tensorboard(self) -> Any:
@@ -278,7 +255,7 @@ class MetricsLogger:
             project=project, name=name, config=config, id=run_id, resume="allow",
             dir=str(self.run_dir),
         )
-        _atomic_write_text(id_file, run_id + "\n")
+        write_atomic(id_file, run_id + "\n")
         return run
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
@@ -287,8 +264,7 @@ class MetricsLogger:
             raise ValueError("metric names 'step' and 'time' are reserved")
         clean = {k: _json_scalar(v, name=k) for k, v in metrics.items()}
         record = {"step": int(step), "time": round(time.time(), 3), **clean}
-        self._file.write(json.dumps(record, allow_nan=False) + "\n")
-        self._file.flush()
+        append_synced(self._file, json.dumps(record, allow_nan=False) + "\n")
         if self._tb is not None:
             for k, v in clean.items():
                 if v is not None:
@@ -372,7 +348,7 @@ def write_rollouts(run_dir: str | os.PathLike, step: int, records: list[dict[str
     text = "".join(
         json.dumps(_jsonable(r), ensure_ascii=False, allow_nan=False) + "\n" for r in records
     )
-    _atomic_write_text(path, text)
+    write_atomic(path, text)
     return path
 
 

@@ -6,8 +6,9 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
+
+from r1zero.durable import append_lines
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -35,9 +36,6 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] | 
 
 
 def append_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
-    """Append records, one JSON object per line, flushing so a crash loses at most a line."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
-        f.flush()
+    """Append records, one JSON object per line, durably (`r1zero.durable.append_lines`:
+    a torn last line of an earlier crash is cut first; flushed and fsynced)."""
+    append_lines(path, [json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records])

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from r1zero.durable import write_atomic
 from r1zero.evaluation import nan_to_none
 
 GROUP_LABELS = {
@@ -39,8 +40,8 @@ def num(x: float | None, digits: int = 0) -> str:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """JSON with nan as null (strict JSON readers reject NaN)."""
-    path.write_text(json.dumps(nan_to_none(payload), indent=2, default=str))
+    """JSON with nan as null (strict JSON readers reject NaN), replaced atomically."""
+    write_atomic(path, json.dumps(nan_to_none(payload), indent=2, default=str))
 
 
 # ---------------------------------------------------------------------- base-model study

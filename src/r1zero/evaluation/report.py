@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from r1zero.core.metrics import maj_at_k, pass_at_k
+from r1zero.durable import write_atomic
 from r1zero.evaluation.settings import BenchmarkSet, EvalConfig
 from r1zero.templates import Template
 
@@ -161,8 +162,8 @@ def _fmt(key: str, v: float) -> str:
 
 def write_results(out: Path, results: dict[str, Any]) -> None:
     """results.json (nan -> null, so any JSON reader can load it) and results.md."""
-    (out / "results.json").write_text(json.dumps(nan_to_none(results), indent=2, default=str))
-    (out / "results.md").write_text(results_markdown(results))
+    write_atomic(out / "results.json", json.dumps(nan_to_none(results), indent=2, default=str))
+    write_atomic(out / "results.md", results_markdown(results))
 
 
 def nan_to_none(x: Any) -> Any:

@@ -5,7 +5,6 @@ rules cannot, and write the results (evaluation/report.py)."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import warnings
@@ -23,6 +22,7 @@ from rich.progress import (
 
 from r1zero.config import ConfigError
 from r1zero.data import load_problems
+from r1zero.durable import cut_torn_tail, write_atomic
 from r1zero.evaluation.report import _key, results_markdown, summarize, write_results
 from r1zero.evaluation.settings import SUITES, BenchmarkSet, EvalConfig, _say
 from r1zero.grading import grade
@@ -189,7 +189,7 @@ def _check_resume(cfg: EvalConfig, out: Path, template: Template) -> None:
                 f"{samples} holds samples generated with different settings ({', '.join(diff)}); "
                 "use another --out-dir, or --no-resume to discard them"
             )
-    meta_path.write_text(json.dumps(settings, indent=2))
+    write_atomic(meta_path, json.dumps(settings, indent=2))
 
 
 def generation_settings(cfg: EvalConfig, template: Template) -> dict[str, Any]:
@@ -210,6 +210,7 @@ def generate_missing(cfg: EvalConfig, sets: Sequence[BenchmarkSet], template: Te
     Work goes in chunks of whole problems (all k samples each) so that an interruption never
     leaves a half-sampled problem. Returns the number of samples generated.
     """
+    drop_torn_problem(path, cfg.sampling.samples)
     done = {_key(r) for r in read_samples(path)}
     todo = [(s, p) for s in sets for p in s.problems
             if any((s.key, p.id, j) not in done for j in range(cfg.sampling.samples))]
@@ -282,11 +283,35 @@ def judge_samples(cfg: EvalConfig, sets: Sequence[BenchmarkSet], records: list[d
 
 
 def _rewrite_samples(path: Path, records: Sequence[dict[str, Any]]) -> None:
-    """Replace samples.jsonl whole (write, then rename: a crash keeps the old file)."""
-    tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
-    os.replace(tmp, path)
+    """Replace samples.jsonl whole (temp + fsync + rename: a crash keeps the old file)."""
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records))
+
+
+def drop_torn_problem(path: Path, samples: int) -> int:
+    """Before a rerun appends: a chunk that a kill cut mid-line leaves its last problem
+    with fewer than ``samples`` records; cut the torn line and that problem's records, so
+    the problem is generated again whole and no finished problem is. Returns the records
+    dropped (0 when the file ends on a whole line: then nothing was torn)."""
+    if not path.exists() or not cut_torn_tail(path):
+        return 0
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    keys = [_problem(line) for line in lines]
+    last = keys[-1] if keys else None
+    tail = 0
+    while last is not None and tail < len(keys) and keys[-1 - tail] == last:
+        tail += 1
+    if not tail or tail >= samples:  # the torn line was the next problem's first
+        return 0
+    write_atomic(path, "".join(lines[:-tail]))
+    return tail
+
+
+def _problem(line: str) -> tuple[str, str] | None:
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return (str(rec.get("benchmark")), str(rec.get("problem_id"))) if isinstance(rec, dict) else None
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:

