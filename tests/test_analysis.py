@@ -272,6 +272,22 @@ def test_training_run_decomposition_and_bad_lines(tmp_path):
     assert "**37.5**" in (out / "run_report.md").read_text()
 
 
+def test_a_one_step_run_plot_shows_its_points_on_the_training_step_axis(tmp_path, monkeypatch):
+    """Before: "step" on the axis and lines without markers, so one step drew nothing."""
+    from matplotlib.figure import Figure
+
+    from r1zero.logging import STEP_AXIS
+
+    figures, real = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (figures.append(self), real(self, *a, **k)))
+    write_rollouts(tmp_path, {1: [roll(1, "a", "Wait, check.", True, 40), roll(1, "a", "x", False, 20)]})
+    run_analyze_run(str(tmp_path))
+    (fig,) = figures
+    assert [ax.get_xlabel() for ax in fig.axes] == [STEP_AXIS, STEP_AXIS]
+    lines = [ln for ax in fig.axes for ln in ax.get_lines()]
+    assert lines and all(ln.get_marker() not in (None, "None", "") for ln in lines)
+
+
 def test_decomposition_is_exact_for_any_numbers():
     a = {"reflection_rate": 0.1, "mean_length_reflective": 300.0, "mean_length_nonreflective": 90.0,
          "mean_length_incorrect": 0.0, "mean_length_correct": 0.0}

@@ -126,8 +126,8 @@ def test_limit_and_ids(tmp_path):
 def test_malformed_jsonl_names_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"question": "a", "answer": "1"}\n\n{not json\n')
-    with pytest.raises(DataError, match=r"bad\.jsonl: line 3"):
-        load_problems(path)
+    with pytest.raises(DataError, match=r"bad\.jsonl: line 3: not a JSON object"):
+        load_problems(path, strict=True)
 
 
 def test_malformed_json_and_wrong_shapes(tmp_path):
@@ -138,8 +138,8 @@ def test_malformed_json_and_wrong_shapes(tmp_path):
     with pytest.raises(DataError, match="expected a list"):
         load_problems(tmp_path / "y.json")
     (tmp_path / "z.json").write_text('[{"question": "a", "answer": 1}, 5]')
-    with pytest.raises(DataError, match="row 1 is a int"):
-        load_problems(tmp_path / "z.json")
+    with pytest.raises(DataError, match="row 1: a int, not an object"):
+        load_problems(tmp_path / "z.json", strict=True)
 
 
 def test_missing_named_field_lists_available(tmp_path):
@@ -155,7 +155,7 @@ def test_empty_answer_and_empty_file(tmp_path):
     path = _jsonl(tmp_path / "e.jsonl", [{"question": "q", "answer": "1"},
                                          {"question": "q2", "answer": "  "}])
     with pytest.raises(DataError, match="line 2: no usable answer"):
-        load_problems(path)
+        load_problems(path, strict=True)
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(DataError, match="no problems"):
         load_problems(tmp_path / "empty.jsonl")
@@ -180,3 +180,63 @@ def test_hub_failure_is_wrapped(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(DataError, match="could not load 'someone/some-set'.*local"):
         load_problems("someone/some-set")
+
+
+# ----------------------------------------------------------------------------- unusable rows
+def _mixed(path: Path, good: int, bad_rows: dict[int, object]) -> Path:
+    """``good`` usable rows, with the rows of ``bad_rows`` (0-based row -> record) put in."""
+    rows: list = [{"question": f"q{i}", "answer": str(i)} for i in range(good)]
+    for at in sorted(bad_rows):
+        rows.insert(at, bad_rows[at])
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def test_a_few_unusable_rows_are_skipped_with_one_warning_naming_them(tmp_path):
+    # 8 good rows + 2 bad (an empty answer at line 3, a line that is not JSON at line 6):
+    # 2 of 10 unusable <= half, so 8 problems and one warning quoting both lines.
+    path = _mixed(tmp_path / "m.jsonl", 8, {2: {"question": "q", "answer": ""}, 5: "{oops"})
+    with pytest.warns(UserWarning, match=r"m\.jsonl: skipped 2 of 10 rows .*line 3: no usable "
+                      r"answer in field 'answer'; line 6: not a JSON object"):
+        problems = load_problems(path)
+    assert [p.question for p in problems] == [f"q{i}" for i in range(8)]
+    # ids and meta["row"] keep the row's own index: the row after the skipped line 3 is row 3
+    assert problems[2].id == "m-3" and problems[2].meta["row"] == 3
+
+
+def test_the_warning_quotes_at_most_three_rows(tmp_path):
+    path = _mixed(tmp_path / "m.jsonl", 10, {i: {"question": "", "answer": "1"} for i in range(4)})
+    with pytest.warns(UserWarning, match=r"skipped 4 of 14 rows .*line 3: .*; \.\.\.\)"):
+        assert len(load_problems(path)) == 10
+
+
+def test_a_set_where_most_rows_are_unusable_is_an_error(tmp_path):
+    # 2 good, 3 bad: 3 > 0.5 x 5, so it is a wrong file or field, not damaged rows.
+    path = _mixed(tmp_path / "m.jsonl", 2, {i: {"question": "q", "answer": None} for i in range(3)})
+    with pytest.raises(DataError, match=r"3 of 5 rows hold no usable problem \(line 1: "):
+        load_problems(path)
+    # exactly half is still skipped (the rule is "more than half")
+    half = _mixed(tmp_path / "h.jsonl", 2, {i: {"question": "q", "answer": None} for i in range(2)})
+    with pytest.warns(UserWarning, match="skipped 2 of 4"):
+        assert len(load_problems(half)) == 2
+
+
+def test_strict_stops_at_the_first_unusable_row(tmp_path):
+    path = _mixed(tmp_path / "m.jsonl", 8, {2: {"question": "q", "answer": ""}})
+    with pytest.raises(DataError, match=r"m\.jsonl: line 3: no usable answer"):
+        load_problems(path, strict=True)
+
+
+def test_limit_counts_usable_problems(tmp_path):
+    path = _mixed(tmp_path / "m.jsonl", 5, {0: {"question": "", "answer": "1"}})
+    with pytest.warns(UserWarning, match="skipped 1 of 3"):  # rows read: the bad one + 2 good
+        assert [p.question for p in load_problems(path, limit=2)] == ["q0", "q1"]
+
+
+@needs_data
+def test_the_papers_training_set_loads_without_its_two_empty_answers():
+    """math_lvl3to5.jsonl as published: 2 of 8,523 rows have an empty answer (lines 5055 and
+    5159); they are skipped and named, the other 8,521 load."""
+    with pytest.warns(UserWarning, match=r"skipped 2 of 8523 rows .*line 5055: no usable answer"):
+        problems = load_problems(DATA / "train" / "math_lvl3to5.jsonl")
+    assert len(problems) == 8521 and all(p.answer for p in problems)

@@ -148,3 +148,50 @@ def test_length_study_summary(tmp_path):
     # last third of steps 1..30 = steps 21..30: mean of 60 + 2 s = 60 + 2 * 25.5 = 111
     assert gap == pytest.approx(111.0 - 50.0)
     assert table.count("\n") == 3 and "| grpo |" in table
+
+
+# ----------------------------------------------------------------------------- what is drawn
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The matplotlib Figures that `savefig` was called on (still written to disk)."""
+    from matplotlib.figure import Figure
+
+    figures, real = [], Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        figures.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return figures
+
+
+def test_the_x_axis_says_what_the_steps_are(tmp_path, saved_figures):
+    """Before: "optimizer step" under rollout steps (a step may hold several optimizer
+    steps). Now every figure's x axis is the training step of r1zero/logging.py."""
+    from r1zero.logging import STEP_AXIS
+    from r1zero.plotting import plot_overlay
+
+    _write_metrics(tmp_path / "a", n_steps=5)
+    _write_metrics(tmp_path / "b", n_steps=5, seed=1)
+    plot_run(tmp_path / "a")
+    plot_compare([tmp_path / "a", tmp_path / "b"], "reward/mean", tmp_path / "c.png")
+    plot_overlay([tmp_path / "a", tmp_path / "b"], tmp_path / "o.png")
+    assert saved_figures and all(f.axes[-1].get_xlabel() == STEP_AXIS for f in saved_figures)
+    assert "optimizer" not in STEP_AXIS
+
+
+def test_a_one_step_run_is_drawn_as_points(tmp_path, saved_figures):
+    """A 1-step run has one value per metric: a line without markers draws nothing."""
+    _write_metrics(tmp_path / "run", n_steps=1)
+    plot_run(tmp_path / "run")
+    lines = [ln for f in saved_figures for ax in f.axes for ln in ax.get_lines()
+             if len(ln.get_xdata()) == 1]
+    assert lines and all(ln.get_marker() not in (None, "None", "", " ") for ln in lines)
+
+
+def test_a_long_run_keeps_plain_lines(tmp_path, saved_figures):
+    _write_metrics(tmp_path / "run", n_steps=60)
+    plot_run(tmp_path / "run")
+    reward = saved_figures[0].axes[0].get_lines()[0]  # mean reward: 60 points, smoothed
+    assert reward.get_marker() in (None, "None", "")

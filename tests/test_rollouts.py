@@ -212,7 +212,7 @@ def test_budget_schedule_drives_rollouts_and_the_loss_constant(tiny_dir, tmp_pat
     train(_cfg(tiny_dir, run, steps=3, eval_every=0, save_every=0, max_new_tokens="0:3,1:5,2:7"))
     rows = _rows(run)
     assert [r["rollout/max_new_tokens"] for r in rows] == [3, 5, 7]
-    lens = [json.loads(x)["length"] for s in (0, 1, 2) for x in
+    lens = [json.loads(x)["length"] for s in (1, 2, 3) for x in  # rollout files count from 1
             (run / "rollouts" / f"step_{s:06d}.jsonl").read_text().splitlines()]
     assert max(lens[:8]) <= 3 and max(lens[8:16]) <= 5 and max(lens[16:]) == 7  # random model: never stops
 

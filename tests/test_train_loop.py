@@ -99,6 +99,24 @@ def test_prompt_order_is_a_pure_function_of_step():
     assert sorted(first_epoch) == list(range(10))
 
 
+def assert_one_step_convention(run) -> None:
+    """Metrics rows, rollout files and their records, checkpoints and `r1zero analyze` number
+    the steps alike: N = the N-th step trained (1-based; metrics' step 0 is the evaluation of
+    the untouched model). Before: rollout files and records counted from 0."""
+    from r1zero.analysis.run import run_analyze_run
+
+    trained = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    trained = [s for s in trained if s > 0]
+    files = sorted(int(p.stem.removeprefix("step_")) for p in (run / "rollouts").glob("step_*.jsonl"))
+    assert files == trained == [1, 2]
+    for n in files:
+        rows = (run / "rollouts" / f"step_{n:06d}.jsonl").read_text().splitlines()
+        assert {json.loads(x)["step"] for x in rows} == {n}
+    checkpoints = sorted(int(p.name.removeprefix("step_")) for p in (run / "checkpoints").glob("step_*"))
+    assert checkpoints == trained
+    assert sorted(run_analyze_run(str(run))["steps"]) == trained
+
+
 def test_end_to_end_artifacts(tiny_dir, tmp_path, capsys):
     run = tmp_path / "run"
     train(_cfg(tiny_dir, run))
@@ -109,6 +127,7 @@ def test_end_to_end_artifacts(tiny_dir, tmp_path, capsys):
         assert key in records[-1], key
     rollouts = (run / "rollouts" / "step_000001.jsonl").read_text().splitlines()
     assert len(rollouts) == 8 and {"response", "reward", "correct", "length"} <= set(json.loads(rollouts[0]))
+    assert_one_step_convention(run)
     assert (run / "config.json").exists() and (run / "run_info.json").exists()
     assert (run / "plots").is_dir()
     assert "heldout_accuracy: " in capsys.readouterr().out.strip().splitlines()[-1]

@@ -197,9 +197,9 @@ def test_k_optimizer_steps_match_a_plain_reference_loop(tiny_dir, tmp_path):  # 
 
 def test_optim_steps_is_logged_on_every_step(tiny_dir, tmp_path):  # noqa: F811
     run = tmp_path / "run"
-    train(_cfg(tiny_dir, run, steps=2, eval_every=0, train_batch_size=3))  # 8 -> 3 + 3 + 2
+    train(_cfg(tiny_dir, run, steps=2, eval_every=0, train_batch_size=2))  # 8 -> 2 + 2 + 2 + 2
     rows = [r for r in _run_metrics(run) if r["step"] > 0]
-    assert [r["optim/steps"] for r in rows] == [3, 3]
+    assert [r["optim/steps"] for r in rows] == [4, 4]
 
 
 def test_all_filtered_step_still_takes_one_zero_gradient_step(tiny_dir, tmp_path):  # noqa: F811
@@ -260,7 +260,7 @@ def test_resume_keeps_the_runs_own_steps_and_drops_replayed_rows(tiny_dir, tmp_p
     steps = [r["step"] for r in _run_metrics(run)]
     assert steps == [1, 2, 3], steps  # step 3 ran twice, is logged once
     assert sorted(p.name for p in (run / "rollouts").glob("*.jsonl")) == [
-        "step_000000.jsonl", "step_000001.jsonl", "step_000002.jsonl"]
+        "step_000001.jsonl", "step_000002.jsonl", "step_000003.jsonl"]  # as metrics: 1-based
     saved = json.loads((run / "config.json").read_text())
     assert saved["steps"] == 3 and saved["resolved"]["backend"] == "hf"
     assert saved["resolved"]["device"] == "cpu" and "attn_implementation" in saved["resolved"]

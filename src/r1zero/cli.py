@@ -1,16 +1,21 @@
 """The `r1zero` command: train, eval, analyze, grade, plot.
 
-Each subcommand's flags are the fields of one config dataclass (tyro). `train` also
-takes `--preset NAME` (a named config that flags then override) and `--algorithm NAME`
-(seeds the --algo.* switches). Errors in the user's input exit with status 2 and one
-line that names the problem and the fix; nothing heavy is imported before that check.
+Each subcommand's flags are the fields of one config dataclass (tyro; help laid out by
+r1zero/config/help.py). `train` also takes `--preset NAME` (a named config that flags then
+override) and `--algorithm NAME` (seeds the --algo.* switches). Errors in the user's input
+or environment (`user_errors`) exit with status 2 and one line that names the problem, where
+it is and the fix; `--debug` (anywhere on the line) or R1ZERO_DEBUG=1 shows the traceback
+instead. Nothing heavy is imported before the config is checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 USAGE = """usage: r1zero {train,eval,analyze,grade,plot} [flags]   (r1zero COMMAND --help)
 
@@ -19,6 +24,8 @@ USAGE = """usage: r1zero {train,eval,analyze,grade,plot} [flags]   (r1zero COMMA
   analyze   base-model study (templates, pass@k, self-reflection) or a training run
   grade     grade responses in a JSONL file against gold answers
   plot      training curves of a run directory
+
+  --debug (or R1ZERO_DEBUG=1): show the traceback of an error instead of its one line
 """
 
 
@@ -57,6 +64,7 @@ def cmd_train(args: list[str]) -> int:
         saved_config,
         with_algorithm,
     )
+    from r1zero.config.help import registry
 
     preset = _pop_option(args, "--preset")
     algorithm = _pop_option(args, "--algorithm")
@@ -74,9 +82,9 @@ def cmd_train(args: list[str]) -> int:
     else:
         default = PRESETS[preset or "arith"]()
         default = with_algorithm(default, algorithm) if algorithm else resolve_algorithm(default)
+    shown = None if resume else (preset or "arith")
     cfg = tyro.cli(TrainConfig, default=default, args=args, prog="r1zero train",
-                   description=f"RL-tune a model (preset {preset or 'arith'!r}; --preset NAME, "
-                   f"one of {sorted(PRESETS)}; --algorithm NAME seeds --algo.*).")
+                   registry=registry(shown), description=TRAIN_DESCRIPTION)
     given = set(config_diff(cfg, default)) | ({"algorithm"} if algorithm else set())
     from r1zero.train.trainer import train
 
@@ -88,11 +96,19 @@ def cmd_grade(args: list[str]) -> int:
     import tyro
 
     from r1zero.config import GradeConfig
+    from r1zero.config.help import registry
     from r1zero.grading import grade_file
+    from r1zero.durable import check_distinct, discard, replaced
 
-    cfg = tyro.cli(GradeConfig, args=args, prog="r1zero grade")
+    cfg = tyro.cli(GradeConfig, args=args, prog="r1zero grade", registry=registry())
     cfg.validate()
-    summary = grade_file(cfg.input, cfg.output, extract=cfg.extract)
+    check_grade_input(cfg.input)
+    check_distinct(cfg.input, cfg.output)
+    with replaced(cfg.output) as tmp:  # the old output stays until the new one is complete
+        summary = grade_file(cfg.input, tmp, extract=cfg.extract)
+        if why := nothing_graded(cfg.input, summary):
+            discard(tmp)
+            raise GradeError(f"{why}; {cfg.output} was not written")
     print(f"graded {summary['count']} responses: accuracy {summary['accuracy']:.4f} "
           f"({summary['correct']} correct) -> {cfg.output}")
     for reason, n in sorted(summary["reasons"].items(), key=lambda kv: -kv[1]):
@@ -123,16 +139,46 @@ def _print_report(cfg) -> None:
           f"({sum(t.n - t.agree for t in report.groups.values())} in all) -> {path}")
 
 
+class GradeError(ValueError):
+    """`r1zero grade` had nothing to grade; the message says why."""
+
+
+def check_grade_input(path: str) -> None:
+    """The input must be a readable file (a directory or a missing path is a one-line error)."""
+    p = Path(path)
+    if p.is_dir():
+        raise GradeError(f"--input {path} is a directory; give a JSONL file of "
+                         '{"response": ..., "gold": ...} records')
+    if not p.is_file():
+        raise FileNotFoundError(f"--input {path}: no such file")
+
+
+def nothing_graded(path: str, summary: dict) -> str | None:
+    """Why a grading summary graded nothing (an empty file, or every line bad), or None."""
+    if summary["count"] == 0:
+        return f"{path} has no lines to grade (it is empty)"
+    bad = summary["bad_lines"]
+    if len(bad) == summary["count"]:
+        shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+        return (f"no line of {path} could be graded ({len(bad)} bad: line {shown}); each must "
+                'be a JSON object with a string "response" and a "gold" answer')
+    return None
+
+
 def cmd_plot(args: list[str]) -> int:
     from pathlib import Path
 
     import tyro
 
-    from r1zero.config import PlotConfig
+    from r1zero.config import ConfigError, PlotConfig
+    from r1zero.config.help import registry
     from r1zero.plotting import plot_overlay, plot_run
 
     args = _positionals_first(args, "--run-dirs")
-    cfg = tyro.cli(PlotConfig, args=args, prog="r1zero plot")
+    cfg = tyro.cli(PlotConfig, args=args, prog="r1zero plot", registry=registry())
+    if cfg.labels and len(cfg.labels) != len(cfg.run_dirs):
+        raise ConfigError(f"--labels: {len(cfg.labels)} name(s) for {len(cfg.run_dirs)} runs; give "
+                          "one per run, in the same order, or none (the directory names)")
     for run in cfg.run_dirs:
         out = None if cfg.out_dir is None else Path(cfg.out_dir) / Path(run).name
         for path in plot_run(run, out if len(cfg.run_dirs) > 1 else cfg.out_dir):
@@ -146,9 +192,10 @@ def cmd_plot(args: list[str]) -> int:
 def cmd_eval(args: list[str]) -> int:
     import tyro
 
+    from r1zero.config.help import registry
     from r1zero.evaluation import EvalConfig, run_eval
 
-    cfg = tyro.cli(EvalConfig, args=args, prog="r1zero eval")
+    cfg = tyro.cli(EvalConfig, args=args, prog="r1zero eval", registry=registry())
     cfg.validate()
     result = run_eval(cfg)
     return 130 if isinstance(result, dict) and result.get("interrupted") else 0
@@ -158,11 +205,16 @@ def cmd_analyze(args: list[str]) -> int:
     import tyro
 
     from r1zero.analysis import AnalyzeConfig, run_analyze
+    from r1zero.config.help import registry
 
     args = _positional_first(args, "--run-dir")  # `r1zero analyze RUN_DIR`
-    cfg = tyro.cli(AnalyzeConfig, args=args, prog="r1zero analyze")
+    cfg = tyro.cli(AnalyzeConfig, args=args, prog="r1zero analyze", registry=registry())
     cfg.validate()
     run_analyze(cfg)
+    if cfg.run_dir is not None:  # the study prints its own report; a run's goes to files
+        out = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.run_dir) / "analysis"
+        print(f"analysis of {cfg.run_dir}: {out / 'run_report.md'} (report), "
+              f"{out / 'run_summary.json'}, {out / 'run_lengths.png'}")
     return 0
 
 
@@ -190,13 +242,24 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean "bad input" (reported in one line, exit 2), not a bug."""
-    from r1zero.config import ConfigError
+USER_ERRORS = (
+    ("r1zero.config", "ConfigError"),  # a flag, or a combination of flags
+    ("r1zero.config", "MissingDependency"),  # an optional package the flags need
+    ("r1zero.durable", "OutputError"),  # an output that would destroy an input
+    ("r1zero.data", "DataError"),  # a problem file
+    ("r1zero.models", "ModelLoadError"),  # a model folder, packaged model or hub id
+    ("r1zero.rollout.openai", "OpenAIBackendError"),  # a server: down, or refusing requests
+    ("r1zero.plotting", "PlotError"),  # nothing to plot
+    ("r1zero.learner.checkpoint", "CheckpointError"),  # no intact checkpoint to resume from
+)
+"""Exceptions that mean bad input or environment, not a bug in r1zero: (module, class). The
+module is imported only when an exception is being reported (several are heavy)."""
 
-    errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
-    for module, name in (("r1zero.data", "DataError"), ("r1zero.models", "ModelLoadError"),
-                         ("r1zero.learner.checkpoint", "CheckpointError")):
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The classes of `USER_ERRORS`, `GradeError` and FileNotFoundError."""
+    errors: list[type[BaseException]] = [FileNotFoundError, GradeError]
+    for module, name in USER_ERRORS:
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
         except (ImportError, AttributeError):
@@ -204,8 +267,32 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def debugging(args: list[str]) -> bool:
+    """Whether to show tracebacks: ``--debug`` (removed from ``args``) or R1ZERO_DEBUG=1."""
+    flag = "--debug" in args
+    while "--debug" in args:
+        args.remove("--debug")
+    return flag or os.environ.get("R1ZERO_DEBUG", "") not in ("", "0")
+
+
+def one_line_warnings(message, category, filename, lineno, line=None) -> str:
+    """r1zero's own warnings as ``warning: MESSAGE`` (others keep Python's format)."""
+    if f"{os.sep}r1zero{os.sep}" in filename or filename.startswith("<"):
+        return f"warning: {message}\n"
+    return _python_format(message, category, filename, lineno, line)
+
+
+_python_format = warnings.formatwarning
+TRAIN_DESCRIPTION = (
+    "RL-tune a model on a task: rollout -> reward -> advantages -> update, step after step. "
+    "The first box holds what a new run sets (--preset, --algorithm, --model, --steps, ...); "
+    "the task is chosen in the next (--task.*); the other boxes tune the rollout, the update, "
+    "the vLLM engine, outputs, the algorithm's switches (--algo.*) and the cluster.")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    debug = debugging(args)
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         raise SystemExit(0 if args else 2)
@@ -213,9 +300,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if command is None:
         print(f"error: unknown command {args[0]!r}\n\n{USAGE}", file=sys.stderr)
         raise SystemExit(2)
+    warnings.formatwarning = one_line_warnings
     try:
         code = command(args[1:])
     except user_errors() as e:
+        if debug:
+            raise
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        warnings.formatwarning = _python_format
     raise SystemExit(code)

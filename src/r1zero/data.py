@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,15 @@ class DataError(ValueError):
     """A problem file could not be turned into problems; the message names where."""
 
 
+MAX_UNUSABLE_FRACTION = 0.5
+"""Unusable rows (no question, no usable answer, not an object) are skipped with a warning,
+as long as they are at most this share of the rows read: the paper's own training set has 2
+empty answers in 8,523 rows. Past it the set is an error: most rows unusable means a wrong
+file or a wrong field, not a few damaged rows."""
+SHOWN_ROWS = 3
+"""How many unusable rows a warning or an error quotes (the first ones, with their reason)."""
+
+
 # ----------------------------------------------------------------------------- public
 def load_problems(
     source: str | os.PathLike,
@@ -56,6 +66,7 @@ def load_problems(
     answer_field: str | None = None,
     split: str | None = None,
     limit: int | None = None,
+    strict: bool = False,
 ) -> list[Problem]:
     """Load problems from a file, a ``save_to_disk`` directory or a hub dataset name.
 
@@ -63,19 +74,50 @@ def load_problems(
     ``.parquet``, ``.arrow``, a Dataset/DatasetDict directory (``DIR/SPLIT`` picks a
     split of a DatasetDict, as does ``split``), or a hub name (``split`` defaults to
     "test"). Fields are auto-detected unless named. Returns at most ``limit`` problems.
+
+    A row that holds no usable problem is skipped with one warning for the file (how many,
+    and the first few with their line and reason), unless ``strict`` (then the first one is
+    a DataError) or unless more than `MAX_UNUSABLE_FRACTION` of the rows read are unusable
+    (a DataError). Problem ids and ``meta["row"]`` keep the row's own index either way.
     """
     if limit is not None and limit < 1:
         raise DataError(f"limit must be a positive number of problems, got {limit}")
     name, rows = _read_rows(str(source), split)
     q_key, a_key = _resolve_fields(rows, name, question_field, answer_field)
-    problems = []
+    problems: list[Problem] = []
+    unusable: list[str] = []
     for index, (where, row) in enumerate(rows):
-        if limit is not None and index >= limit:
+        if limit is not None and len(problems) >= limit:
             break
-        problems.append(_to_problem(row, index, where, name, q_key, a_key))
-    if not problems:
-        raise DataError(f"{name}: no problems found")
+        try:
+            problems.append(_to_problem(row, index, where, name, q_key, a_key))
+        except DataError as e:
+            if strict:
+                raise
+            unusable.append(str(e).removeprefix(f"{name}: "))
+    check_unusable(name, len(problems), unusable)
     return _with_unique_ids(problems, name)
+
+
+def check_unusable(name: str, usable: int, unusable: list[str]) -> None:
+    """The rule every loader shares for rows without a usable problem: none -> nothing to
+    say; at most `MAX_UNUSABLE_FRACTION` of the rows -> one warning naming the count and the
+    first `SHOWN_ROWS` (``unusable`` holds "line N: reason" strings); more, or no usable
+    row at all -> DataError."""
+    if not unusable and usable:
+        return
+    total = usable + len(unusable)
+    shown = "; ".join(unusable[:SHOWN_ROWS]) + ("; ..." if len(unusable) > SHOWN_ROWS else "")
+    if not usable:
+        raise DataError(f"{name}: no problems found" + (f" ({shown})" if unusable else ""))
+    if len(unusable) > MAX_UNUSABLE_FRACTION * total:
+        raise DataError(
+            f"{name}: {len(unusable)} of {total} rows hold no usable problem ({shown}); is it "
+            "the right file, and are the question and answer fields the right ones?")
+    warnings.warn(
+        f"{name}: skipped {len(unusable)} of {total} rows that hold no usable problem ({shown}); "
+        "--task.strict-data (train) or --strict-data (eval, analyze) makes them an error",
+        stacklevel=3)
 
 
 def is_local_source(source: str | os.PathLike) -> bool:
@@ -107,8 +149,10 @@ def last_boxed(text: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------- readers
-Row = tuple[str, dict[str, Any]]
-"""(location for error messages, e.g. "line 3" or "row 2"; the record)."""
+Row = tuple[str, Any]
+"""(location for error messages, e.g. "line 3" or "row 2"; the record: a dict, or None for
+a JSONL line that is not a JSON object, or a `_NotAnObject` for a list / table row that is
+not one; `_to_problem` reports the last two as unusable rows)."""
 
 
 def _read_rows(source: str, split: str | None) -> tuple[str, list[Row]]:
@@ -136,12 +180,11 @@ def _read_file(path: Path) -> list[Row]:
 
 
 def _read_jsonl(path: Path) -> list[Row]:
-    """JSON Lines: one object per line; blank lines are skipped."""
+    """JSON Lines: one object per line (a line that is not one is a None record, which
+    `load_problems` counts as unusable); blank lines are skipped."""
     rows: list[Row] = []
     try:
         for line_no, record, _ in read_jsonl(path):
-            if record is None:
-                raise DataError(f"{path}: line {line_no} is not a JSON object")
             rows.append((f"line {line_no}", record))
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e})") from e
@@ -242,23 +285,29 @@ def _is_dataset_dict_dir(path: Path) -> bool:
 
 
 def _located(records: Iterable[Any], name: str) -> list[Row]:
-    """Pair records with "row N" locations, rejecting anything that is not an object."""
-    rows = []
-    for i, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise DataError(f"{name}: row {i} is a {type(record).__name__}, not an object")
-        rows.append((f"row {i}", record))
-    return rows
+    """Pair records with "row N" locations; a record that is not an object becomes None
+    (`_to_problem` names its type)."""
+    return [(f"row {i}", r if isinstance(r, dict) else _NotAnObject(type(r).__name__))
+            for i, r in enumerate(records)]
+
+
+@dataclass(frozen=True)
+class _NotAnObject:
+    """A row of a JSON list / table that is not an object (its type, for the message)."""
+
+    type_name: str
 
 
 # ----------------------------------------------------------------------------- fields
 def _resolve_fields(
     rows: list[Row], name: str, question_field: str | None, answer_field: str | None
 ) -> tuple[str, str]:
-    """Choose the question and answer fields from the first record (or the user's names)."""
-    if not rows:
-        raise DataError(f"{name}: no problems found")
-    keys = list(rows[0][1])
+    """Choose the question and answer fields from the first record that is an object (or
+    the user's names)."""
+    first = next((row for _, row in rows if isinstance(row, dict)), None)
+    if first is None:
+        raise DataError(f"{name}: no problems found" + (" (no row is a JSON object)" if rows else ""))
+    keys = list(first)
     q_key = _pick(keys, question_field, QUESTION_FIELDS, "question", name)
     a_key = _pick(keys, answer_field, ANSWER_FIELDS + (SOLUTION_FIELD,), "answer", name)
     return q_key, a_key
@@ -283,10 +332,13 @@ def _pick(keys: list[str], explicit: str | None, candidates: tuple[str, ...], ro
     )
 
 
-def _to_problem(row: dict[str, Any], index: int, where: str, name: str, q_key: str,
+def _to_problem(row: Any, index: int, where: str, name: str, q_key: str,
                 a_key: str) -> Problem:
     """Build one `Problem`, checking the question and cleaning the gold answer."""
     location = f"{name}: {where}"
+    if not isinstance(row, dict):
+        what = "not a JSON object" if row is None else f"a {row.type_name}, not an object"
+        raise DataError(f"{location}: {what}")
     if q_key not in row or a_key not in row:
         missing = q_key if q_key not in row else a_key
         raise DataError(f"{location}: missing field {missing!r}; has {', '.join(row)}")

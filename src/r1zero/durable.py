@@ -10,11 +10,13 @@ One small module below everything else, so that the run directory (logging.py), 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import secrets
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
@@ -60,6 +62,47 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+class OutputError(ValueError):
+    """An output path that would destroy an input, or that cannot be written."""
+
+
+def check_distinct(input_path: str | os.PathLike, output_path: str | os.PathLike) -> None:
+    """Raise OutputError when writing ``output_path`` would overwrite ``input_path``:
+    the same file by path, symbolic link or hard link (``os.path.samefile`` compares the
+    device and inode, which is what a hard link shares)."""
+    out = Path(output_path)
+    if out.exists() and Path(input_path).exists() and os.path.samefile(input_path, out):
+        same = "is" if os.path.abspath(out) == os.path.abspath(input_path) else "is a link to"
+        raise OutputError(f"--output {out} {same} the input {input_path}: writing it would destroy "
+                          "the input; choose another output path")
+
+
+@contextlib.contextmanager
+def replaced(output_path: str | os.PathLike) -> Iterator[Path]:
+    """`write_atomic` for a file written by someone else (a command's output, streamed row
+    by row): yield a temporary path beside ``output_path``; when the block finishes, the
+    file is synced and renamed over ``output_path``. When the block raises, or calls
+    `discard`, the temporary file is removed and ``output_path`` is left as it was."""
+    out = Path(output_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # A fresh name, not mkstemp's file: the caller creates it, with the usual permissions.
+    tmp = out.parent / f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    try:
+        yield tmp
+        if tmp.exists():
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())  # the data is on disk before the name points at it
+            os.replace(tmp, out)
+            fsync_dir(out.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def discard(tmp: Path) -> None:
+    """Inside `replaced`: drop what was written; the old output stays."""
+    tmp.unlink(missing_ok=True)
 
 
 def append_synced(f: IO[str], text: str) -> None:

@@ -10,6 +10,12 @@ A run directory is self-describing and crash-tolerant::
       rollouts/step_000010.jsonl   sampled completions of one step
 
 ``metrics.jsonl`` is the source of truth; TensorBoard and W&B are optional mirrors.
+
+One step convention everywhere (metrics rows, ``rollouts/step_N.jsonl`` and its records'
+``step``, ``checkpoints/step_N``, ``r1zero analyze``, plots): N counts the training steps
+done. Row N of metrics.jsonl, rollout file N and checkpoint N all belong to the N-th step
+(1-based: its rollout, its update, the weights after it); step 0 is the untouched model's
+evaluation. Runs written before this rule numbered rollout files from 0.
 """
 
 from __future__ import annotations
@@ -33,11 +39,14 @@ from typing import Any
 
 from r1zero import __version__
 from r1zero.durable import append_synced, cut_torn_tail, write_atomic
+from r1zero.config import MissingDependency
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
 RUN_INFO_FILE = "run_info.json"
 ROLLOUTS_DIR = "rollouts"
+STEP_AXIS = "training step (rollout + update; 0 = before training)"
+"""What a plot's x axis is (the step convention above)."""
 
 # Distributions whose versions are worth recording. Read with importlib.metadata so that
 # recording a version never imports the (heavy, possibly GPU-initialising) package.
@@ -178,9 +187,9 @@ def _require(module: str, extra: str, feature: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise ImportError(
+        raise MissingDependency(
             f"{feature} logging needs the `{module}` package, which is not installed: "
-            f"pip install 'r1zero[{extra}]'"
+            f"pip install 'r1zero[{extra}]', or drop --{extra}"
         ) from e
 
 
@@ -200,7 +209,7 @@ def truncate_run_after(run_dir: str | os.PathLike, step: int) -> None:
     for tmp in [*run_dir.glob(".*.tmp"), *(run_dir / ROLLOUTS_DIR).glob(".*.tmp")]:
         tmp.unlink()  # the temporary file of a write that a kill cut short
     for f in (run_dir / ROLLOUTS_DIR).glob("step_*.jsonl"):
-        if int(f.stem.removeprefix("step_")) >= step:  # 0-based: rollout k feeds step k + 1
+        if int(f.stem.removeprefix("step_")) > step:  # rollout N is step N's: it runs again
             f.unlink()
 
 

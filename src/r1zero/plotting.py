@@ -23,7 +23,7 @@ from typing import Any
 # renders PNGs with the Agg backend.
 from matplotlib.figure import Figure
 
-from r1zero.logging import METRICS_FILE, read_metrics
+from r1zero.logging import METRICS_FILE, STEP_AXIS, read_metrics
 
 # Derived series, computed here rather than logged: the trainer need not know about them.
 LEN_GAP = "derived/len_incorrect_minus_correct"
@@ -31,6 +31,13 @@ LEN_GAP = "derived/len_incorrect_minus_correct"
 # Colours carry meaning across figures: green = correct, red = incorrect, grey = truncated.
 _CORRECT, _INCORRECT, _TRUNCATED = "tab:green", "tab:red", "tab:gray"
 _EVAL = {"marker": "o", "linestyle": ":", "markersize": 5}
+MARKERS_BELOW = 30
+"""Series with fewer points than this are drawn with a marker on each (a one-step run is a
+single point: a line without markers would show nothing)."""
+
+
+class PlotError(ValueError):
+    """Nothing to plot, or plot arguments that do not fit the runs; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,8 @@ def load_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no metrics to plot: {path} does not exist")
     records = read_metrics(run_dir)
     if not records:
-        raise ValueError(f"no metrics to plot: {path} holds no complete metrics record")
+        raise PlotError(f"no metrics to plot: {path} holds no complete metrics record (did the "
+                        "run finish a step?)")
     for r in records:
         correct, incorrect = _number(r.get("rollout/len_correct")), _number(r.get("rollout/len_incorrect"))
         if correct is not None and incorrect is not None:
@@ -199,7 +207,8 @@ def _smoothing_window(n_points: int) -> int:
 def _draw_series(ax: Any, steps: list[int], values: list[float], s: Series) -> None:
     window = _smoothing_window(len(values))
     if window == 1 or "marker" in s.style:  # sparse points (eval) are never smoothed
-        ax.plot(steps, values, label=s.label, **s.style)
+        few = {"marker": "o", "markersize": 3} if len(values) < MARKERS_BELOW else {}
+        ax.plot(steps, values, label=s.label, **{**few, **s.style})
         return
     (raw,) = ax.plot(steps, values, **{**s.style, "alpha": 0.25, "linewidth": 1})
     ax.plot(steps, _moving_average(values, window), label=f"{s.label} ({window}-step avg)",
@@ -238,7 +247,7 @@ def plot_figure(records: Sequence[dict[str, Any]], spec: FigureSpec, out_dir: Pa
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, panel in zip(axes, panels):
         _draw_panel(ax, records, panel)
-    axes[-1].set_xlabel("optimizer step")
+    axes[-1].set_xlabel(STEP_AXIS)
     fig.suptitle(spec.title)
     path = out_dir / f"{spec.name}.png"
     fig.savefig(path, dpi=110)
@@ -249,7 +258,7 @@ def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
     """Write one PNG per metric group of ``run_dir/metrics.jsonl`` into ``out_dir``
     (default ``run_dir/plots``) and return their paths, in ``FIGURES`` order.
 
-    Raises FileNotFoundError / ValueError (naming the file) when there are no metrics.
+    Raises FileNotFoundError / PlotError (naming the file) when there are no metrics.
     """
     records = load_metrics(run_dir)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "plots"
@@ -267,9 +276,9 @@ def plot_compare(
 ) -> Path:
     """Overlay ``metric`` from several runs in one PNG (legend: run directory names, or
     ``labels``). Runs lacking the metric are skipped with a warning; if none has it,
-    ValueError names the metric and the runs."""
+    PlotError names the metric and the runs."""
     if labels is not None and len(labels) != len(run_dirs):
-        raise ValueError(f"got {len(labels)} labels for {len(run_dirs)} runs")
+        raise PlotError(f"got {len(labels)} labels for {len(run_dirs)} runs; give one per run")
     names = list(labels) if labels is not None else [Path(d).name for d in run_dirs]
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
@@ -282,10 +291,10 @@ def plot_compare(
         _draw_series(ax, steps, values, Series(metric, name))
         drawn += 1
     if drawn == 0:
-        raise ValueError(f"metric {metric!r} not found in any of {[str(d) for d in run_dirs]}")
+        raise PlotError(f"metric {metric!r} not found in any of {[str(d) for d in run_dirs]}")
     if metric == LEN_GAP:
         ax.axhline(0.0, color="black", linewidth=0.8, alpha=0.5)
-    ax.set_xlabel("optimizer step")
+    ax.set_xlabel(STEP_AXIS)
     ax.set_ylabel(metric)
     ax.set_title(metric)
     ax.grid(alpha=0.3)
@@ -313,10 +322,10 @@ def plot_overlay(
 ) -> Path:
     """One PNG with a panel per row of ``OVERLAY_PANELS`` and a line per run in each:
     accuracy (held-out when logged, else train), and the mean length of correct and of
-    incorrect responses per step. Raises ValueError when no run has any of the metrics."""
+    incorrect responses per step. Raises PlotError when no run has any of the metrics."""
     names = list(labels) if labels is not None else [Path(d).name for d in run_dirs]
     if len(names) != len(run_dirs):
-        raise ValueError(f"got {len(names)} labels for {len(run_dirs)} runs")
+        raise PlotError(f"got {len(names)} labels for {len(run_dirs)} runs; give one per run")
     runs = [load_metrics(d) for d in run_dirs]
     fig = Figure(figsize=(8, 3.0 * len(OVERLAY_PANELS)), layout="constrained")
     axes = fig.subplots(len(OVERLAY_PANELS), 1, sharex=True)
@@ -336,8 +345,8 @@ def plot_overlay(
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     if drawn == 0:
-        raise ValueError(f"none of {[str(d) for d in run_dirs]} has accuracy or length metrics")
-    axes[-1].set_xlabel("training step (one rollout each)")
+        raise PlotError(f"none of {[str(d) for d in run_dirs]} has accuracy or length metrics")
+    axes[-1].set_xlabel(STEP_AXIS)
     fig.suptitle("Runs compared: accuracy and response length by outcome")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 from r1zero.durable import write_atomic
 from r1zero.evaluation import nan_to_none
+from r1zero.logging import STEP_AXIS
 
 GROUP_LABELS = {
     "reflect_correct": "reflection, correct",
@@ -216,16 +217,18 @@ def plot_run(summary: dict[str, Any], path: Path) -> None:
     steps = sorted(int(s) for s in summary["steps"])
     stats = {int(s): v for s, v in summary["steps"].items()}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    marker = "o" if len(steps) < 30 else None  # a short run's points (one step: only a point)
     for key, label in RUN_LENGTH_CURVES.items():
         ax1.plot(steps, [_nan(stats[s][key]) for s in steps], label=label,
-                 linestyle="--" if "reflective" in key else "-", marker="." if len(steps) < 30 else None)
-    ax1.set(xlabel="step", ylabel="mean response length (tokens)", title="Response length")
+                 linestyle="--" if "reflective" in key else "-", marker=marker, markersize=3)
+    ax1.set(xlabel=STEP_AXIS, ylabel="mean response length (tokens)", title="Response length")
     ax1.legend(fontsize=7)
     for key, label in (("reflection_rate", "reflection rate (responses)"),
                        ("question_reflection_rate", "reflection rate (questions)"),
                        ("accuracy", "accuracy")):
-        ax2.plot(steps, [100 * _nan(stats[s][key]) for s in steps], label=label)
-    ax2.set(xlabel="step", ylabel="%", title="Reflection and accuracy")
+        ax2.plot(steps, [100 * _nan(stats[s][key]) for s in steps], label=label, marker=marker,
+                 markersize=3)
+    ax2.set(xlabel=STEP_AXIS, ylabel="%", title="Reflection and accuracy")
     ax2.legend(fontsize=7)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)

@@ -49,6 +49,10 @@ class AnalyzeConfig:
     """Field with the question in --data files (auto-detected when None)."""
     answer_field: str | None = None
     """Field with the gold answer in --data files (auto-detected when None)."""
+    strict_data: bool = False
+    """Stop at the first row of a problem file that holds no usable problem (no question,
+    no usable answer, not an object). Off: such rows are skipped with a warning that counts
+    them and quotes the first few, and a file where most rows are unusable is an error."""
     sampling: tyro.conf.OmitArgPrefixes[SamplingConfig] = field(
         default_factory=lambda: SamplingConfig(samples=8, temperature=1.0))
     """How responses are sampled (--samples, --temperature, --top-p, --max-new-tokens,
@@ -100,6 +104,7 @@ class AnalyzeConfig:
             request_timeout_s=self.request_timeout_s, data=self.data, suite=self.suite,
             benchmarks=self.benchmarks if not self.data else (), data_dir=self.data_dir,
             question_field=self.question_field, answer_field=self.answer_field,
+            strict_data=self.strict_data,
             template=template, sampling=self.sampling, limit=self.limit,
             extract=self.extract, out_dir=out_dir, resume=self.resume,
             chunk_size=self.chunk_size,

@@ -1,9 +1,10 @@
 """Typed configuration: every dataclass field is a CLI flag and its docstring is the help.
 
-Parsed once by `r1zero.cli` (tyro); resolved once by `derive` (config/derive.py: the
-algorithm's switches, a resume, the run directory, validation); presets are named configs
-(config/presets.py). Validation is pure: no hardware or file checks while parsing; what
-the machine decides is resolved when a run is built (r1zero/machine.py, train/setup.py).
+Parsed once by `r1zero.cli` (tyro; help laid out by config/help.py); resolved once by
+`derive` (config/derive.py: the algorithm's switches, a resume, the run directory,
+validation, and config/readers.py: no flag the run does not read); presets are named configs
+(config/presets.py). Validation is pure: no hardware or file checks while parsing; what the
+machine decides is resolved when a run is built (r1zero/machine.py, train/setup.py).
 """
 
 from r1zero.config.commands import GradeConfig, PlotConfig
@@ -14,12 +15,12 @@ from r1zero.config.derive import (
     config_diff,
     config_from_dict,
     derive,
-    flag,
     resolve_algorithm,
     saved_config,
     with_algorithm,
 )
-from r1zero.config.presets import PRESETS
+from r1zero.config.presets import PRESETS, preset_summary
+from r1zero.config.readers import READERS, check_read, flag
 from r1zero.config.sections import (
     JUDGE_ENDPOINTS,
     JUDGED_TASKS,
@@ -28,6 +29,7 @@ from r1zero.config.sections import (
     ConfigError,
     CriticConfig,
     JudgeConfig,
+    MissingDependency,
     RewardConfig,
     SamplingConfig,
     TaskConfig,
@@ -40,9 +42,10 @@ from r1zero.config.train_config import (
 )
 
 __all__ = [
-    "JUDGED_TASKS", "JUDGE_ENDPOINTS", "PRESETS", "RESUME_MAY_CHANGE", "RESUME_PLACEMENT", "SHAPERS",
-    "STALE_TIS_CAP", "UNSET_ALGO", "ClusterConfig", "ConfigError", "CriticConfig", "GradeConfig",
-    "JudgeConfig", "PlotConfig", "RewardConfig", "SamplingConfig", "TaskConfig", "TrainConfig", "budget_at",
-    "config_diff", "config_from_dict", "derive", "flag", "resolve_algorithm", "saved_config",
-    "token_budget_schedule", "with_algorithm",
+    "JUDGED_TASKS", "JUDGE_ENDPOINTS", "PRESETS", "READERS", "RESUME_MAY_CHANGE", "RESUME_PLACEMENT",
+    "SHAPERS", "STALE_TIS_CAP", "UNSET_ALGO", "ClusterConfig", "ConfigError", "CriticConfig",
+    "GradeConfig", "JudgeConfig", "MissingDependency", "PlotConfig", "RewardConfig", "SamplingConfig",
+    "TaskConfig", "TrainConfig", "budget_at", "check_read", "config_diff", "config_from_dict", "derive",
+    "flag", "preset_summary", "resolve_algorithm", "saved_config", "token_budget_schedule",
+    "with_algorithm",
 ]

@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from r1zero.config.readers import check_read, dotted_get, flag
 from r1zero.config.sections import ConfigError
 from r1zero.config.train_config import UNSET_ALGO, TrainConfig
 from r1zero.core.algorithms import ALGORITHMS
@@ -52,13 +53,16 @@ def derive(asked: TrainConfig, *, given: typing.Collection[str] = (), saved: Tra
     2. The algorithm's name becomes its switches, unless switches were given
        (`resolve_algorithm`); stale samplers turn the truncated IS weight on.
     3. ``run_dir`` defaults to ``runs/<task>-<algorithm>-<stamp>``.
-    4. Every check passes (`TrainConfig.validate`).
+    4. Every check passes (`TrainConfig.validate`), and every field in ``given`` is one
+       this run reads (`r1zero.config.readers.check_read`: a flag the task, engine or
+       algorithm ignores is an error, not silence).
 
     What the machine decides (device, precision, threads, KV budget) is not config: it is
     resolved when the run is built (train/setup.py `Resolved`). Idempotent."""
     cfg = asked if saved is None else resumed(asked, set(given), saved)
     cfg = resolve_algorithm(cfg)
     cfg.validate()
+    check_read(cfg, set(given))
     if not cfg.run_dir:
         cfg = dataclasses.replace(cfg, run_dir=f"runs/{cfg.task.name}-{cfg.algorithm}-{stamp}")
     return cfg
@@ -68,7 +72,7 @@ def resumed(asked: TrainConfig, given: set[str], saved: TrainConfig) -> TrainCon
     """``saved`` with the given fields a resume may change; placement (cluster, device,
     threads, progress) always follows the resuming invocation."""
     conflicts = sorted(n for n in given if n.split(".")[0] not in RESUME_MAY_CHANGE
-                       and _get(asked, n) != _get(saved, n))
+                       and dotted_get(asked, n) != dotted_get(saved, n))
     if conflicts:
         allowed = ", ".join(sorted(flag(n) for n in RESUME_MAY_CHANGE - {"resume", "run_dir"}))
         raise ConfigError(
@@ -78,12 +82,6 @@ def resumed(asked: TrainConfig, given: set[str], saved: TrainConfig) -> TrainCon
     changes = {n: getattr(asked, n) for n in {g.split(".")[0] for g in given} if n in RESUME_MAY_CHANGE}
     changes.update({n: getattr(asked, n) for n in RESUME_PLACEMENT})
     return dataclasses.replace(saved, **{**changes, "resume": str(asked.resume), "run_dir": str(asked.resume)})
-
-
-def _get(cfg: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
 
 
 def saved_config(run_dir: str | os.PathLike) -> TrainConfig:
@@ -122,11 +120,6 @@ def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
         elif x != y:
             out.append(prefix + f.name)
     return out
-
-
-def flag(name: str) -> str:
-    """The command-line spelling of a (dotted) field name."""
-    return "--" + name.replace("_", "-")
 
 
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:

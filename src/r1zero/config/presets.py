@@ -1,6 +1,7 @@
 """Named configs: `r1zero train --preset NAME` starts from one of these, and flags override
 it. Each is a `TrainConfig` whose departures from the reference recipe are said in its
-docstring (docs/algorithms.md has the full list)."""
+docstring (docs/algorithms.md has the full list); the docstring's first line is the
+preset's one-line summary in `r1zero train --help`."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ from r1zero.config.train_config import TrainConfig
 
 
 def _preset_arith() -> TrainConfig:
-    """The default and the demo: the packaged SmolLM2-135M-Instruct learns two-digit
-    addition with answers graded as math, Dr. GRPO, on a 2-core CPU in minutes.
+    """The CPU demo (default): SmolLM2-135M learns 2-digit addition in minutes.
 
     Two departures from the reference recipe, both measured (docs/benchmarks.md): the
     4-bit packaged model almost never puts a number inside \\boxed{} (0/64 greedy, 0.4%
@@ -55,7 +55,9 @@ def _gpu_recipe(**fields: Any) -> TrainConfig:
 
 
 def _preset_countdown() -> TrainConfig:
-    """TinyZero / pilot-study Countdown with the r1 template and the 0 / 0.1 / 1 reward.
+    """Countdown (TinyZero), r1 template, 0 / 0.1 / 1 reward; GPU, ~1.5B+ model.
+
+    TinyZero / pilot-study Countdown with the r1 template and the 0 / 0.1 / 1 reward.
     Realistic with a ~1.5B+ model."""
     return _gpu_recipe(
         task=TaskConfig(name="countdown", num_numbers=(3, 4), num_train=20000, num_test=200),
@@ -64,15 +66,17 @@ def _preset_countdown() -> TrainConfig:
 
 
 def _preset_gsm8k() -> TrainConfig:
-    """GSM8K word problems (pass --task.train-path/--task.test-path)."""
-    return _gpu_recipe(task=TaskConfig(name="gsm8k", num_test=500), template="qwen_math",
+    """GSM8K word problems, qwen_math template (needs --task.train-path, --task.test-path)."""
+    return _gpu_recipe(task=TaskConfig(name="gsm8k"), template="qwen_math",
                        prompts_per_step=64, max_new_tokens=1024)
 
 
 def _preset_math() -> TrainConfig:
-    """The paper's Oat-Zero recipe: MATH-level problems, qwen_math template, Dr. GRPO,
-    128 prompts x 8 samples, 3000 tokens, lr 1e-6 (pass --task.train-path)."""
-    return _gpu_recipe(task=TaskConfig(name="math", num_test=500), template="qwen_math",
+    """The paper's Oat-Zero recipe on MATH problems (needs --task.train-path); GPU.
+
+    MATH-level problems, qwen_math template, Dr. GRPO, 128 prompts x 8 samples, 3000
+    tokens, lr 1e-6; --task.test-path names the held-out set (MATH500 in the paper)."""
+    return _gpu_recipe(task=TaskConfig(name="math"), template="qwen_math",
                        prompts_per_step=128, max_new_tokens=3000)
 
 
@@ -82,3 +86,8 @@ PRESETS: dict[str, typing.Callable[[], TrainConfig]] = {
     "gsm8k": _preset_gsm8k,
     "math": _preset_math,
 }
+
+
+def preset_summary(name: str) -> str:
+    """The one-line summary of a preset: the first line of its factory's docstring."""
+    return (PRESETS[name].__doc__ or "").strip().splitlines()[0]

@@ -12,6 +12,11 @@ class ConfigError(ValueError):
     """A configuration problem, reported before any model is loaded."""
 
 
+class MissingDependency(ImportError):
+    """An optional package the chosen flags need is not installed; the message gives the
+    install command and the flag that avoids it (reported in one line by the CLI)."""
+
+
 # The default of TrainConfig.algo: a distinct instance (equal to dr_grpo's switches) whose
 # identity marks "not given", see resolve_algorithm.
 
@@ -130,6 +135,11 @@ class TaskConfig:
     """Field holding the question (auto-detected when None: problem, question, ...)."""
     answer_field: str | None = None
     """Field holding the gold answer (auto-detected when None: answer, final_answer, ...)."""
+    strict_data: bool = False
+    """Stop at the first row of a problem file that holds no usable problem (no question,
+    no usable answer, not an object). Off: such rows are skipped with a warning that counts
+    them and quotes the first few, and a file where most rows are unusable is an error."""
+
     extract: Literal["boxed", "r1", "auto"] | None = None
     """math / gsm8k / arithmetic: where the answer is read (r1zero.grading.extract). None =
     the template's own format (the last \\boxed{}, or the r1 answer tags), as the

@@ -42,8 +42,9 @@ class TrainConfig:
     """Prompt template: r1, qwen_math, no, chat (the model's own), or a string with
     {question}. None = the task's default."""
     algorithm: str = "dr_grpo"
-    """Named algorithm preset (grpo, dr_grpo, dapo, rloo, reinforce_pp). It sets the --algo.*
-    switches below (resolve_algorithm); --algo.FIELD then overrides single switches."""
+    """Named algorithm: a row of r1zero.core.algorithms.ALGORITHMS (`r1zero train --help`
+    lists them, each with its line of SUMMARIES). It sets the --algo.* switches below
+    (resolve_algorithm); --algo.FIELD then overrides single switches."""
     algo: AlgorithmConfig = field(default_factory=lambda: UNSET_ALGO)
     """The algorithm's switches (advantage baseline and scaling, aggregation, clipping, KL).
     Left unset, they are the named algorithm's."""
@@ -59,8 +60,9 @@ class TrainConfig:
     max_new_tokens: int | str = 3000
     """Generation budget per response; also the Dr. GRPO loss constant by default. A
     schedule "STEP:TOKENS,..." (e.g. "0:8192,400:16384,800:24576", DeepScaleR's think
-    shorter, then longer) sets the budget from each step on; the loss constant and the
-    overlong rules follow the budget in force (metric rollout/max_new_tokens)."""
+    shorter, then longer) sets the budget once STEP steps are done (0 = from the start:
+    "0:3,2:7" samples steps 1 and 2 with 3 tokens, step 3 on with 7); the loss constant and
+    the overlong rules follow the budget in force (metric rollout/max_new_tokens)."""
     temperature: float = 1.0
     """Sampling temperature for rollouts (the learner divides logits by it too)."""
     top_p: float = 1.0
@@ -110,7 +112,10 @@ class TrainConfig:
     """Responses per optimizer step. None = the whole rollout batch (one step per rollout
     and epoch). The reference recipe (oat) uses 128: a rollout of 128 x 8 responses makes 8
     Adam steps, and from the second on pi/pi_old != 1, so the clip acts. π_old is computed
-    once per rollout whenever there is more than one step."""
+    once per rollout whenever there is more than one step. Smaller than the rollout, it must
+    divide it (prompts-per-step x group-size responses; 2 per prompt for online DPO): steps
+    of 3 + 3 + 2 would give the last one's responses 1.5x the weight. At least the rollout:
+    one step over all of it."""
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     """Learning-rate schedule over the run's optimizer steps (after warm-up): constant (the
     reference recipe), linear or cosine decay to 0."""
@@ -185,6 +190,12 @@ class TrainConfig:
     progress: bool = True
     """Show a progress bar (plain lines when not on a terminal)."""
 
+    @property
+    def rollout_responses(self) -> int:
+        """Responses one rollout trains on before any filter: prompts x G, or 2 per prompt
+        for online DPO (its best / worst pair)."""
+        return self.prompts_per_step * (2 if self.algo.objective == "dpo" else self.group_size)
+
     def total_optim_steps(self) -> int:
         """Optimizer steps of the whole run (the horizon of a decaying lr schedule), for
         full rollouts; filtering can make a rollout's last step smaller, never more steps."""
@@ -193,7 +204,8 @@ class TrainConfig:
         return self.steps * self.epochs * -(-per_rollout // size)
 
     def max_new_tokens_at(self, step: int) -> int:
-        """The generation budget in force at rollout step ``step`` (0-based)."""
+        """The generation budget of the rollout drawn after ``step`` steps were done (the
+        0-based index of the step it feeds)."""
         return budget_at(token_budget_schedule(self.max_new_tokens), step)
 
     @property
@@ -253,10 +265,31 @@ class TrainConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.train_batch_size is None or self.train_batch_size >= 1,
              "train_batch_size must be >= 1 (or unset: the whole rollout)"),
+            self._batch_divides_rollout(),
             (self.lr_warmup_steps >= 0, "lr_warmup_steps must be >= 0"),
             (self.micro_batch_tokens >= 64, "micro_batch_tokens must be >= 64"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
         ]
+
+    def _batch_divides_rollout(self) -> tuple[bool, str]:
+        """--train-batch-size below the rollout must divide it. Each optimizer step's loss is
+        normalised over its own responses, so a short last step (8 = 3 + 3 + 2) weighs each
+        of its responses more than the others, and is a noisier Adam step; an error (before
+        any model loads) says so, where a warning would scroll by. Filters (DAPO, RAFT,
+        overlong masking) can still shorten a step: that is the data, not the setting."""
+        n, size = self.rollout_responses, self.train_batch_size
+        if size is None or size < 1 or size >= n or n % size == 0:
+            return True, ""
+        divisors = [d for d in range(1, n + 1) if n % d == 0]
+        shown = ", ".join(map(str, divisors[:12])) + (", ..." if len(divisors) > 12 else "")
+        full = n // size
+        steps = (" + ".join([str(size)] * full) if full <= 4 else f"{full} x {size}") + f" + {n % size}"
+        per = "2 (a DPO pair)" if self.algo.objective == "dpo" else f"--group-size {self.group_size}"
+        return False, (f"--train-batch-size {size} does not divide the rollout of {n} responses "
+                       f"(--prompts-per-step {self.prompts_per_step} x {per}"
+                       f"): its optimizer steps would be {steps}, and the short last step would "
+                       f"weigh its responses more. Use a divisor of {n} ({shown}) or leave it "
+                       "unset (one step per rollout)")
 
     def _engine_checks(self) -> list[tuple[bool, str]]:
         return [

@@ -281,6 +281,21 @@ ALGORITHMS: dict[str, AlgorithmConfig] = {
     "ppo": PPO,
 }
 
+SUMMARIES: dict[str, str] = {
+    "grpo": "group-normalised advantages, per-response length normalisation (DeepSeekMath)",
+    "dr_grpo": "GRPO without its two biases: no std division, / a constant (Liu et al. 2025)",
+    "dapo": "clip-higher, token-level loss, dynamic sampling, overlong shaping (Yu et al. 2025)",
+    "rloo": "leave-one-out baseline, REINFORCE on whole responses (Ahmadian et al. 2024)",
+    "reinforce_pp": "batch-normalised advantages, token-level loss (REINFORCE++, Hu 2025)",
+    "gspo": "GRPO with a length-normalised sequence-level ratio (Zheng et al. 2025)",
+    "raft": "rejection sampling: maximise the likelihood of correct responses (Dong et al. 2023)",
+    "raft_pp": "RAFT with the clipped importance ratio to the sampler (Xiong et al. 2025)",
+    "online_dpo": "each group's best and worst responses as a DPO pair (Guo et al. 2024)",
+    "ppo": "a learned critic, GAE with γ = λ = 1, clipped values (Open-Reasoner-Zero)",
+}
+"""One line per algorithm (what `r1zero train --help` lists under --algorithm); a test
+checks that every row of `ALGORITHMS` has one."""
+
 _FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AlgorithmConfig))
 
 

@@ -47,7 +47,7 @@ def resolve_benchmarks(cfg: EvalConfig) -> list[BenchmarkSet]:
     """Load every benchmark the config asks for (first ``limit`` problems of each)."""
     sets = []
     for key, title, source, split in _benchmark_sources(cfg):
-        problems = load_problems(source, split=split, limit=cfg.limit,
+        problems = load_problems(source, split=split, limit=cfg.limit, strict=cfg.strict_data,
                                  question_field=cfg.question_field if cfg.data else None,
                                  answer_field=cfg.answer_field if cfg.data else None)
         sets.append(BenchmarkSet(key, title, f"{source}" + (f" [{split}]" if split else ""), problems))

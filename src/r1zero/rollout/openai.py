@@ -171,9 +171,13 @@ class OpenAIBackend:
                     last_error = f"connection error: {reason}"
             if attempt < self.max_retries:
                 time.sleep(self._delay(attempt, retry_after))
+        hint = ""
+        if last_error.startswith("connection error"):
+            hint = (f". Nothing answers at {self.base_url}: start the server there, or correct "
+                    "the base URL (--base-url; --judge.base-url for a judge)")
         raise OpenAIBackendError(
-            f"{self._url}: giving up after {self.max_retries + 1} attempts; last error: {last_error}"
-        )
+            f"{self._url}: giving up after {self.max_retries + 1} attempts; last error: "
+            f"{last_error}{hint}")
 
     def _post(self, data: bytes) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"}

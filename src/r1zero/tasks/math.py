@@ -106,6 +106,7 @@ class MathTask:
             question_field=self.cfg.question_field,
             answer_field=self.cfg.answer_field,
             split=hub_split,
+            strict=self.cfg.strict_data,
         )
 
     def verify(self, response: str, problem: Problem, *, template: Template) -> TaskVerdict:

@@ -69,7 +69,8 @@ def rollout_records(
     verdicts: Sequence[TaskVerdict],
     adv: torch.Tensor,
 ) -> list[dict]:
-    """One JSON record per sample (read by `r1zero analyze RUN_DIR`)."""
+    """One JSON record per sample (read by `r1zero analyze RUN_DIR`); ``step`` is the
+    training step they feed, 1-based as in metrics.jsonl (r1zero/logging.py)."""
     return [
         {
             "step": step,

@@ -279,9 +279,10 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
         "perf/train_tokens_per_s": metrics.pop("perf/train_tokens", 0) / max(t3 - t2, 1e-9),
         "perf/peak_rss_gb": peak_rss_gb(),
     })
-    records = rollout_records(step, problems, completions, verdicts, adv)
+    # Numbered as metrics and checkpoints are (r1zero/logging.py): step + 1 = the step trained.
+    records = rollout_records(step + 1, problems, completions, verdicts, adv)
     keep = records if t.cfg.rollout_samples < 0 else records[: t.cfg.rollout_samples]
-    write_rollouts(t.run_dir, step, keep)
+    write_rollouts(t.run_dir, step + 1, keep)
     return metrics
 
 
