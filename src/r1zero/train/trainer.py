@@ -26,6 +26,7 @@ from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.batching import TrainSequence
 from r1zero.logging import Progress, write_rollouts
 from r1zero.plotting import plot_run
+from r1zero.rollout import pick_engine
 from r1zero.rollout.base import Completion, SamplingParams
 from r1zero.tasks import Problem, TaskVerdict, verify_all
 from r1zero.train.setup import Trainer, build_trainer
@@ -305,6 +306,7 @@ def train(cfg: TrainConfig, *, given: Collection[str] | None = None) -> dict[str
     cfg = derive(cfg, given=config_diff(cfg, TrainConfig()) if given is None else given,
                  saved=saved_config(cfg.resume) if cfg.resume else None,
                  stamp=time.strftime("%Y%m%d-%H%M%S"))  # config errors surface here, before any model load
+    pick_engine(cfg.backend)  # a missing engine package too, before the run folder exists
     created, t = not Path(cfg.run_dir).exists(), None
     try:
         t = start(cfg)
@@ -324,7 +326,7 @@ def discard_run_dir(run_dir: Path) -> None:
     resume (no checkpoint, no trained step), only a trap for the next `--resume`."""
     if run_dir.exists():
         shutil.rmtree(run_dir, ignore_errors=True)
-        print(f"the run failed before its first step: removed the run folder it created, {run_dir} "
+        print(f"warning: the run failed before its first step: removed the run folder it created, {run_dir} "
               "(nothing to resume; run the same command again once the cause below is fixed)",
               file=sys.stderr)
 
