@@ -29,6 +29,7 @@ from r1zero.config.sections import (
     CriticConfig,
     JudgeConfig,
     RewardConfig,
+    RolloutConfig,
     SamplingConfig,
     TaskConfig,
 )
@@ -42,7 +43,7 @@ from r1zero.config.train_config import (
 __all__ = [
     "JUDGED_TASKS", "JUDGE_ENDPOINTS", "PRESETS", "RESUME_MAY_CHANGE", "RESUME_PLACEMENT", "SHAPERS",
     "STALE_TIS_CAP", "UNSET_ALGO", "ClusterConfig", "ConfigError", "CriticConfig", "GradeConfig",
-    "JudgeConfig", "PlotConfig", "RewardConfig", "SamplingConfig", "TaskConfig", "TrainConfig", "budget_at",
+    "JudgeConfig", "PlotConfig", "RewardConfig", "RolloutConfig", "SamplingConfig", "TaskConfig", "TrainConfig", "budget_at",
     "config_diff", "config_from_dict", "derive", "flag", "resolve_algorithm", "saved_config",
     "token_budget_schedule", "with_algorithm",
 ]
