@@ -202,3 +202,52 @@ def test_a_partial_run_logs_token_staleness_and_the_mismatch_every_step(tiny_dir
             versions = [v for v, n in x["token_versions"] for _ in range(n)]
             assert len(versions) == x["length"] and versions == sorted(versions)
             assert all(step - 2 <= v <= step for v in versions)
+
+
+# ----------------------------------------------------------------------------- vLLM
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_vllm_abort_and_resubmit_gives_each_versions_logprobs():
+    """The vLLM engine under an update hook (stepped by hand): new weights before step 6
+    abort every unfinished sample and resubmit its prefix; every token's log-prob is its
+    own version's (HF fp32 teacher forcing of the whole sequence with that version)."""
+    pytest.importorskip("vllm")
+    from r1zero.models import DEFAULT_MODEL, load_model, resolve_model_path
+    from r1zero.rollout.vllm import VLLMBackend
+
+    v0, tok = load_model(DEFAULT_MODEL)
+    g = torch.Generator().manual_seed(0)
+    new_state = {k: v + 0.05 * v.std() * torch.randn(v.shape, generator=g) if v.dim() > 1 else v.clone()
+                 for k, v in v0.state_dict().items()}
+    v1 = copy.deepcopy(v0)
+    v1.load_state_dict(new_state)
+    engine = VLLMBackend(resolve_model_path(DEFAULT_MODEL), dtype="float32", enforce_eager=True,
+                         cpu_kv_cache_gib=0.5)
+    calls = {"n": 0, "version": 0}
+
+    def hook():
+        calls["n"] += 1
+        if calls["n"] == 7 and calls["version"] == 0:
+            engine.load_weights(new_state.items())
+            calls["version"] = 1
+        return calls["version"]
+
+    engine.update_hook = hook
+    prompts = [tok.apply_chat_template([{"role": "user", "content": f"What is {a} + {b}?"}], tokenize=False,
+                                       add_generation_prompt=True) for a, b in ((3, 4), (12, 30))]
+    try:
+        out = engine.generate(prompts, SamplingParams(n=2, temperature=1.0, max_new_tokens=24), [1, 2])
+    finally:
+        engine.close()
+    switched = 0
+    for c in out:
+        assert len(c.token_versions) == len(c.token_ids) == len(c.logprobs)
+        assert c.token_versions == sorted(c.token_versions)
+        got = torch.tensor(c.logprobs)
+        for version, model in ((0, v0), (1, v1)):
+            at = torch.tensor([v == version for v in c.token_versions])
+            if at.any():
+                gap = (got[at] - _full_logprobs(model, c, 1.0)[at]).abs().max()
+                assert gap < 1e-3, (version, float(gap))
+        switched += len(set(c.token_versions)) == 2
+    assert switched >= 1  # at least one sample crossed the update

@@ -344,13 +344,11 @@ def policy_loss(
         normalizer: the step's `LossNormalizer` (same object for every micro-batch).
         cfg: the `AlgorithmConfig` with the switches.
         ref_logprobs: ``[N, T]`` log pi_ref, required iff ``cfg.kl_beta != 0``.
-        sampler_logprobs: ``[N, T]`` log-probs reported by the sampler (NaN: not scored),
-            required by every correction but none; when given, the mismatch samples of
-            `r1zero.core.corrections.mismatch_samples` are returned too.
+        sampler_logprobs: ``[N, T]`` the sampler's log-probs (NaN: not scored); needed by
+            every correction but none; when given, the mismatch samples are returned too.
         entropy: ``[N, T]`` token entropy with grad, required iff ``cfg.entropy_coef != 0``
             (also logged when given).
-        staleness: ``[N, T]`` step minus the weight version that sampled each token (the
-            mismatch metrics are split by it); None = 0.
+        staleness: ``[N, T]`` step minus each token's sampling version (None = 0).
 
     Returns:
         loss: scalar. Summing it over the step's micro-batches gives the step loss.
@@ -372,11 +370,19 @@ def policy_loss(
     stats.update(loss=loss.detach(), pg_loss=(pg.detach() * weights).sum(),
                  **policy_stats(logprobs, anchor, ratio, advantages, m, cfg))
     if applied is not None:
-        stats.update(mismatch_samples(applied, staleness))
-        if cfg.correction != "none":
-            stats["tis_weight_sum"] = (applied.weight * m).sum()
-            stats["tis_capped_count"] = (applied.truncated.to(m.dtype) * m).sum()
+        stats.update(correction_stats(applied, m, cfg, staleness))
     return loss, stats
+
+
+def correction_stats(applied: Applied, m: Tensor, cfg: AlgorithmConfig,
+                     staleness: Tensor | None) -> dict[str, Tensor]:
+    """The mismatch samples (always, when the sampler's log-probs are known) and, under a
+    correction, the sum of its weights and the count of truncated tokens."""
+    stats = mismatch_samples(applied, staleness)
+    if cfg.correction != "none":
+        stats["tis_weight_sum"] = (applied.weight * m).sum()
+        stats["tis_capped_count"] = (applied.truncated.to(m.dtype) * m).sum()
+    return stats
 
 
 # ----------------------------------------------------------------------------- value loss

@@ -11,6 +11,10 @@ same (prompt, seed) gives the same sample alone or in any batch. The loop is als
 than ``generate`` on CPU (bench/bench_rollout.py, docs/bench-notes/rollout.md): it prefills
 each prompt once for its n samples, computes logits only for the last position, and drops
 finished rows from the batch and the cache.
+
+Partial rollouts: with an ``update_hook`` (rollout/base.py `UpdateHook`) new weights may
+arrive between two tokens; the unfinished rows are then prefilled again with them (prompt +
+tokens so far), so every token's log-prob is that of the version recorded for it.
 """
 
 from __future__ import annotations

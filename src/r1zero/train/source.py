@@ -28,8 +28,8 @@ With ``--rollout.partial`` (`Partial`) a sync does not wait for the draw in flig
 engine takes the new weights between two tokens, so a response's later tokens are sampled
 by newer versions (every token records its own; `rollout/token_staleness_*`):
 
-    producer:  G1 (v=0) ───┬── (v=1) ──┐
-    learner:   U0 ─ S(v=1) ┘ U1 ...     (the sync lands between two tokens of G1)
+    producer:  G1 (v=0 tokens) ┬ (v=1 tokens) ┐ G2 ...
+    learner:   U0 ─── S(v=1) ──┘              └ U1 ...   (S lands between two tokens of G1)
 
 ``--deterministic`` pins the schedule (step s sampled by version max(start, s - k), in-flight
 updates wait for the draw) so that two runs are bitwise identical. A checkpoint holds the
