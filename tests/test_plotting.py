@@ -195,3 +195,40 @@ def test_a_long_run_keeps_plain_lines(tmp_path, saved_figures):
     plot_run(tmp_path / "run")
     reward = saved_figures[0].axes[0].get_lines()[0]  # mean reward: 60 points, smoothed
     assert reward.get_marker() in (None, "None", "")
+
+
+def test_mismatch_figure_when_the_run_logged_it(tmp_path):
+    """A run that logged mismatch/* gets mismatch.png; one that did not (above) gets none."""
+    run = tmp_path / "run"
+    _write_metrics(run, n_steps=5)
+    with open(run / "metrics.jsonl", "a") as f:
+        for s in range(6, 9):
+            f.write(json.dumps({"step": s, "mismatch/kl_k1": 0.01 * s, "mismatch/kl_k3": 0.008 * s,
+                                "mismatch/is_ratio_p99": 1.5, "mismatch/is_ratio_p50": 1.0,
+                                "mismatch/masked_frac": 0.02, "rollout/token_staleness_mean": 1.4}) + "\n")
+    paths = plot_run(run)
+    assert run / "plots" / "mismatch.png" in paths
+    assert (run / "plots" / "mismatch.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_correction_study_table(tmp_path):
+    """`make study ARGS="--corrections ..."`: reward / accuracy over the last third, the
+    mismatch columns over every step (no training here)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "length_study", Path(__file__).resolve().parents[1] / "scripts" / "length_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    run = tmp_path / "token_tis"
+    run.mkdir()
+    # kl_k3 = 0.01 s over steps 1..6: mean 0.035; reward = s / 10, last third (5, 6): 0.55.
+    (run / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": s, "reward/mean": s / 10, "mismatch/kl_k3": 0.01 * s,
+                    **({"eval/accuracy": 0.1 * s} if s % 3 == 0 else {})}) + "\n" for s in range(1, 7)))
+    table = study.correction_summary({"token_tis": run})
+    row = table.splitlines()[-1].split(" | ")
+    head = table.splitlines()[0].split(" | ")
+    assert row[head.index("reward (last ⅓)")] == "0.550" and row[head.index("KL k3")] == "0.035"
+    assert row[-1].startswith("0.30 → 0.60") and row[head.index("r p99")] == "-"

@@ -241,3 +241,18 @@ def thread_count(requested: int, cores: int, *, overlapped: bool) -> Choice:
         n = max(1, cores // 2)
         return Choice(str(n), f"{cores} cores halved: generation and update overlap (--max-staleness >= 1)")
     return Choice(str(cores), f"all {cores} cores: generation, grading and update take turns")
+
+
+def deterministic_kernels() -> None:
+    """``--deterministic``: this process's kernels give bitwise-identical results run to run
+    (torch.use_deterministic_algorithms, cuBLAS's fixed workspace, no cuDNN autotuning), and
+    a vLLM engine built after this call uses vLLM's batch-invariant kernels
+    (``VLLM_BATCH_INVARIANT=1``, read when vLLM initialises; vLLM 0.32 then also pins its
+    NCCL and all-reduce settings). On CPU torch's kernels are deterministic for a fixed
+    thread count already; the GPU settings are untested here (no GPU)."""
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before the first cuBLAS call
+    os.environ.setdefault("VLLM_BATCH_INVARIANT", "1")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False

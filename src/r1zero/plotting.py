@@ -121,6 +121,28 @@ FIGURES: tuple[FigureSpec, ...] = (
             Series("policy/sampler_logprob_gap", "|learner − sampler| log-prob"),
         )),
     )),
+    FigureSpec("mismatch", "Sampler / learner mismatch (μ = sampler, π_old = learner)", (
+        Panel("KL(μ ‖ π_old) per token", (
+            Series("mismatch/kl_k1", "k1 = log μ − log π_old"),
+            Series("mismatch/kl_k3", "k3 = r − 1 − log r", {"linestyle": "--"}),
+        ), zero_line=True, note="0 when the sampler is the learner; a climb precedes collapse"),
+        Panel("r = π_old / μ", (
+            Series("mismatch/is_ratio_max", "max", {"color": "tab:red", "linestyle": ":"}),
+            Series("mismatch/is_ratio_p99", "p99", {"color": "tab:red"}),
+            Series("mismatch/is_ratio_p50", "median", {"color": "black"}),
+            Series("mismatch/is_ratio_p1", "p1", {"color": "tab:blue"}),
+        )),
+        Panel("fraction", (
+            Series("mismatch/masked_frac", "tokens masked"),
+            Series("mismatch/truncated_frac", "tokens truncated"),
+            Series("mismatch/masked_seq_frac", "responses dropped", {"linestyle": "--"}),
+        ), unit_interval=True),
+        Panel("versions behind", (
+            Series("rollout/token_staleness_mean", "token staleness (mean)"),
+            Series("rollout/token_staleness_max", "token staleness (max)", {"linestyle": ":"}),
+            Series("rollout/staleness_mean", "response staleness (mean)", {"linestyle": "--"}),
+        )),
+    )),
     FigureSpec("optim", "Optimisation", (
         Panel("grad norm", (Series("optim/grad_norm", "grad norm (before clipping)"),)),
         Panel("loss", (

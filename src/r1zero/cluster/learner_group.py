@@ -25,6 +25,7 @@ from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.build import build_learner
 from r1zero.learner.local import run_update, update_metrics
 from r1zero.learner.objectives import OBJECTIVES
+from r1zero.machine import deterministic_kernels
 
 
 def free_port() -> int:
@@ -83,6 +84,8 @@ class LearnerRankImpl:
             torch.set_num_threads(max(1, int(cpus)))
         dist.init_process_group(group_backend(cuda, cfg.cluster.cpu_offload), rank=self.rank,
                                 world_size=self.world)
+        if cfg.deterministic:
+            deterministic_kernels()
         torch.manual_seed(cfg.seed)
         policy = role == "policy"
 

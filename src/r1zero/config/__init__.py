@@ -31,6 +31,7 @@ from r1zero.config.sections import (
     JudgeConfig,
     MissingDependency,
     RewardConfig,
+    RolloutConfig,
     SamplingConfig,
     TaskConfig,
 )
@@ -44,7 +45,7 @@ from r1zero.config.train_config import (
 __all__ = [
     "JUDGED_TASKS", "JUDGE_ENDPOINTS", "PRESETS", "READERS", "RESUME_MAY_CHANGE", "RESUME_PLACEMENT",
     "SHAPERS", "STALE_TIS_CAP", "UNSET_ALGO", "ClusterConfig", "ConfigError", "CriticConfig",
-    "GradeConfig", "JudgeConfig", "MissingDependency", "PlotConfig", "RewardConfig", "SamplingConfig",
+    "GradeConfig", "JudgeConfig", "MissingDependency", "PlotConfig", "RewardConfig", "RolloutConfig", "SamplingConfig",
     "TaskConfig", "TrainConfig", "budget_at", "check_read", "config_diff", "config_from_dict", "derive",
     "flag", "preset_summary", "resolve_algorithm", "saved_config", "token_budget_schedule",
     "with_algorithm",

@@ -16,10 +16,11 @@ from r1zero.config.readers import check_read, dotted_get, flag
 from r1zero.config.sections import ConfigError
 from r1zero.config.train_config import UNSET_ALGO, TrainConfig
 from r1zero.core.algorithms import ALGORITHMS
+from r1zero.core.choices import CAPPED_CORRECTIONS
 
 STALE_TIS_CAP = 2.0
-"""The truncated-IS cap that --max-staleness >= 1 turns on when --algo.tis-cap is unset
-(the cap of Yao et al. 2025)."""
+"""The truncated-IS cap that --max-staleness >= 1 (or a truncating --algo.is-correction)
+turns on when --algo.tis-cap is unset (the cap of Yao et al. 2025)."""
 
 
 def with_algorithm(cfg: TrainConfig, name: str) -> TrainConfig:
@@ -36,7 +37,8 @@ def resolve_algorithm(cfg: TrainConfig) -> TrainConfig:
     ``algo`` given explicitly (``--algo.*``, a resumed config.json) is kept as it is."""
     if cfg.algo is UNSET_ALGO:
         cfg = with_algorithm(cfg, cfg.algorithm)
-    if cfg.max_staleness > 0 and cfg.algo.tis_cap is None:  # stale samplers need the IS weight
+    needs_cap = cfg.max_staleness > 0 or cfg.algo.is_correction in CAPPED_CORRECTIONS
+    if needs_cap and cfg.algo.tis_cap is None:  # stale samplers need the IS weight
         cfg = dataclasses.replace(cfg, algo=dataclasses.replace(cfg.algo, tis_cap=STALE_TIS_CAP))
     return cfg
 

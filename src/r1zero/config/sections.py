@@ -210,6 +210,29 @@ class ClusterConfig:
         ]
 
 
+# ----------------------------------------------------------------------------- rollout
+@dataclass
+class RolloutConfig:
+    """`--rollout.*`: how generation meets the learner's new weights (train/source.py)."""
+
+    partial: bool = False
+    """Partial rollouts (in-flight weight updates, with --max-staleness >= 1): a sync does not
+    wait for the generation in flight; the engine takes the new weights between two tokens,
+    recomputes its cache of the unfinished responses with them and goes on. Every token
+    records the version that sampled it (rollout/token_staleness_*); staleness stays <= k.
+    In-process engines (transformers; vLLM: abort and resubmit of the generated prefix)."""
+
+    def checks(self, max_staleness: int, engines: int) -> list[tuple[bool, str]]:
+        return [
+            (not self.partial or max_staleness >= 1,
+             "--rollout.partial updates weights during an overlapped generation: it needs "
+             "--max-staleness >= 1 (on-policy, no generation is in flight during a sync)"),
+            (not self.partial or engines == 0,
+             "--rollout.partial works with the in-process engine only; drop --cluster.engines "
+             "or --rollout.partial"),
+        ]
+
+
 # ----------------------------------------------------------------------------- critic
 @dataclass
 class CriticConfig:

@@ -14,6 +14,7 @@ from r1zero.config.sections import (
     CriticConfig,
     JudgeConfig,
     RewardConfig,
+    RolloutConfig,
     TaskConfig,
 )
 from r1zero.core.algorithms import ALGORITHMS, AlgorithmConfig
@@ -73,6 +74,8 @@ class TrainConfig:
     while the learner trains, so a step may be sampled by weights up to k updates old;
     the truncated importance weight (--algo.tis-cap, 2.0 unless given) corrects for it.
     Not with --cluster.colocate (the engines sleep during updates)."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """How generation meets new weights (see RolloutConfig: --rollout.partial)."""
     truncation: str = "zero"
     """Responses that hit max_new_tokens: zero (reward 0, kept in the loss: the reference
     recipe), mask (left out of the loss: DAPO's overlong filtering), or keep (the
@@ -178,6 +181,12 @@ class TrainConfig:
     """W&B project name."""
     seed: int = 0
     """Root seed: prompt order, sampling and init all derive from it."""
+    deterministic: bool = False
+    """Bitwise-reproducible runs: deterministic kernels (torch.use_deterministic_algorithms)
+    and, with --max-staleness k, a pinned schedule (step s sampled by version s - k; weight
+    updates wait for the draw in flight even with --rollout.partial). Two runs with the same
+    seed then write identical metrics (but perf/ and time) and rollout files. vLLM on GPU
+    also needs its batch-invariant kernels (VLLM_BATCH_INVARIANT=1, set here; unverified)."""
     device: str = "auto"
     """cuda, cpu or auto."""
     threads: int = 0
@@ -217,7 +226,8 @@ class TrainConfig:
         """Pure checks of values and their combinations, section by section; raises
         ConfigError naming the flag and the fix."""
         for ok, msg in (*self._rollout_checks(), *self._update_checks(), *self._engine_checks(),
-                        *self.cluster.checks(self.device), *self._output_checks()):
+                        *self.cluster.checks(self.device), *self._output_checks(),
+                        *self.rollout.checks(self.max_staleness, self.cluster.engines)):
             if not ok:
                 raise ConfigError(msg)
         token_budget_schedule(self.max_new_tokens)  # raises on a malformed schedule

@@ -13,6 +13,8 @@ from typing import Any
 from r1zero.core.choices import (  # torch-free: configs validate without importing torch
     AGGREGATIONS,
     BASELINES,
+    CAPPED_CORRECTIONS,
+    IS_CORRECTIONS,
     KL_ESTIMATORS,
     OBJECTIVES,
     POLICY_TERMS,
@@ -75,7 +77,21 @@ class AlgorithmConfig:
     entropy_coef: float = 0.0
     """Entropy bonus coefficient (loss -= coef * entropy); 0 = off."""
     tis_cap: float | None = None
-    """Truncated importance sampling cap for sampler/learner mismatch (e.g. 2.0 with vLLM); None = off."""
+    """Truncated importance sampling cap C for the sampler/learner mismatch (e.g. 2.0 with
+    vLLM; set to 2.0 by --max-staleness); also the cap of seq_tis and decoupled. None = off."""
+    is_correction: str = "auto"
+    """Off-policy correction (core/corrections.py, docs/algorithms.md §11): auto (token_tis
+    when --algo.tis-cap is set, else none), none, token_tis, seq_tis, token_mis, seq_mis,
+    geo_mask, opsm, decoupled (AReaL: clip on π_θ/π_prox, weight π_prox/μ), coupled (clip
+    on π_θ/μ)."""
+    is_low: float | None = None
+    """Lower end of the masking rows' band (token_mis, seq_mis, geo_mask, decoupled); None =
+    the row's default (docs/algorithms.md §11)."""
+    is_high: float | None = None
+    """Upper end of that band; None = the row's default."""
+    opsm_delta: float = 0.05
+    """δ of off-policy sequence masking (opsm): drop a response with A < 0 whose mean
+    per-token log(μ/π_θ) exceeds δ."""
     filter_zero_variance_groups: bool = False
     """Drop groups whose rewards all agree before the update (they carry no gradient)."""
     dynamic_sampling_draws: int = 1
@@ -103,6 +119,14 @@ class AlgorithmConfig:
         """C for `step_normalizer`: ``norm_constant``, or the generation budget when None."""
         return float(self.norm_constant if self.norm_constant is not None else max_new_tokens)
 
+    @property
+    def correction(self) -> str:
+        """The correction in force: ``is_correction``, with auto read as token_tis when a
+        cap is set and none otherwise."""
+        if self.is_correction != "auto":
+            return self.is_correction
+        return "token_tis" if self.tis_cap is not None else "none"
+
 
 # Allowed values for the string switches; validate() and get_algorithm() report them.
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -114,13 +138,14 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "policy_term": POLICY_TERMS,
     "sample_filter": SAMPLE_FILTERS,
     "objective": OBJECTIVES,
+    "is_correction": IS_CORRECTIONS,
 }
 
 
 _NUMBERS = ("adv_eps", "norm_constant", "clip_low", "clip_high", "dual_clip", "kl_beta",
             "entropy_coef", "tis_cap", "dynamic_sampling_draws", "overlong_buffer_frac", "dpo_beta",
-            "gae_gamma", "gae_lambda", "value_clip")
-_OPTIONAL = ("norm_constant", "dual_clip", "tis_cap", "value_clip")
+            "gae_gamma", "gae_lambda", "value_clip", "is_low", "is_high", "opsm_delta")
+_OPTIONAL = ("norm_constant", "dual_clip", "tis_cap", "value_clip", "is_low", "is_high")
 
 
 def validate(cfg: AlgorithmConfig) -> AlgorithmConfig:
@@ -146,6 +171,11 @@ def validate(cfg: AlgorithmConfig) -> AlgorithmConfig:
         ("kl_beta", cfg.kl_beta >= 0, ">= 0"),
         ("entropy_coef", cfg.entropy_coef >= 0, ">= 0"),
         ("tis_cap", cfg.tis_cap is None or cfg.tis_cap > 0, "None or > 0"),
+        ("tis_cap", cfg.tis_cap is not None or cfg.correction not in CAPPED_CORRECTIONS,
+         f"set (> 0) with is_correction={cfg.is_correction}"),
+        ("is_low", cfg.is_low is None or cfg.is_low >= 0, "None or >= 0"),
+        ("is_high", cfg.is_high is None or cfg.is_high > (cfg.is_low or 0.0), "None or > is_low"),
+        ("opsm_delta", cfg.opsm_delta >= 0, ">= 0"),
         ("norm_constant", cfg.norm_constant is None or cfg.norm_constant > 0, "None or > 0"),
         ("dynamic_sampling_draws", int(cfg.dynamic_sampling_draws) == cfg.dynamic_sampling_draws
          and cfg.dynamic_sampling_draws >= 1, "an integer >= 1"),

@@ -24,3 +24,9 @@ RATIO_LEVELS: tuple[str, ...] = ("token", "sequence")
 POLICY_TERMS: tuple[str, ...] = ("clipped", "logprob")
 SAMPLE_FILTERS: tuple[str, ...] = ("none", "correct")
 OBJECTIVES: tuple[str, ...] = ("pg", "dpo")
+IS_CORRECTIONS: tuple[str, ...] = ("auto", "none", "token_tis", "seq_tis", "token_mis", "seq_mis",
+                                   "geo_mask", "opsm", "decoupled", "coupled")
+"""Off-policy corrections (rows of `r1zero.core.corrections.CORRECTIONS`); ``auto`` =
+token_tis when a cap is set (--algo.tis-cap, on by default with --max-staleness), else none."""
+CAPPED_CORRECTIONS: tuple[str, ...] = ("token_tis", "seq_tis")
+"""The rows that truncate at --algo.tis-cap (and so need one)."""

@@ -38,6 +38,7 @@ from r1zero.core.choices import (  # noqa: F401  (re-exported: the switches this
     Aggregation,
     KLEstimator,
 )
+from r1zero.core.corrections import CORRECTIONS, Applied, apply_correction, mismatch_samples
 
 
 # ----------------------------------------------------------------------------- normaliser
@@ -188,6 +189,7 @@ def tis_weight(old_logprobs: Tensor, sampler_logprobs: Tensor, cap: float) -> Te
     so the behaviour policy is pi_sampler, not pi_old; w corrects for it token by token and
     the cap bounds the variance (Yao et al. 2025, "Your efficient RL framework secretly brings
     you off-policy RL training"). It is a constant coefficient: no gradient flows through it.
+    The ``token_tis`` row of `r1zero.core.corrections` (with padding and unscored tokens at 1).
     """
     log_w = (old_logprobs - sampler_logprobs).detach()  # [N, T]
     return torch.exp(log_w).clamp(max=cap)
@@ -241,16 +243,23 @@ def policy_term(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask
                            clip_high=cfg.clip_high, dual_clip=cfg.dual_clip)
 
 
-def sampler_correction(old_logprobs: Tensor, sampler_logprobs: Tensor | None, mask: Tensor,
-                       cap: float) -> Tensor:
-    """The truncated importance weight `tis_weight` ``[N, T]`` of every token in the loss.
-    Padding (and any token the sampler could not score, NaN) gets w = 1: a NaN there would
-    survive the 0 weight (NaN * 0 = NaN) and poison the whole step."""
+def correct(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, m: Tensor, cfg: AlgorithmConfig,
+            sampler_logprobs: Tensor | None) -> tuple[Tensor, Applied | None]:
+    """The clipped ratio's denominator ``[N, T]`` and what the off-policy correction row
+    (`r1zero.core.corrections`) did; None without sampler log-probs (then the row must be
+    none). The anchor is π_old, or μ for the ``coupled`` row (PPO clipped against the
+    sampler itself)."""
+    row = CORRECTIONS[cfg.correction]
     if sampler_logprobs is None:
-        raise ValueError("cfg.tis_cap is set but sampler_logprobs was not given")
-    usable = (mask > 0) & ~torch.isnan(sampler_logprobs)  # [N, T]
-    sampler_logprobs = torch.where(usable, sampler_logprobs, old_logprobs.detach())  # [N, T]
-    return tis_weight(old_logprobs, sampler_logprobs, cap)
+        if cfg.correction != "none":
+            raise ValueError(f"is_correction={cfg.correction!r} needs sampler_logprobs (the "
+                             "sampler's per-token log-probs)")
+        return old_logprobs, None
+    applied = apply_correction(row, logprobs, old_logprobs, sampler_logprobs, advantages, m,
+                               cap=cfg.tis_cap, low=cfg.is_low, high=cfg.is_high, delta=cfg.opsm_delta)
+    if row.anchor == "sampler":
+        return torch.where(applied.usable, sampler_logprobs, old_logprobs.detach()), applied
+    return old_logprobs, applied
 
 
 def regularisers(logprobs: Tensor, m: Tensor, weights: Tensor, cfg: AlgorithmConfig,
@@ -311,16 +320,18 @@ def policy_loss(
     ref_logprobs: Tensor | None = None,
     sampler_logprobs: Tensor | None = None,
     entropy: Tensor | None = None,
+    staleness: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """One micro-batch's share of the step loss, and summable statistics for metrics.
 
-        l_t = w^TIS_t * pg_t + beta * kl_t - entropy_coef * H_t
+        l_t = w_t * pg_t + beta * kl_t - entropy_coef * H_t
         loss = sum_{i,t} l_{i,t} * weight_{i,t}           (weights: `token_weights`)
 
     pg_t is `policy_term`, kl_t is `kl_estimate`, H_t the token entropy (`regularisers`).
     KL and entropy use the same aggregation as the PG term so one normaliser governs the
-    whole objective. TIS weights the PG term only: KL and entropy are regularisers of
-    pi_theta, not off-policy estimates.
+    whole objective. w_t is the off-policy correction's weight (``cfg.is_correction``,
+    core/corrections.py; 1 when none): it weights the PG term only, since KL and entropy
+    are regularisers of pi_theta, not off-policy estimates.
 
     Args:
         logprobs: ``[N, T]`` log pi_theta of the response tokens, with grad.
@@ -330,34 +341,45 @@ def policy_loss(
         normalizer: the step's `LossNormalizer` (same object for every micro-batch).
         cfg: the `AlgorithmConfig` with the switches.
         ref_logprobs: ``[N, T]`` log pi_ref, required iff ``cfg.kl_beta != 0``.
-        sampler_logprobs: ``[N, T]`` log-probs reported by the sampler, required iff
-            ``cfg.tis_cap`` is set.
+        sampler_logprobs: ``[N, T]`` the sampler's log-probs (NaN: not scored); needed by
+            every correction but none; when given, the mismatch samples are returned too.
         entropy: ``[N, T]`` token entropy with grad, required iff ``cfg.entropy_coef != 0``
             (also logged when given).
+        staleness: ``[N, T]`` step minus each token's sampling version (None = 0).
 
     Returns:
         loss: scalar. Summing it over the step's micro-batches gives the step loss.
-        stats: detached scalar tensors that are *sums* over this micro-batch, so the trainer
-            adds them over micro-batches and ranks and divides once (see
-            `r1zero.core.metrics.summarize_loss_stats`).
+        stats: detached tensors: scalars that are *sums* over this micro-batch and 1-D
+            per-token samples (``mm_*``), which the trainer adds (concatenates) over
+            micro-batches and ranks and reduces once (`r1zero.core.metrics.add_stats`,
+            `summarize_loss_stats`).
     """
     m = mask.to(logprobs.dtype)  # [N, T]
     if old_logprobs is None:
         old_logprobs = logprobs.detach()
     weights = token_weights(m, normalizer, cfg.aggregation)  # [N, T]
-    pg, ratio = policy_term(logprobs, old_logprobs, advantages, m, cfg)  # [N, T], [N, T]
-    w_tis = None
-    if cfg.tis_cap is not None:
-        w_tis = sampler_correction(old_logprobs, sampler_logprobs, m, cfg.tis_cap)  # [N, T]
-        pg = pg * w_tis
+    anchor, applied = correct(logprobs, old_logprobs, advantages, m, cfg, sampler_logprobs)
+    pg, ratio = policy_term(logprobs, anchor, advantages, m, cfg)  # [N, T], [N, T]
+    if applied is not None and cfg.correction != "none":
+        pg = pg * applied.weight  # [N, T], a constant
     extra, stats = regularisers(logprobs, m, weights, cfg, ref_logprobs, entropy)  # [N, T]
     loss = ((pg + extra) * weights).sum()
     stats.update(loss=loss.detach(), pg_loss=(pg.detach() * weights).sum(),
-                 **policy_stats(logprobs, old_logprobs, ratio, advantages, m, cfg))
-    if w_tis is not None:
-        stats["tis_weight_sum"] = (w_tis * m).sum()
-        stats["tis_capped_count"] = ((w_tis >= cfg.tis_cap).to(m.dtype) * m).sum()
+                 **policy_stats(logprobs, anchor, ratio, advantages, m, cfg))
+    if applied is not None:
+        stats.update(correction_stats(applied, m, cfg, staleness))
     return loss, stats
+
+
+def correction_stats(applied: Applied, m: Tensor, cfg: AlgorithmConfig,
+                     staleness: Tensor | None) -> dict[str, Tensor]:
+    """The mismatch samples (always, when the sampler's log-probs are known) and, under a
+    correction, the sum of its weights and the count of truncated tokens."""
+    stats = mismatch_samples(applied, staleness)
+    if cfg.correction != "none":
+        stats["tis_weight_sum"] = (applied.weight * m).sum()
+        stats["tis_capped_count"] = (applied.truncated.to(m.dtype) * m).sum()
+    return stats
 
 
 # ----------------------------------------------------------------------------- value loss

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from r1zero.core.advantages import zero_variance_groups
+from r1zero.core.corrections import mismatch_metrics
 from r1zero.core.losses import clip_masks
 
 
@@ -129,6 +130,21 @@ def summarize_value_stats(stats: Mapping[str, Tensor | float]) -> dict[str, floa
             "critic/value_mse": float(stats["value_sq_err_sum"]) / tokens}
 
 
+def add_stats(totals: dict[str, Tensor], stats: Mapping[str, Tensor | float]) -> dict[str, Tensor]:
+    """Fold one micro-batch's (or rank's) statistics into ``totals`` in place: scalars add,
+    1-D per-token samples (the ``mm_*`` mismatch samples) concatenate. In a fixed order,
+    so the result does not depend on timing (bitwise reproducible)."""
+    for key, value in stats.items():
+        v = value.detach().cpu() if isinstance(value, Tensor) else torch.tensor(float(value))
+        if key not in totals:
+            totals[key] = v
+        elif v.dim() == 0:
+            totals[key] = totals[key] + v
+        else:
+            totals[key] = torch.cat([totals[key], v])
+    return totals
+
+
 def summarize_loss_stats(stats: Mapping[str, Tensor | float]) -> dict[str, float]:
     """Turn ``policy_loss`` stats, summed over the step's micro-batches and ranks, into metrics.
 
@@ -158,6 +174,7 @@ def summarize_loss_stats(stats: Mapping[str, Tensor | float]) -> dict[str, float
             out[name] = get(key) / tokens
     if "kl_loss" in stats:
         out["loss/kl"] = get("kl_loss")
+    out.update(mismatch_metrics(stats))
     if "dpo_pairs" in stats:  # online DPO, per pair: the loss, β-free margin, and z > 0 share
         pairs = max(get("dpo_pairs"), 1.0)
         out.update({"loss/dpo": get("dpo_loss_sum") / pairs, "dpo/margin": get("dpo_margin_sum") / pairs,

@@ -52,6 +52,9 @@ class TrainSequence:
     """PPO: the critic's per-token targets G_t."""
     old_values: list[float] | None = None
     """PPO: the critic's per-token values before its update (for the value clip)."""
+    staleness: list[int] | None = None
+    """Per response token: the rollout step minus the weight version that sampled it (0
+    on-policy; the mismatch metrics are split by it); None = 0."""
 
 
 @dataclass
@@ -124,6 +127,7 @@ class MicroBatch:
     packed: Packed | None = None
     returns: torch.Tensor | None = None  # [n, L-1] PPO value targets, aligned with response_mask
     old_values: torch.Tensor | None = None  # [n, L-1] PPO critic values before the update
+    staleness: torch.Tensor | None = None  # [n, L-1] step - sampling version, aligned with response_mask
 
     @property
     def num_tokens(self) -> int:
@@ -181,12 +185,14 @@ def response_aligned(rows: Sequence[TrainSequence], field: str, width: int,
 
 def _with_token_fields(mb: MicroBatch, rows: Sequence[TrainSequence], width: int,
                        start: Sequence[int]) -> MicroBatch:
-    """PPO's per-token advantages (replacing the per-sequence ones), returns and values."""
+    """PPO's per-token advantages (replacing the per-sequence ones), returns and values;
+    each token's staleness."""
     token_adv = response_aligned(rows, "token_advantages", width, start)
     if token_adv is not None:
         mb.advantages = token_adv  # [n, width]
     mb.returns = response_aligned(rows, "returns", width, start)
     mb.old_values = response_aligned(rows, "old_values", width, start)
+    mb.staleness = response_aligned(rows, "staleness", width, start)
     return mb
 
 

@@ -18,6 +18,7 @@ import torch
 
 from r1zero.config import TrainConfig
 from r1zero.core.algorithms import AlgorithmConfig
+from r1zero.core.metrics import add_stats
 from r1zero.core.preferences import dpo_advantages, dpo_loss
 from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.batching import MicroBatch, TrainSequence
@@ -150,8 +151,7 @@ def run_update(lrn: LocalLearner, seqs: list[TrainSequence], step: int = 0) -> d
     for _ in range(lrn.cfg.epochs):
         for (norm, mbs, real, share), old_mbs, ref in zip(plan, olds, refs):
             if dpo:  # margins at the current weights, before this step's gradient pass
-                for k, v in set_dpo_advantages(lrn, mbs[:real], share, ref).items():
-                    totals[k] = totals.get(k, 0.0) + v
+                add_stats(totals, set_dpo_advantages(lrn, mbs[:real], share, ref))
             lrn.optimizer.zero_grad(set_to_none=True)
             for j, (mb, old) in enumerate(zip(mbs, old_mbs)):
                 loss, stats = lrn.objective.loss(lrn, mb, norm, old)
@@ -160,8 +160,7 @@ def run_update(lrn: LocalLearner, seqs: list[TrainSequence], step: int = 0) -> d
                     continue
                 loss.backward()
                 fold_gradients(lrn.compute, lrn.policy)  # bf16 grads -> fp32 master (or no-op)
-                for k, v in stats.items():
-                    totals[k] = totals.get(k, 0.0) + v.detach().cpu()
+                add_stats(totals, stats)
             grad_norms.append(optimizer_step(lrn, zero_grad=not mbs))
     lrn.compute.eval()
     if lrn.cfg.cluster.colocate:  # the engines wake into the memory the update leaves
@@ -184,9 +183,8 @@ def update_metrics(objective: PolicyObjective | ValueObjective, parts: list[dict
     """The update's metrics from every rank's `run_update` result: loss statistics are sums
     over ranks, then divided once; the grad-norm is global already (every rank has it)."""
     totals: dict[str, torch.Tensor] = {}
-    for part in parts:
-        for k, v in part["totals"].items():
-            totals[k] = totals.get(k, 0.0) + v
+    for part in parts:  # rank order: a fixed reduction order
+        add_stats(totals, part["totals"])
     return objective.metrics(totals, parts[0]["grad_norms"], parts[0]["lr"],
                              sum(p["train_tokens"] for p in parts))
 

@@ -41,7 +41,7 @@ class PolicyObjective:
         loss, stats = losses.policy_loss(
             lp, None if old_lp is None else old_lp.to(device),  # None: on-policy, ratio 1
             mb.advantages.to(device), mask, norm, lrn.algo,
-            ref_logprobs=ref_lp, sampler_logprobs=sampler, entropy=ent,
+            ref_logprobs=ref_lp, sampler_logprobs=sampler, entropy=ent, staleness=mb.staleness,
         )
         if sampler is not None:
             # How far the learner's log-probs are from what the sampler reported (vLLM bf16

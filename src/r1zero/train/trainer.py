@@ -29,6 +29,7 @@ from r1zero.plotting import plot_run
 from r1zero.rollout import pick_engine
 from r1zero.rollout.base import Completion, SamplingParams
 from r1zero.tasks import Problem, TaskVerdict, verify_all
+from r1zero.train.ahead import read_ahead, write_ahead
 from r1zero.train.setup import Trainer, build_trainer
 from r1zero.train.signals import EXIT_INTERRUPTED, StopOnSignal
 from r1zero.train.source import Drawn, make_source, staleness_metrics
@@ -64,7 +65,10 @@ def rollout(t: Trainer, step: int, problems: list[Problem], draw: int = 0) -> li
     prompts = [t.template.render(p.question, t.tokenizer) for p in problems]
     seeds = [derive_seed(t.cfg.seed, step, p.id) if draw == 0
              else derive_seed(t.cfg.seed, step, "draw", draw, p.id) for p in problems]
-    return t.backend.generate(prompts, params, seeds)
+    completions = t.backend.generate(prompts, params, seeds)
+    for c in completions:  # recorded: what a resumed run must not skip or repeat
+        c.seed = derive_seed(seeds[c.prompt_index], c.sample_index)
+    return completions
 
 
 def problems_for_draw(t: Trainer, step: int, draw: int) -> list[Problem]:
@@ -107,11 +111,13 @@ def draw_groups(t: Trainer, step: int):
 
 def draw_step(t: Trainer, step: int, version: int) -> Drawn:
     """Phases 1-2 as the rollout source asks for them (train/source.py): generate and grade
-    step ``step`` with the engines at weight ``version``, which every completion records."""
+    step ``step`` with the engines at weight ``version``, which every completion records
+    (per token: newer versions where weights arrived mid-generation, --rollout.partial)."""
     start = time.perf_counter()
     problems, completions, verdicts, parts, draws = draw_groups(t, step)
     for c in completions:
-        c.weight_version = version
+        c.token_versions = c.token_versions or [version] * len(c.token_ids)
+        c.weight_version = c.token_versions[0] if c.token_versions else version
     return Drawn(step, problems, completions, verdicts, parts, shaped_rewards(parts), draws,
                  version, time.perf_counter() - start)
 
@@ -183,7 +189,7 @@ def advantages(t: Trainer, rewards: torch.Tensor) -> torch.Tensor:
 
 def build_batch(
     t: Trainer, completions: list[Completion], adv: torch.Tensor, rewards: torch.Tensor,
-    verdicts: list[TaskVerdict],
+    verdicts: list[TaskVerdict], step: int | None = None,
 ) -> list[TrainSequence]:
     """Phase 4: learner sequences. With `filter_zero_variance_groups` (DAPO), groups whose
     rewards all agree are dropped (their advantage is 0, they only cost compute), and of
@@ -191,7 +197,8 @@ def build_batch(
     more). With overlong filtering (``algo.overlong_filter`` or ``truncation="mask"``)
     truncated responses are left out of the loss (they still count in their group's
     baseline). With ``sample_filter="correct"`` (RAFT) only correct responses are kept.
-    Online DPO keeps each group's (best, worst) pair."""
+    Online DPO keeps each group's (best, worst) pair. With ``step``, each sequence carries
+    its tokens' staleness (the mismatch metrics are split by it)."""
     G = t.cfg.group_size
     keep = torch.ones(len(completions), dtype=torch.bool)
     if t.cfg.algo.filter_zero_variance_groups:
@@ -205,13 +212,21 @@ def build_batch(
     if t.cfg.algo.objective == "dpo":  # pairs only; the learner computes their advantages
         pairs = [p for p in best_worst_pairs(rewards, G) if all(completions[i].token_ids for i in p)]
         return [TrainSequence(completions[i].prompt_token_ids, completions[i].token_ids, sign,
-                              completions[i].logprobs, pair=k)
+                              completions[i].logprobs, pair=k, staleness=token_staleness(completions[i], step))
                 for k, pair in enumerate(pairs) for i, sign in zip(pair, (1.0, -1.0))]
     return [
-        TrainSequence(c.prompt_token_ids, c.token_ids, float(a), c.logprobs)
+        TrainSequence(c.prompt_token_ids, c.token_ids, float(a), c.logprobs,
+                      staleness=token_staleness(c, step))
         for c, a, k in zip(completions, adv.tolist(), keep.tolist())
         if k and c.token_ids
     ]
+
+
+def token_staleness(c: Completion, step: int | None) -> list[int] | None:
+    """``step`` minus the weight version of each token of ``c`` (None without a step)."""
+    if step is None:
+        return None
+    return [step - v for v in (c.token_versions or [c.weight_version] * len(c.token_ids))]
 
 
 def sync(t: Trainer) -> None:
@@ -248,7 +263,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
         drawn.problems, drawn.completions, drawn.verdicts, drawn.rewards, drawn.draws)  # [B*G], prompt-major
     t1 = time.perf_counter()
     adv = advantages(t, rewards)  # [B*G]
-    seqs = build_batch(t, completions, adv, rewards, verdicts)
+    seqs = build_batch(t, completions, adv, rewards, verdicts, step)
     t2 = time.perf_counter()
     if t.cfg.cluster.colocate:
         t.backend.sleep()  # engines give their GPU memory to the update
@@ -332,10 +347,14 @@ def discard_run_dir(run_dir: Path) -> None:
 
 
 def start(cfg: TrainConfig) -> Trainer:
-    """Build the run (train/setup.py) and wire its rollout source to this loop's phases."""
+    """Build the run (train/setup.py) and wire its rollout source to this loop's phases; a
+    resumed overlapped run first takes the steps its checkpoint held drawn ahead."""
     t = build_trainer(cfg)
+    ahead = read_ahead(ckpt.latest_checkpoint(t.run_dir), t.state.step) if cfg.resume else []
     t.source = make_source(cfg.max_staleness, lambda step, version: draw_step(t, step, version),
-                           lambda: sync(t), t.state.step, cfg.steps)
+                           lambda: sync(t), t.state.step, cfg.steps, ahead=ahead,
+                           partial_engine=t.backend if cfg.rollout.partial else None,
+                           deterministic=cfg.deterministic)
     return t
 
 
@@ -412,8 +431,13 @@ def log_eval(t: Trainer, step: int) -> dict[str, float]:
 
 
 def save(t: Trainer) -> Path:
-    """A checkpoint of the learner (PPO's critic inside the same atomic directory)."""
-    return t.learner.save(t.run_dir, t.tokenizer, t.state, t.cfg.keep_checkpoints)
+    """A checkpoint of the learner (PPO's critic inside the same atomic directory) and of the
+    steps drawn ahead and not yet trained on (train/ahead.py), read while no draw is in
+    flight, so that a resume loses and repeats nothing."""
+    with t.source.quiesced():
+        ahead = t.source.waiting()
+        return ckpt.save_with(t.run_dir, t.tokenizer, t.state, t.cfg.keep_checkpoints,
+                              lambda path: (t.learner.write(path), write_ahead(path, ahead)))
 
 
 def finish(t: Trainer, final: dict[str, float]) -> dict[str, float]:
