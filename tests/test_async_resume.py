@@ -30,7 +30,7 @@ def _kw(**extra):
 def _trained(run) -> list[tuple[int, str, int, int]]:
     """(step, prompt id, sample, seed) of every response trained on, from the rollout files."""
     out = []
-    for step in range(STEPS):
+    for step in range(1, STEPS + 1):  # rollout file N holds training step N's samples
         for x in (run / "rollouts" / f"step_{step:06d}.jsonl").read_text().splitlines():
             r = json.loads(x)
             out.append((r["step"], r["prompt_id"], r["sample"], r["seed"]))
@@ -143,8 +143,8 @@ def test_kill_anywhere_and_resume_trains_every_prompt_once(tiny_dir, tmp_path, m
     assert _trained(run) == expected  # nothing skipped, nothing repeated
     assert not set(resumed.calls) & set(held)  # the held steps were not drawn again ...
     assert sorted(resumed.calls) == list(range(state + len(held), STEPS))
-    for step in held:  # ... and were trained as they were drawn before the kill
-        recs = [json.loads(x) for x in (run / "rollouts" / f"step_{step:06d}.jsonl").read_text().splitlines()]
+    for step in held:  # ... and were trained as they were drawn before the kill (draw s: file s + 1)
+        recs = [json.loads(x) for x in (run / "rollouts" / f"step_{step + 1:06d}.jsonl").read_text().splitlines()]
         assert [r["response"] for r in recs] == [text for text, _ in crashed.drawn[step]]
         assert [[v for v, n in r["token_versions"] for _ in range(n)] for r in recs] == \
             [versions for _, versions in crashed.drawn[step]]

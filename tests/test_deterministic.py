@@ -43,10 +43,11 @@ def test_two_runs_are_bitwise_identical(tiny_dir, tmp_path):  # noqa: F811
     train(_cfg(tiny_dir, tmp_path / "b", **KW))
     a, b = _comparable(tmp_path / "a"), _comparable(tmp_path / "b")
     assert a[0] == b[0] and a[1] == b[1] and len(a[1]) == 4
-    # The pinned schedule: step s was sampled by version max(0, s - 2), every token of it.
-    for step in range(4):
+    # The pinned schedule: step s (1-based) was sampled by version max(0, s - 1 - 2), every
+    # token of it (version v = the weights after v updates).
+    for step in range(1, 5):
         recs = [json.loads(x) for x in a[1][f"step_{step:06d}.jsonl"].decode().splitlines()]
-        assert {v for r in recs for v, _ in r["token_versions"]} == {max(0, step - 2)}
+        assert {v for r in recs for v, _ in r["token_versions"]} == {max(0, step - 3)}
     assert any("mismatch/kl_k3" in r for r in a[0]) and any("eval/accuracy" in r for r in a[0])
 
 

@@ -41,7 +41,7 @@ START_HERE = ("preset", "algorithm", "model", "template", "steps", "prompts_per_
 """The first box of `r1zero train --help` (with --task.*, the next): what a new run sets."""
 
 GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (  # a box is titled "<name> options"
-    ("rollout", "How rollouts are sampled and scored.",
+    ("sampling", "How rollouts are sampled and scored (--rollout.*: how they meet new weights).",
      ("top_p", "max_staleness", "truncation", "reward_workers")),
     ("update", "The optimizer and the update's batching, precision and kernels.",
      ("weight_decay", "adam_betas", "adam_eps", "max_grad_norm", "epochs", "train_batch_size",
@@ -51,7 +51,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (  # a box is titled "<na
      ("vllm_gpu_memory_utilization", "vllm_dtype", "max_model_len", "vllm_cpu_kv_cache_gib")),
     ("output", "Evaluation, checkpoints, logging and this process.",
      ("eval_max_new_tokens", "save_every", "keep_checkpoints", "rollout_samples", "tensorboard",
-      "wandb", "wandb_project", "threads", "progress")),
+      "wandb", "wandb_project", "threads", "progress", "deterministic")),
 )
 """The other top-level flags of `r1zero train`, by theme: (box name, its description,
 fields). A field in no box lands in "more" (a test keeps that box empty)."""
