@@ -45,6 +45,17 @@ def _pop_option(args: list[str], name: str) -> str | None:
     return None
 
 
+def sandbox_shorthand(args: list[str]) -> list[str]:
+    """``--sandbox MODE`` (e.g. ``--sandbox none``) is ``--sandbox.mode MODE``: the one
+    setting of the ``--sandbox.*`` section people type, in the words of its warning."""
+    out = []
+    for a in args:
+        if out and out[-1] == "--sandbox":
+            out[-1] = "--sandbox.mode"
+        out.append("--sandbox.mode=" + a.split("=", 1)[1] if a.startswith("--sandbox=") else a)
+    return out
+
+
 def cmd_train(args: list[str]) -> int:
     import tyro
 
@@ -74,7 +85,7 @@ def cmd_train(args: list[str]) -> int:
     else:
         default = PRESETS[preset or "arith"]()
         default = with_algorithm(default, algorithm) if algorithm else resolve_algorithm(default)
-    cfg = tyro.cli(TrainConfig, default=default, args=args, prog="r1zero train",
+    cfg = tyro.cli(TrainConfig, default=default, args=sandbox_shorthand(args), prog="r1zero train",
                    description=f"RL-tune a model (preset {preset or 'arith'!r}; --preset NAME, "
                    f"one of {sorted(PRESETS)}; --algorithm NAME seeds --algo.*).")
     given = set(config_diff(cfg, default)) | ({"algorithm"} if algorithm else set())
@@ -127,7 +138,7 @@ def cmd_eval(args: list[str]) -> int:
 
     from r1zero.evaluation import EvalConfig, run_eval
 
-    cfg = tyro.cli(EvalConfig, args=args, prog="r1zero eval")
+    cfg = tyro.cli(EvalConfig, args=sandbox_shorthand(args), prog="r1zero eval")
     cfg.validate()
     result = run_eval(cfg)
     return 130 if isinstance(result, dict) and result.get("interrupted") else 0
@@ -174,7 +185,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from r1zero.config import ConfigError
 
     errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
-    for module, name in (("r1zero.data", "DataError"), ("r1zero.models", "ModelLoadError")):
+    for module, name in (("r1zero.data", "DataError"), ("r1zero.models", "ModelLoadError"),
+                         ("r1zero.sandbox", "SandboxUnavailable")):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
         except (ImportError, AttributeError):

@@ -19,6 +19,7 @@ from r1zero.config.derive import (
     saved_config,
     with_algorithm,
 )
+from r1zero.config.envs import SANDBOX_MODES, TOOLS, EnvConfig, SandboxConfig
 from r1zero.config.presets import PRESETS
 from r1zero.config.sections import (
     JUDGE_ENDPOINTS,
@@ -40,8 +41,9 @@ from r1zero.config.train_config import (
 )
 
 __all__ = [
-    "JUDGED_TASKS", "JUDGE_ENDPOINTS", "PRESETS", "RESUME_MAY_CHANGE", "RESUME_PLACEMENT", "SHAPERS",
-    "STALE_TIS_CAP", "UNSET_ALGO", "ClusterConfig", "ConfigError", "CriticConfig", "GradeConfig",
+    "JUDGED_TASKS", "JUDGE_ENDPOINTS", "PRESETS", "RESUME_MAY_CHANGE", "RESUME_PLACEMENT", "SANDBOX_MODES",
+    "SHAPERS", "STALE_TIS_CAP", "TOOLS", "UNSET_ALGO", "ClusterConfig", "ConfigError", "CriticConfig",
+    "EnvConfig", "GradeConfig", "SandboxConfig",
     "JudgeConfig", "PlotConfig", "RewardConfig", "SamplingConfig", "TaskConfig", "TrainConfig", "budget_at",
     "config_diff", "config_from_dict", "derive", "flag", "resolve_algorithm", "saved_config",
     "token_budget_schedule", "with_algorithm",

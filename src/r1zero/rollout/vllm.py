@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
+from r1zero.rollout.base import Completion, Prompt, SamplingParams, check_prompt_seeds
 from r1zero.rollout.hf import encode_prompts
 from r1zero.utils import derive_seed
 
@@ -123,13 +123,14 @@ class VLLMBackend:
 
     # ------------------------------------------------------------------ generation
     def generate(
-        self, prompts: Sequence[str], params: SamplingParams, prompt_seeds: Sequence[int]
+        self, prompts: Sequence[Prompt], params: SamplingParams, prompt_seeds: Sequence[int]
     ) -> list[Completion]:
         from vllm import SamplingParams as VSamplingParams
         from vllm import TokensPrompt
 
         check_prompt_seeds(prompts, prompt_seeds)
-        # We tokenise (not vLLM) so every backend feeds the model identical prompt ids.
+        # We tokenise (not vLLM) so every backend feeds the model identical prompt ids; a
+        # prompt given as token ids (an episode's context) goes in as it is.
         prompt_ids = encode_prompts(self.tokenizer, prompts)
         requests, sampling = [], []
         for i in range(len(prompts)):
