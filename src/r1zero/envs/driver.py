@@ -112,9 +112,11 @@ def environment_turns(env: Environment, tokenizer, episodes: list[Episode], tall
 def append_env_turn(ep: Episode, tokenizer, text: str, params: SamplingParams) -> bool:
     """Tokenise the environment's ``text`` once and append it, cut to the budget left;
     True when a token is left for the model. After a model turn that ended its message
-    (not at a stop string) the text becomes a new user message of the chat template."""
+    (not at a stop string) the text becomes a new user message of the chat template; an
+    empty text appends nothing (the model simply goes on)."""
     last = ep.last
-    if last.finish_reason == "stop" and not any(s and last.text.endswith(s) for s in params.stop):
+    ended = last.finish_reason == "stop" and not any(s and last.text.endswith(s) for s in params.stop)
+    if text and ended:
         text = after_end_of_message(tokenizer, last.token_ids[-1:], text)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
     room = params.max_new_tokens - len(ep.response_ids)
