@@ -55,6 +55,39 @@ def test_order_seeds_and_batch_independence(engine, prompts):
         assert c.finish_reason in ("stop", "length") and len(c.logprobs) == len(c.token_ids)
 
 
+def test_token_id_prompts_equal_text_prompts(engine, prompts):
+    """An episode's later turns are prompted with token ids (r1zero.envs): the same ids as
+    text give the same samples, and a context of prompt + sampled tokens continues exactly."""
+    from r1zero.rollout.hf import encode_prompts
+
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=12)
+    ids = encode_prompts(engine.tokenizer, prompts[:2])
+    as_text, as_ids = engine.generate(prompts[:2], params, [5, 6]), engine.generate(ids, params, [5, 6])
+    assert [c.token_ids for c in as_text] == [c.token_ids for c in as_ids]
+    assert [c.prompt_token_ids for c in as_ids] == [ids[0], ids[0], ids[1], ids[1]]
+
+
+def test_an_episode_runs_on_vllm(engine, prompts):
+    from r1zero.data import Problem
+    from r1zero.envs import Step, run_episodes, summary_of
+
+    class Nudge:
+        max_turns = 2
+
+        def respond(self, episode):
+            return Step(text="\nCheck it once more.\n") if episode.turns_left else Step()
+
+        def close(self):
+            pass
+
+    problems = [Problem(str(i), q, "") for i, q in enumerate(QUESTIONS[:2])]
+    out = run_episodes(engine, Nudge(), engine.tokenizer, problems, prompts[:2],
+                       SamplingParams(n=2, temperature=1.0, max_new_tokens=48), [1, 2])
+    for c in out:
+        assert len(c.token_ids) <= 48 and len(c.loss_mask) == len(c.token_ids) == len(c.logprobs)
+        assert summary_of(c).turns == 2 or c.truncated
+
+
 def test_stop_string_is_kept(engine, prompts):
     # Greedy, the model answers "3 + 4 = 7": stop at the "+" and keep it.
     out = engine.generate(prompts[:1], SamplingParams(temperature=0, max_new_tokens=64,

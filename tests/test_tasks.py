@@ -22,7 +22,7 @@ BOXED, R1 = get_template("qwen_math"), get_template("r1")
 def test_every_registered_task_satisfies_the_protocol():
     base = TaskConfig(num_train=4, num_test=2)
     expected = {"math": "qwen_math", "gsm8k": "qwen_math", "arithmetic": "chat",
-                "countdown": "r1", "knights_knaves": "r1"}
+                "countdown": "r1", "knights_knaves": "r1", "code": "chat"}
     assert set(TASKS) == set(expected)
     for name, template in expected.items():
         task = get_task(dataclasses.replace(base, name=name))

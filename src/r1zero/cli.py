@@ -52,6 +52,17 @@ def _pop_option(args: list[str], name: str) -> str | None:
     return None
 
 
+def sandbox_shorthand(args: list[str]) -> list[str]:
+    """``--sandbox MODE`` (e.g. ``--sandbox none``) is ``--sandbox.mode MODE``: the one
+    setting of the ``--sandbox.*`` section people type, in the words of its warning."""
+    out = []
+    for a in args:
+        if out and out[-1] == "--sandbox":
+            out[-1] = "--sandbox.mode"
+        out.append("--sandbox.mode=" + a.split("=", 1)[1] if a.startswith("--sandbox=") else a)
+    return out
+
+
 def cmd_train(args: list[str]) -> int:
     import tyro
 
@@ -83,7 +94,7 @@ def cmd_train(args: list[str]) -> int:
         default = PRESETS[preset or "arith"]()
         default = with_algorithm(default, algorithm) if algorithm else resolve_algorithm(default)
     shown = None if resume else (preset or "arith")
-    cfg = tyro.cli(TrainConfig, default=default, args=args, prog="r1zero train",
+    cfg = tyro.cli(TrainConfig, default=default, args=sandbox_shorthand(args), prog="r1zero train",
                    registry=registry(shown), description=TRAIN_DESCRIPTION)
     given = set(config_diff(cfg, default)) | ({"algorithm"} if algorithm else set())
     from r1zero.train.trainer import train
@@ -195,7 +206,7 @@ def cmd_eval(args: list[str]) -> int:
     from r1zero.config.help import registry
     from r1zero.evaluation import EvalConfig, run_eval
 
-    cfg = tyro.cli(EvalConfig, args=args, prog="r1zero eval", registry=registry())
+    cfg = tyro.cli(EvalConfig, args=sandbox_shorthand(args), prog="r1zero eval", registry=registry())
     cfg.validate()
     result = run_eval(cfg)
     return 130 if isinstance(result, dict) and result.get("interrupted") else 0
@@ -251,6 +262,7 @@ USER_ERRORS = (
     ("r1zero.rollout.openai", "OpenAIBackendError"),  # a server: down, or refusing requests
     ("r1zero.plotting", "PlotError"),  # nothing to plot
     ("r1zero.learner.checkpoint", "CheckpointError"),  # no intact checkpoint to resume from
+    ("r1zero.sandbox", "SandboxUnavailable"),  # no way to isolate model-written code here
 )
 """Exceptions that mean bad input or environment, not a bug in r1zero: (module, class). The
 module is imported only when an exception is being reported (several are heavy)."""

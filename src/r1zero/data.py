@@ -120,6 +120,16 @@ def check_unusable(name: str, usable: int, unusable: list[str]) -> None:
         stacklevel=3)
 
 
+def read_records(source: str | os.PathLike, *, split: str | None = None) -> list[dict[str, Any]]:
+    """The raw records of a file, a ``save_to_disk`` directory or a hub dataset (the readers
+    of `load_problems`), for tasks whose problems are more than a question and an answer
+    (the code task's unit tests)."""
+    name, rows = _read_rows(str(source), split)
+    if not rows:
+        raise DataError(f"{name}: no records found")
+    return [record for _, record in rows]
+
+
 def is_local_source(source: str | os.PathLike) -> bool:
     """True when ``source`` names something on disk (including ``DIR/SPLIT``)."""
     path = Path(source).expanduser()

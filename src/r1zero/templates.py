@@ -18,6 +18,17 @@ QWEN_MATH_TEXT = (
     "<|im_start|>system\nPlease reason step by step, and put your final answer within "
     "\\boxed{}.<|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
 )
+QWEN_MATH_TOOL_TEXT = (
+    "<|im_start|>system\nPlease integrate natural language reasoning with programs to solve "
+    "the problem, and put your final answer within \\boxed{}. To run Python, write a "
+    "```python code block and end your message (or write ```output after the block): the "
+    "code runs and what it prints comes back in an ```output block.<|im_end|>\n"
+    "<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+)
+"""Tool-integrated math (``--tools python``, r1zero.envs.python_tool): qwen_math's ChatML
+with the tool-call format stated. A turn ends at the model's end of message or at
+"```output" (the format Qwen2.5-Math's tool-integrated reasoning was trained on)."""
+TOOL_STOP = "```output"
 R1_TEXT = (
     "A conversation between User and Assistant. The User asks a question, and the "
     "Assistant solves it. The Assistant first thinks about the reasoning process in the "
@@ -70,6 +81,7 @@ TEMPLATES: dict[str, Template] = {
     "qwen_math": Template("qwen_math", QWEN_MATH_TEXT),
     # The stop string is kept in the output so the grader can see the closed answer tag.
     "r1": Template("r1", R1_TEXT, stop=("</answer>",), answer_format="r1"),
+    "qwen_math_tool": Template("qwen_math_tool", QWEN_MATH_TOOL_TEXT, stop=(TOOL_STOP,)),
     "no": Template("no", QUESTION),
     "chat": Template("chat", None),
 }

@@ -19,6 +19,7 @@ from r1zero.config.derive import (
     saved_config,
     with_algorithm,
 )
+from r1zero.config.envs import SANDBOX_MODES, TOOLS, EnvConfig, SandboxConfig
 from r1zero.config.presets import PRESETS, preset_summary
 from r1zero.config.readers import READERS, check_read, flag
 from r1zero.config.sections import (
@@ -44,9 +45,9 @@ from r1zero.config.train_config import (
 
 __all__ = [
     "JUDGED_TASKS", "JUDGE_ENDPOINTS", "PRESETS", "READERS", "RESUME_MAY_CHANGE", "RESUME_PLACEMENT",
-    "SHAPERS", "STALE_TIS_CAP", "UNSET_ALGO", "ClusterConfig", "ConfigError", "CriticConfig",
-    "GradeConfig", "JudgeConfig", "MissingDependency", "PlotConfig", "RewardConfig", "RolloutConfig", "SamplingConfig",
-    "TaskConfig", "TrainConfig", "budget_at", "check_read", "config_diff", "config_from_dict", "derive",
-    "flag", "preset_summary", "resolve_algorithm", "saved_config", "token_budget_schedule",
-    "with_algorithm",
+    "SANDBOX_MODES", "SHAPERS", "STALE_TIS_CAP", "TOOLS", "UNSET_ALGO", "ClusterConfig", "ConfigError",
+    "CriticConfig", "EnvConfig", "GradeConfig", "JudgeConfig", "MissingDependency", "PlotConfig",
+    "RewardConfig", "RolloutConfig", "SamplingConfig", "SandboxConfig", "TaskConfig", "TrainConfig",
+    "budget_at", "check_read", "config_diff", "config_from_dict", "derive", "flag", "preset_summary",
+    "resolve_algorithm", "saved_config", "token_budget_schedule", "with_algorithm",
 ]

@@ -105,7 +105,7 @@ def saved_config(run_dir: str | os.PathLike) -> TrainConfig:
 RESUME_MAY_CHANGE = frozenset({
     "steps", "eval_every", "save_every", "keep_checkpoints", "progress", "threads", "device",
     "rollout_samples", "tensorboard", "wandb", "wandb_project", "resume", "run_dir", "cluster",
-    "reward_workers",
+    "reward_workers", "sandbox",
 })
 # Where the resumed run executes: always the resuming invocation's own (a run saved at N
 # learner ranks resumes at M, or in one process).

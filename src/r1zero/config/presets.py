@@ -43,6 +43,29 @@ def _preset_arith() -> TrainConfig:
     )
 
 
+def _preset_code_cpu() -> TrainConfig:
+    """The code task on a 2-core CPU, every response's unit tests run in the sandbox: the
+    packaged SmolLM2-135M-Instruct writes one-line Python functions (generated: add k,
+    count k in a list, ...; tasks/code_generated.py), rewarded by the fraction of their
+    three asserts passed, Dr. GRPO. A demo of the whole loop with real executions, not of
+    learning to code: the 4-bit 135M model rarely passes (docs/envs.md says what a run
+    shows). Train on MBPP instead with --task.train-path PATH/mbpp.jsonl."""
+    return TrainConfig(
+        task=TaskConfig(name="code", train_path="generated", test_path="generated", num_train=72,
+                        num_test=16),
+        template="chat",
+        steps=8,
+        prompts_per_step=8,
+        group_size=8,
+        max_new_tokens=96,
+        temperature=0.7,
+        lr=2e-5,
+        eval_every=4,
+        save_every=0,
+        micro_batch_tokens=2048,
+    )
+
+
 def _gpu_recipe(**fields: Any) -> TrainConfig:
     """The reference recipe's update, as oat runs it (understand-r1-zero, oat 0.1.3): Dr.
     GRPO, G = 8, T = 1.0, top-p 1, one PPO epoch, no KL; optimizer steps of 128 responses
@@ -82,6 +105,7 @@ def _preset_math() -> TrainConfig:
 
 PRESETS: dict[str, typing.Callable[[], TrainConfig]] = {
     "arith": _preset_arith,
+    "code-cpu": _preset_code_cpu,
     "countdown": _preset_countdown,
     "gsm8k": _preset_gsm8k,
     "math": _preset_math,

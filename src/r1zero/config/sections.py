@@ -125,12 +125,13 @@ class TaskConfig:
     """Which task to train / evaluate on: a problem source + template + verifier."""
 
     name: str = "arithmetic"
-    """Registered task name (math, gsm8k, countdown, arithmetic, knights_knaves) or a dotted
-    import path ``package.module:factory`` to a user's own task factory."""
+    """Registered task name (math, gsm8k, countdown, arithmetic, knights_knaves, code) or a
+    dotted import path ``package.module:factory`` to a user's own task factory."""
     train_path: str | None = None
-    """Problem file or hub name for training problems (math, gsm8k)."""
+    """Problem file or hub name for training problems (math, gsm8k; code: HumanEval or MBPP
+    records, or 'generated' for the generated one-line functions of the CPU demo)."""
     test_path: str | None = None
-    """Problem file or hub name for held-out problems (math, gsm8k)."""
+    """Problem file or hub name for held-out problems (math, gsm8k, code as train_path)."""
     question_field: str | None = None
     """Field holding the question (auto-detected when None: problem, question, ...)."""
     answer_field: str | None = None
@@ -159,8 +160,14 @@ class TaskConfig:
     """knights_knaves: puzzle sizes to draw from (2..8)."""
     num_numbers: tuple[int, ...] = (3, 4)
     """countdown: how many numbers per puzzle."""
+    code_reward: Literal["fraction", "all"] = "fraction"
+    """code: the reward is the fraction of the unit tests passed (HumanEval's check cut into
+    its asserts), or 1 only when all pass (all)."""
+
     def check(self) -> None:
-        """Pure checks of the task's own settings (none beyond the types today)."""
+        """Pure checks of the task's own settings."""
+        if self.code_reward not in ("fraction", "all"):
+            raise ConfigError(f"--task.code-reward must be fraction or all, got {self.code_reward!r}")
 
 
 # ----------------------------------------------------------------------------- cluster

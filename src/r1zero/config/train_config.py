@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
+from r1zero.config.envs import EnvConfig, SandboxConfig
 from r1zero.config.sections import (
     JUDGED_TASKS,
     ClusterConfig,
@@ -147,6 +148,15 @@ class TrainConfig:
     """PPO's value model (see CriticConfig)."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """Reward shaping on top of the task's verifier (see RewardConfig); none by default."""
+    tools: tuple[str, ...] = ()
+    """Tools the model may call during an episode: python (a fenced ```python block runs in
+    the sandbox and its output comes back as the next turn; docs/envs.md). Empty = one
+    model turn per episode."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """How an episode runs: a custom environment, turns, tool limits (see EnvConfig)."""
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    """Where model-written code runs (the code task's tests, --tools python): bwrap, or
+    --sandbox none to run it WITHOUT isolation (see SandboxConfig, r1zero.sandbox)."""
     precision: str = "auto"
     """Learner precision: auto (bf16 where the device computes it fast: a CUDA GPU with
     bf16, or a CPU with native bf16 instructions that beats fp32 in a short cached probe;
@@ -232,6 +242,12 @@ class TrainConfig:
                 raise ConfigError(msg)
         token_budget_schedule(self.max_new_tokens)  # raises on a malformed schedule
         self.reward.check()
+        self.env.check(self.tools)
+        if self.rollout.partial and (self.tools or self.env.name):
+            raise ConfigError("--rollout.partial stamps the tokens of one generate call; an episode "
+                              "with environment turns spans several: drop --rollout.partial, or "
+                              "--tools / --env.name")
+        self.sandbox.check()
         self.critic.check()
         self.task.check()
         self.judge.check("--judge")
@@ -267,6 +283,9 @@ class TrainConfig:
              "--top-p 1.0, as the reference recipe does)"),
             (self.truncation in ("zero", "mask", "keep"), "truncation must be zero, mask or keep"),
             (self.reward_workers >= 0, "reward_workers must be >= 0 (0 = verify in the driver)"),
+            (self.reward_workers == 0 or self.task.name != "code",
+             "--reward-workers: the code task's tests already run in sandbox processes; for more "
+             "of them at once use --sandbox.workers N"),
         ]
 
     def _update_checks(self) -> list[tuple[bool, str]]:
@@ -308,8 +327,9 @@ class TrainConfig:
             (self.vllm_cpu_kv_cache_gib is None or self.vllm_cpu_kv_cache_gib > 0,
              "vllm_cpu_kv_cache_gib must be > 0 (or unset: sized to the run)"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
-            (self.task.name not in ("math", "gsm8k") or bool(self.task.train_path),
-             f"task {self.task.name!r} needs --task.train-path (a problem file or hub name)"),
+            (self.task.name not in ("math", "gsm8k", "code") or bool(self.task.train_path),
+             f"task {self.task.name!r} needs --task.train-path (a problem file or hub name"
+             f"{'; code also takes generated' if self.task.name == 'code' else ''})"),
         ]
 
     def _output_checks(self) -> list[tuple[bool, str]]:

@@ -51,6 +51,8 @@ def benchmark_metrics(by_problem: Sequence[Sequence[dict[str, Any]]], samples: i
         groups = [g for g in by_problem if len(g) >= k]
         m[f"maj@{k}"] = _mean([maj_at_k([_canon(r.get("extracted")) for r in g],
                                         [r["correct"] for r in g], k) for g in groups])
+    if any("tests_passed" in r for r in flat):  # --task code: the share of asserts passed
+        m["tests_passed"] = _mean([r.get("tests_passed", 0.0) for r in flat])
     m["format_rate"] = _mean([r.get("extracted") is not None for r in flat])
     m["truncation_rate"] = _mean([r.get("finish_reason") == "length" for r in flat])
     m["mean_length"] = _mean([r["length"] for r in flat])
@@ -76,8 +78,10 @@ def summarize(cfg: EvalConfig, sets: Sequence[BenchmarkSet], template: Template,
         "sampling": {"n": cfg.sampling.samples, "temperature": cfg.sampling_temperature, "top_p": cfg.sampling.top_p,
                      "max_new_tokens": cfg.sampling.max_new_tokens, "seed": cfg.sampling.seed, "stop": list(template.stop)},
         "template": {"name": template.name, "text": template.text},
-        "grader": {"extract": cfg.extract or template.answer_format,
-                   "timeout_s": cfg.grade_timeout_s, "versions": _versions()},
+        "grader": {"extract": f"unit tests (sandbox {cfg.sandbox.mode})" if cfg.task == "code"
+                   else cfg.extract or template.answer_format,
+                   "timeout_s": cfg.sandbox.timeout_s if cfg.task == "code" else cfg.grade_timeout_s,
+                   "versions": _versions()},
         "benchmarks": per_bench,
         "average": average_metrics(per_bench.values()),
     }
@@ -112,6 +116,7 @@ def _versions() -> dict[str, str]:
 
 # ---------------------------------------------------------------------- reports
 ROW_TITLES = {"accuracy": "Accuracy (%)", "rule_accuracy": "Accuracy, rule grader only (%)",
+              "tests_passed": "Unit tests passed (%)",
               "format_rate": "Answer extracted (%)",
               "truncation_rate": "Truncated (%)", "mean_length_correct": "Length, correct (tokens)",
               "mean_length_incorrect": "Length, incorrect (tokens)", "mean_length": "Length, all (tokens)"}

@@ -1,5 +1,6 @@
 """The evaluation run: load the benchmarks, build the engine, generate what samples.jsonl
-does not hold yet (chunk by chunk, resumable), grade, let the LLM judge decide what the
+does not hold yet (chunk by chunk, resumable), grade (the math grader, or for ``--task
+code`` the unit tests in the sandbox: evaluation/code.py), let the LLM judge decide what the
 rules cannot, and write the results (evaluation/report.py)."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rich.progress import (
 from r1zero.config import ConfigError
 from r1zero.data import load_problems
 from r1zero.durable import cut_torn_tail, write_atomic
+from r1zero.evaluation.code import code_grader, code_records
 from r1zero.evaluation.report import _key, results_markdown, summarize, write_results
 from r1zero.evaluation.settings import SUITES, BenchmarkSet, EvalConfig, _say
 from r1zero.grading import grade
@@ -38,6 +40,7 @@ from r1zero.machine import Choice, resolve_dtype
 from r1zero.rollout import EngineSpec, build_backend
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.rollout.openai import OpenAIBackend
+from r1zero.tasks.code import load_code_problems
 from r1zero.templates import QUESTION, Template, get_template
 from r1zero.utils import append_jsonl, derive_seed, read_jsonl
 
@@ -47,9 +50,12 @@ def resolve_benchmarks(cfg: EvalConfig) -> list[BenchmarkSet]:
     """Load every benchmark the config asks for (first ``limit`` problems of each)."""
     sets = []
     for key, title, source, split in _benchmark_sources(cfg):
-        problems = load_problems(source, split=split, limit=cfg.limit, strict=cfg.strict_data,
-                                 question_field=cfg.question_field if cfg.data else None,
-                                 answer_field=cfg.answer_field if cfg.data else None)
+        if cfg.task == "code":
+            problems = load_code_problems(source, split=split, limit=cfg.limit)
+        else:
+            problems = load_problems(source, split=split, limit=cfg.limit, strict=cfg.strict_data,
+                                     question_field=cfg.question_field if cfg.data else None,
+                                     answer_field=cfg.answer_field if cfg.data else None)
         sets.append(BenchmarkSet(key, title, f"{source}" + (f" [{split}]" if split else ""), problems))
     return sets
 
@@ -64,7 +70,7 @@ def _benchmark_sources(cfg: EvalConfig) -> list[tuple[str, str, str, str | None]
             out.append((key, key, path, None))
         return out
     root = Path(cfg.data_dir).expanduser()
-    chosen = [b for b in SUITES[cfg.suite] if not cfg.benchmarks or b.key in cfg.benchmarks]
+    chosen = [b for b in SUITES[cfg.suite_in_force] if not cfg.benchmarks or b.key in cfg.benchmarks]
     if (root / "evaluation_suite" / "dataset_dict.json").is_file():
         # The paper's own copy (its AMC is AMC 2022 + 2023): preferred when present.
         return [(b.key, b.title, str(root / "evaluation_suite"), b.split) for b in chosen]
@@ -110,7 +116,7 @@ def effective_template(cfg: EvalConfig) -> Template:
     """The template in force: with the server's chat template, the bare question is sent."""
     if cfg.uses_server_chat:
         return Template("server_chat", QUESTION)
-    return get_template(cfg.template)
+    return get_template(cfg.template_in_force)
 
 
 def response_length(c: Completion) -> int:
@@ -139,6 +145,7 @@ def run_eval(cfg: EvalConfig, *, backend: RolloutBackend | None = None,
     sets = resolve_benchmarks(cfg)
     template = effective_template(cfg)
     _check_resume(cfg, out, template)
+    grader = code_grader(cfg) if cfg.task == "code" else None  # refused here without a sandbox
     owned = backend is None
     dtype = eval_dtype(cfg) if owned and cfg.backend != "openai" else None
     if backend is None:
@@ -146,7 +153,7 @@ def run_eval(cfg: EvalConfig, *, backend: RolloutBackend | None = None,
     started = time.time()
     interrupted = False
     try:
-        generate_missing(cfg, sets, template, backend, tokenizer, out / "samples.jsonl")
+        generate_missing(cfg, sets, template, backend, tokenizer, out / "samples.jsonl", grader)
     except KeyboardInterrupt:
         interrupted = True
         _say(cfg, f"\nInterrupted. Samples so far are saved in {out / 'samples.jsonl'}; "
@@ -154,6 +161,8 @@ def run_eval(cfg: EvalConfig, *, backend: RolloutBackend | None = None,
     finally:
         if owned:
             backend.close()
+        if grader is not None:
+            grader.close()
     records, judge_report = read_samples(out / "samples.jsonl"), None
     if not interrupted:
         try:
@@ -194,18 +203,22 @@ def _check_resume(cfg: EvalConfig, out: Path, template: Template) -> None:
 
 def generation_settings(cfg: EvalConfig, template: Template) -> dict[str, Any]:
     """Everything that determines a sample and its verdict (resume refuses a mismatch)."""
-    return {
+    settings = {
         "model": cfg.model, "backend": cfg.backend, "openai_endpoint": cfg.openai_endpoint,
         "template": template.name, "template_text": template.text, "stop": list(template.stop),
         "temperature": cfg.sampling_temperature, "top_p": cfg.sampling.top_p,
         "max_new_tokens": cfg.sampling.max_new_tokens, "seed": cfg.sampling.seed,
         "extract": cfg.extract or template.answer_format,
     }
+    if cfg.task != "math":  # (math runs keep the settings.json they always had)
+        settings["task"] = cfg.task
+    return settings
 
 
 def generate_missing(cfg: EvalConfig, sets: Sequence[BenchmarkSet], template: Template,
-                     backend: RolloutBackend, tokenizer: Any, path: Path) -> int:
-    """Generate, grade and append every (benchmark, problem, sample) not yet in ``path``.
+                     backend: RolloutBackend, tokenizer: Any, path: Path, grader: Any = None) -> int:
+    """Generate, grade and append every (benchmark, problem, sample) not yet in ``path``;
+    ``grader``: the code task that runs --task code's tests (None: the math grader).
 
     Work goes in chunks of whole problems (all k samples each) so that an interruption never
     leaves a half-sampled problem. Returns the number of samples generated.
@@ -225,11 +238,13 @@ def generate_missing(cfg: EvalConfig, sets: Sequence[BenchmarkSet], template: Te
             prompts = [template.render(p.question, tokenizer) for _, p in chunk]
             seeds = [derive_seed(cfg.sampling.seed, s.key, p.id) for s, p in chunk]
             completions = backend.generate(prompts, params, seeds)
-            records = [
-                grade_sample(cfg, chunk[c.prompt_index], prompts[c.prompt_index], c, template)
-                for c in completions
-                if (chunk[c.prompt_index][0].key, chunk[c.prompt_index][1].id, c.sample_index) not in done
-            ]
+            completions = [c for c in completions
+                           if (chunk[c.prompt_index][0].key, chunk[c.prompt_index][1].id, c.sample_index) not in done]
+            if grader is not None:
+                records = code_records(grader, chunk, prompts, completions, template, response_length)
+            else:
+                records = [grade_sample(cfg, chunk[c.prompt_index], prompts[c.prompt_index], c, template)
+                           for c in completions]
             append_jsonl(path, records)
             generated += len(records)
             bar.advance(task, len(chunk) * cfg.sampling.samples)

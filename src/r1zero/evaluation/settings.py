@@ -1,5 +1,6 @@
-"""What `r1zero eval` is asked: the benchmark suites (the paper's five and GSM8K) and
-`EvalConfig`, every flag a typed field whose docstring is its help; pure validation."""
+"""What `r1zero eval` is asked: the benchmark suites (the paper's five math sets; HumanEval
+and MBPP for ``--task code``) and `EvalConfig`, every flag a typed field whose docstring is
+its help; pure validation."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Literal
 import tyro
 from rich.console import Console
 
-from r1zero.config import ConfigError, JudgeConfig, SamplingConfig
+from r1zero.config import ConfigError, JudgeConfig, SamplingConfig, SandboxConfig
 from r1zero.machine import SAMPLER_DTYPES
 from r1zero.templates import get_template
 
@@ -39,8 +40,17 @@ SUITES: dict[str, tuple[Benchmark, ...]] = {
         Benchmark("minerva", "Minerva", "minerva", "minerva_math.jsonl"),
         Benchmark("olympiad", "OlympiadBench", "olympiad_bench", "olympiadbench.jsonl"),
     ),
+    "code": (
+        Benchmark("humaneval", "HumanEval", "humaneval", "humaneval.jsonl"),
+        Benchmark("mbpp", "MBPP", "mbpp", "mbpp.jsonl"),
+    ),
 }
-"""Named suites. ``math5`` is the paper's: AIME 2024, AMC, MATH-500, Minerva, OlympiadBench."""
+"""Named suites. ``math5`` is the paper's: AIME 2024, AMC, MATH-500, Minerva, OlympiadBench;
+``code``: HumanEval and MBPP (sanitized), graded by their unit tests (``--task code``)."""
+TASKS = {"math": ("math5",), "code": ("code",)}
+"""What ``--task`` grades, and its suites (the first: the default)."""
+DEFAULT_TEMPLATE = {"math": "qwen_math", "code": "chat"}
+"""The template each task uses while --template is left at qwen_math."""
 
 
 @dataclass
@@ -48,6 +58,10 @@ class EvalConfig:
     """`r1zero eval`: evaluate a model on benchmark sets (defaults: the paper's protocol,
     greedy decoding with 3000 new tokens on the five-benchmark math suite)."""
 
+    task: str = "math"
+    """What is graded: math (the final answer, by the math grader) or code (HumanEval / MBPP
+    functions, by their unit tests run in the sandbox: pass@k counts a sample that passes
+    every test, HumanEval's protocol)."""
     model: str = "smollm2-135m-instruct"
     """Hub id, local HF directory or packaged model name; with --backend openai, the
     model name the server serves."""
@@ -70,12 +84,14 @@ class EvalConfig:
     directories or hub names; ``name=path`` sets the report name."""
     suite: str = "math5"
     """Named suite used when --data is empty: math5 (AIME24, AMC, MATH500, Minerva,
-    OlympiadBench)."""
+    OlympiadBench), or code (HumanEval, MBPP), which --task code uses unless told."""
     benchmarks: tuple[str, ...] = ()
-    """Subset of the suite to run, by key (aime24 amc math500 minerva olympiad); empty = all."""
+    """Subset of the suite to run, by key (aime24 amc math500 minerva olympiad; humaneval
+    mbpp); empty = all."""
     data_dir: str = "data"
     """Directory holding the suite: evaluation_suite/ (save_to_disk DatasetDict, preferred)
-    or jsonl files (aime24.jsonl, amc23.jsonl, math500.jsonl, ...) in it or in jsonl/."""
+    or jsonl files (aime24.jsonl, amc23.jsonl, math500.jsonl, ...; humaneval.jsonl,
+    mbpp.jsonl) in it or in jsonl/."""
     question_field: str | None = None
     """Field with the question in --data files (auto-detected when None)."""
     answer_field: str | None = None
@@ -85,7 +101,8 @@ class EvalConfig:
     no usable answer, not an object). Off: such rows are skipped with a warning that counts
     them and quotes the first few, and a file where most rows are unusable is an error."""
     template: str = "qwen_math"
-    """Prompt template: qwen_math, r1, no, chat (the model's own), or a string with {question}."""
+    """Prompt template: qwen_math, r1, no, chat (the model's own), or a string with {question};
+    --task code uses chat unless told."""
     sampling: tyro.conf.OmitArgPrefixes[SamplingConfig] = field(default_factory=SamplingConfig)
     """How responses are sampled (--samples, --temperature, --top-p, --max-new-tokens,
     --seed): one greedy answer by default."""
@@ -120,12 +137,25 @@ class EvalConfig:
     float16."""
     quiet: bool = False
     """No progress bar or messages."""
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    """--task code: where the samples' tests run (see SandboxConfig; --sandbox none runs them
+    WITHOUT isolation)."""
 
     # ------------------------------------------------------------------ derived values
     @property
     def sampling_temperature(self) -> float:
         """The temperature actually used (`SamplingConfig.effective_temperature`)."""
         return self.sampling.effective_temperature
+
+    @property
+    def suite_in_force(self) -> str:
+        """--suite, or the task's own suite while it is left at math5 (--task code: code)."""
+        return TASKS[self.task][0] if self.suite == "math5" and self.task in TASKS else self.suite
+
+    @property
+    def template_in_force(self) -> str:
+        """--template, or the task's own template while it is left at qwen_math."""
+        return DEFAULT_TEMPLATE.get(self.task, self.template) if self.template == "qwen_math" else self.template
 
     @property
     def uses_server_chat(self) -> bool:
@@ -139,20 +169,28 @@ class EvalConfig:
 
         if self.backend not in BACKENDS:
             bad(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.task not in TASKS:
+            bad(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.task == "code" and self.judge.enabled:
+            bad("--judge.* reads final answers; --task code is graded by unit tests: drop --judge.model")
         if self.backend == "openai" and not self.base_url:
             bad("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
         if self.openai_endpoint not in OPENAI_ENDPOINTS:
             bad(f"--openai-endpoint must be completions or chat, got {self.openai_endpoint!r}")
-        if self.backend == "openai" and self.template == "chat" and not self.uses_server_chat:
+        if self.backend == "openai" and self.template_in_force == "chat" and not self.uses_server_chat:
             bad("the chat template needs the model's tokenizer; with --backend openai use "
                 "--openai-endpoint chat so that the server applies it")
         if not self.data:
-            if self.suite not in SUITES:
-                bad(f"unknown suite {self.suite!r}; choose from {', '.join(SUITES)} or pass --data")
-            unknown = set(self.benchmarks) - {b.key for b in SUITES[self.suite]}
+            suite = self.suite_in_force
+            if suite not in SUITES:
+                bad(f"unknown suite {suite!r}; choose from {', '.join(SUITES)} or pass --data")
+            if self.task in TASKS and suite not in TASKS[self.task]:
+                bad(f"suite {suite!r} is not graded as {self.task}; --task {self.task} takes "
+                    f"{', '.join(TASKS[self.task])}")
+            unknown = set(self.benchmarks) - {b.key for b in SUITES[suite]}
             if unknown:
-                keys = ", ".join(b.key for b in SUITES[self.suite])
-                bad(f"unknown benchmark(s) {', '.join(sorted(unknown))} in suite {self.suite}; choose from {keys}")
+                keys = ", ".join(b.key for b in SUITES[suite])
+                bad(f"unknown benchmark(s) {', '.join(sorted(unknown))} in suite {suite}; choose from {keys}")
         self.sampling.check()
         if self.dtype not in SAMPLER_DTYPES:
             bad(f"--dtype must be one of {', '.join(SAMPLER_DTYPES)}, got {self.dtype!r}")
@@ -164,7 +202,7 @@ class EvalConfig:
         self.judge.check()
         if not self.uses_server_chat:
             try:
-                get_template(self.template)
+                get_template(self.template_in_force)
             except ValueError as e:
                 bad(str(e))
 

@@ -24,6 +24,10 @@ all of its suffixes and each suffix is contiguous, so in flat indices the segmen
 FlexAttention evaluates that rule per block on the GPU (`r1zero.learner.varlen_attention`);
 the dense per-segment plan (`Segments`, with its [M, Lq, Lk] mask) is built from the ids
 only when a kernel asks for it (the CPU matmul and the SDPA paths).
+A multi-turn episode (r1zero.envs) is one response with holes: its environment tokens are
+in ``response_ids`` (every later token attends to them) with ``loss_mask`` 0, so their
+positions are left out of ``response_mask``. Every consumer of the mask (log-probs, loss
+weights, the step's normaliser, PPO's values) then sees only the tokens the policy sampled.
 """
 
 from __future__ import annotations
@@ -55,6 +59,25 @@ class TrainSequence:
     staleness: list[int] | None = None
     """Per response token: the rollout step minus the weight version that sampled it (0
     on-policy; the mismatch metrics are split by it); None = 0."""
+    loss_mask: list[int] | None = None
+    """Per response token: 1 = trained on (sampled by the policy), 0 = an environment's token
+    (attended to, loss weight 0; r1zero.envs). None = every response token is trained on."""
+
+    def __post_init__(self) -> None:
+        if self.loss_mask is not None and len(self.loss_mask) != len(self.response_ids):
+            raise ValueError(f"loss_mask has {len(self.loss_mask)} entries for "
+                             f"{len(self.response_ids)} response tokens")
+
+    @property
+    def trained_tokens(self) -> int:
+        """Response tokens in the loss (the environment's excluded)."""
+        return len(self.response_ids) if self.loss_mask is None else sum(self.loss_mask)
+
+    def mask_row(self) -> torch.Tensor:
+        """``[len(response_ids)]`` float, 1 on the tokens in the loss."""
+        if self.loss_mask is None:
+            return torch.ones(len(self.response_ids))
+        return torch.tensor(self.loss_mask, dtype=torch.float)
 
 
 @dataclass
@@ -121,7 +144,8 @@ class MicroBatch:
     """Positions of these rows in the step's sequence list."""
     input_ids: torch.Tensor | None  # [n, L] long
     attention_mask: torch.Tensor | None  # [n, L] long
-    response_mask: torch.Tensor  # [n, L-1] float, 1 where the target token is a response token
+    response_mask: torch.Tensor  # [n, L-1] float, 1 where the target token is a trained
+    #                               response token (an environment's token: 0, see loss_mask)
     advantages: torch.Tensor  # [n] float
     sampler_logprobs: torch.Tensor | None  # [n, L-1] float, aligned with response_mask
     packed: Packed | None = None
@@ -205,7 +229,7 @@ def collate(seqs: Sequence[TrainSequence], index: list[int], pad_id: int) -> Mic
     # Target position t (predicting token t+1) is a response token for t in [p-1, p+o-1).
     start = [len(s.prompt_ids) - 1 for s in rows]
     for r, s in enumerate(rows):
-        resp_mask[r, start[r] : start[r] + len(s.response_ids)] = 1.0
+        resp_mask[r, start[r] : start[r] + len(s.response_ids)] = s.mask_row()
     sampler = response_aligned(rows, "sampler_logprobs", length - 1, start)
     adv = torch.tensor([s.advantage for s in rows], dtype=torch.float)
     return _with_token_fields(MicroBatch(index, input_ids, attention, resp_mask, adv, sampler),
@@ -245,7 +269,7 @@ def collate_packed(seqs: Sequence[TrainSequence], index: list[int]) -> MicroBatc
         o = len(s.response_ids)
         hidden_index[r, :o] = torch.tensor(own[:o])  # token own[t] predicts response token t
         targets[r, :o] = torch.tensor(s.response_ids)
-        resp_mask[r, :o] = 1.0
+        resp_mask[r, :o] = s.mask_row()
     sampler = response_aligned(rows, "sampler_logprobs", longest, [0] * n)
     run_group, run_branch, run_length = torch.tensor(runs).unbind(1)  # [runs] each
     packed = Packed(torch.tensor([flat]), torch.tensor([positions]), hidden_index, targets,

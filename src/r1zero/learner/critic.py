@@ -82,20 +82,35 @@ def with_gae(seqs: list[TrainSequence], values: dict[int, list[float]], gamma: f
              lam: float) -> tuple[list[TrainSequence], dict[str, float]]:
     """The rollout's sequences with token advantages, returns and the critic's values
     (GAE on each sequence's advantage field, which holds its reward R for PPO), and the
-    critic's explained variance on this rollout (``critic/explained_variance``)."""
+    critic's explained variance on this rollout (``critic/explained_variance``).
+
+    ``values[i]`` holds V(s_t) of sequence i's trained tokens, in order. An episode's
+    environment tokens (``loss_mask`` 0) are not actions: GAE runs over the policy's own
+    tokens (the environment's text is part of the transition from one to the next), and
+    the per-token fields hold 0 at the environment's positions."""
     if not seqs:
         return seqs, {}
-    width = max(len(s.response_ids) for s in seqs)
+    width = max(s.trained_tokens for s in seqs)
     v = torch.zeros(len(seqs), width, dtype=torch.float64)
     mask = torch.zeros(len(seqs), width)
     for i, s in enumerate(seqs):
         vals = values[i]
         v[i, : len(vals)] = torch.tensor(vals, dtype=torch.float64)
-        mask[i, : len(s.response_ids)] = 1.0
+        mask[i, : s.trained_tokens] = 1.0
     rewards = torch.tensor([s.advantage for s in seqs], dtype=torch.float64)
-    adv, ret = gae(v, rewards, mask, gamma=gamma, lam=lam)  # [N, T] each
-    out = [dataclasses.replace(s, token_advantages=adv[i, :n].tolist(), returns=ret[i, :n].tolist(),
-                               old_values=v[i, :n].tolist())
-           for i, s in enumerate(seqs) for n in [len(s.response_ids)]]
+    adv, ret = gae(v, rewards, mask, gamma=gamma, lam=lam)  # [N, T] each, over trained tokens
+    out = [dataclasses.replace(s, token_advantages=spread(adv[i], s), returns=spread(ret[i], s),
+                               old_values=spread(v[i], s))
+           for i, s in enumerate(seqs)]
     return out, {"critic/explained_variance": explained_variance(v, ret, mask),
                  "critic/value_mean": float((v * mask).sum() / mask.sum().clamp(min=1))}
+
+
+def spread(row: torch.Tensor, seq: TrainSequence) -> list[float]:
+    """A row over ``seq``'s trained tokens placed at their response positions (0 at an
+    environment's tokens): ``[>= trained]`` -> ``len(response_ids)`` values."""
+    if seq.loss_mask is None:
+        return row[: len(seq.response_ids)].tolist()
+    out = torch.zeros(len(seq.response_ids), dtype=row.dtype)
+    out[seq.mask_row().bool()] = row[: seq.trained_tokens]
+    return out.tolist()

@@ -52,11 +52,12 @@ def minibatches(seqs: list[TrainSequence], size: int | None, seed: int) -> list[
 
 def step_norm(lrn: LearnerParts, mini: list[TrainSequence], step: int) -> losses.LossNormalizer:
     """The loss normaliser of one optimizer step, over every response of that step (zero
-    advantages included, every rank's share): N responses, T response tokens, C = the
-    generation budget in force at rollout step ``step``."""
+    advantages included, every rank's share): N responses, T response tokens in the loss
+    (an environment's tokens are not), C = the generation budget in force at rollout step
+    ``step``."""
     return losses.LossNormalizer(
         num_sequences=float(len(mini)),
-        num_tokens=float(sum(len(s.response_ids) for s in mini)),
+        num_tokens=float(sum(s.trained_tokens for s in mini)),
         constant=lrn.algo.norm_constant_for(lrn.cfg.max_new_tokens_at(step)),
     )
 

@@ -1,7 +1,10 @@
 """The seam between the trainer / evaluator and text generation: `RolloutBackend`.
 
 Every backend (transformers, vLLM, OpenAI-compatible HTTP, fake) returns the same
-`Completion` records, so the training loop never knows which one it talks to.
+`Completion` records, so the training loop never knows which one it talks to. A prompt is
+text (a rendered template, tokenised by `r1zero.rollout.hf.encode_prompts`) or a list of
+token ids, used as they are: an episode's later turns continue from the exact tokens the
+sampler produced and the environment's tokens (r1zero.envs), never a re-tokenised transcript.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import torch
+
+Prompt = str | Sequence[int]
+"""Text to tokenise, or token ids to feed as they are."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,9 @@ class Completion:
     update hook fills it, see `UpdateHook`; the loop fills it otherwise)."""
     seed: int | None = None
     """The sample's seed, ``derive_seed(prompt_seed, sample_index)`` (the loop records it)."""
+    loss_mask: list[int] | None = None
+    """Per token of ``token_ids``: 1 = sampled by the policy (trained on), 0 = written by an
+    environment (attended to, never trained on; r1zero.envs); None = every token sampled."""
 
     @property
     def truncated(self) -> bool:
@@ -72,7 +81,7 @@ with the new weights before it samples the next token, so each token's log-prob 
 that of the version recorded for it (`Completion.token_versions`)."""
 
 
-def check_prompt_seeds(prompts: Sequence[str], prompt_seeds: Sequence[int]) -> None:
+def check_prompt_seeds(prompts: Sequence[Prompt], prompt_seeds: Sequence[int]) -> None:
     """Every backend's argument check: exactly one seed per prompt."""
     if len(prompt_seeds) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(prompt_seeds)} prompt_seeds")
@@ -87,10 +96,10 @@ class RolloutBackend(Protocol):
     """
 
     def generate(
-        self, prompts: Sequence[str], params: SamplingParams, prompt_seeds: Sequence[int]
+        self, prompts: Sequence[Prompt], params: SamplingParams, prompt_seeds: Sequence[int]
     ) -> list[Completion]:
         """Return ``len(prompts) * params.n`` completions, prompt-major
-        (prompt 0 samples 0..n-1, then prompt 1, ...)."""
+        (prompt 0 samples 0..n-1, then prompt 1, ...). A prompt is text or token ids."""
         ...
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
-from r1zero.rollout.base import Completion, SamplingParams
+from r1zero.rollout.base import Completion, Prompt, SamplingParams
 from r1zero.rollout.hf import encode_prompts, truncate_after_stop
 from r1zero.utils import derive_seed
 
@@ -39,14 +39,16 @@ class FakeBackend:
         return self.responses[k % len(self.responses)]
 
     def generate(
-        self, prompts: Sequence[str], params: SamplingParams, prompt_seeds: Sequence[int]
+        self, prompts: Sequence[Prompt], params: SamplingParams, prompt_seeds: Sequence[int]
     ) -> list[Completion]:
         if self.closed or self.asleep:
             raise RuntimeError("FakeBackend.generate called while closed or asleep")
         self.calls.append((list(prompts), params, list(prompt_seeds)))
         prompt_ids = encode_prompts(self.tokenizer, prompts)
+        # A responder reads text: a token-id prompt (an episode's context) is decoded for it.
+        texts = [p if isinstance(p, str) else self.tokenizer.decode(p) for p in prompts]
         out = []
-        for i, prompt in enumerate(prompts):
+        for i, prompt in enumerate(texts):
             for j in range(params.n):
                 seed = derive_seed(prompt_seeds[i], j)
                 text = self._response(prompt, i * params.n + j, j, seed)
@@ -57,7 +59,8 @@ class FakeBackend:
         stopped = truncate_after_stop(text, params.stop)
         ids = self.tokenizer(stopped, add_special_tokens=False)["input_ids"]
         finish = "stop"
-        if stopped == text and self.tokenizer.eos_token_id is not None:
+        hit_stop = any(stop and stop in text for stop in params.stop)
+        if not hit_stop and self.tokenizer.eos_token_id is not None:
             ids = ids + [self.tokenizer.eos_token_id]  # ended on its own: EOS, as a model would
         if len(ids) > params.max_new_tokens:
             ids, finish = ids[: params.max_new_tokens], "length"

@@ -26,19 +26,26 @@ import torch
 import torch.nn.functional as F
 
 from r1zero.models import eos_token_ids
-from r1zero.rollout.base import Completion, SamplingParams, UpdateHook, check_prompt_seeds
+from r1zero.rollout.base import Completion, Prompt, SamplingParams, UpdateHook, check_prompt_seeds
 from r1zero.utils import derive_seed
 
 
-def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each (already templated) prompt, identical for every backend.
+def encode_prompts(tokenizer, prompts: Sequence[Prompt]) -> list[list[int]]:
+    """Token ids of each (already templated) prompt, identical for every backend; a prompt
+    given as token ids is returned as it is (an episode's growing context, r1zero.envs).
 
     Special tokens are added as the tokenizer defines them (e.g. Llama's BOS), but a BOS
     that the template already wrote is not doubled.
     """
+    texts = [p for p in prompts if isinstance(p, str)]
+    encoded = iter(tokenizer(texts, add_special_tokens=True)["input_ids"] if texts else [])
     out = []
     bos = tokenizer.bos_token_id
-    for ids in tokenizer(list(prompts), add_special_tokens=True)["input_ids"]:
+    for prompt in prompts:
+        if not isinstance(prompt, str):
+            out.append(list(prompt))
+            continue
+        ids = next(encoded)
         if bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos:
             ids = ids[1:]
         out.append(list(ids))
@@ -115,7 +122,7 @@ class HFBackend:
 
     # ------------------------------------------------------------------ generation
     def generate(
-        self, prompts: Sequence[str], params: SamplingParams, prompt_seeds: Sequence[int]
+        self, prompts: Sequence[Prompt], params: SamplingParams, prompt_seeds: Sequence[int]
     ) -> list[Completion]:
         check_prompt_seeds(prompts, prompt_seeds)
         prompt_ids = encode_prompts(self.tokenizer, prompts)

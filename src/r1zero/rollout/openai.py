@@ -87,6 +87,9 @@ class OpenAIBackend:
         if self._closed.is_set():
             raise OpenAIBackendError("OpenAIBackend is closed")
         check_prompt_seeds(prompts, prompt_seeds)
+        if not all(isinstance(p, str) for p in prompts):
+            raise ValueError("the openai backend takes text prompts only; a multi-turn episode "
+                             "(token-id prompts) needs a local engine (hf or vllm)")
         jobs = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
         futures = [
             self._pool.submit(self._one, prompts[i], params, derive_seed(prompt_seeds[i], j))

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
-from r1zero.rollout.base import Completion, SamplingParams, check_prompt_seeds
+from r1zero.rollout.base import Completion, Prompt, SamplingParams, check_prompt_seeds
 
 
 def shard_bounds(num_prompts: int, num_engines: int) -> list[tuple[int, int]]:
@@ -72,9 +72,10 @@ class EnginePool:
         self.calls = calls or InProcess()
 
     def generate(
-        self, prompts: Sequence[str], params: SamplingParams, prompt_seeds: Sequence[int]
+        self, prompts: Sequence[Prompt], params: SamplingParams, prompt_seeds: Sequence[int]
     ) -> list[Completion]:
-        """Prompt-major completions of all shards, prompt indices in the caller's numbering."""
+        """Prompt-major completions of all shards, prompt indices in the caller's numbering
+        (text or token-id prompts alike)."""
         check_prompt_seeds(prompts, prompt_seeds)
         bounds = shard_bounds(len(prompts), len(self.engines))
         handles = [self.calls.call(engine, "generate", list(prompts[lo:hi]), params, list(prompt_seeds[lo:hi]))

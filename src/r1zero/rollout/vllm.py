@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import torch
 
 from r1zero.config import MissingDependency
-from r1zero.rollout.base import Completion, SamplingParams, UpdateHook, check_prompt_seeds
+from r1zero.rollout.base import Completion, Prompt, SamplingParams, UpdateHook, check_prompt_seeds
 from r1zero.rollout.hf import encode_prompts, truncate_after_stop
 from r1zero.utils import derive_seed
 
@@ -131,13 +131,14 @@ class VLLMBackend:
 
     # ------------------------------------------------------------------ generation
     def generate(
-        self, prompts: Sequence[str], params: SamplingParams, prompt_seeds: Sequence[int]
+        self, prompts: Sequence[Prompt], params: SamplingParams, prompt_seeds: Sequence[int]
     ) -> list[Completion]:
         from vllm import SamplingParams as VSamplingParams
         from vllm import TokensPrompt
 
         check_prompt_seeds(prompts, prompt_seeds)
-        # We tokenise (not vLLM) so every backend feeds the model identical prompt ids.
+        # We tokenise (not vLLM) so every backend feeds the model identical prompt ids; a
+        # prompt given as token ids (an episode's context) goes in as it is.
         prompt_ids = encode_prompts(self.tokenizer, prompts)
         if self.update_hook is not None:
             return self._generate_stepwise(prompt_ids, params, prompt_seeds)

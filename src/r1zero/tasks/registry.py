@@ -7,8 +7,9 @@ import importlib
 import inspect
 from collections.abc import Callable
 
-from r1zero.config import JUDGED_TASKS, ConfigError, JudgeConfig, TaskConfig
+from r1zero.config import JUDGED_TASKS, ConfigError, JudgeConfig, SandboxConfig, TaskConfig
 from r1zero.tasks.base import Task
+from r1zero.tasks.code import make_code
 from r1zero.tasks.countdown import CountdownTask
 from r1zero.tasks.knights_knaves import KnightsKnavesTask
 from r1zero.tasks.math import ArithmeticTask, make_gsm8k, make_math
@@ -21,23 +22,32 @@ TASKS: dict[str, TaskFactory] = {
     "arithmetic": ArithmeticTask,
     "countdown": CountdownTask,
     "knights_knaves": KnightsKnavesTask,
+    "code": make_code,
 }
 """Built-in tasks. Adding one is a row here plus a module with a factory."""
 
+SANDBOXED_TASKS = ("code",)
+"""Built-in tasks whose verifier runs model code (in the sandbox, ``--sandbox.*``)."""
 
-def get_task(cfg: TaskConfig, judge: JudgeConfig | None = None) -> Task:
+
+def get_task(cfg: TaskConfig, judge: JudgeConfig | None = None,
+             sandbox: SandboxConfig | None = None) -> Task:
     """Build the task named by ``cfg.name`` (a key of `TASKS` or ``"pkg.module:factory"``).
     ``judge`` (``--judge.*``) reaches the judged built-in tasks and a user factory that
-    takes a ``judge`` keyword."""
+    takes a ``judge`` keyword; ``sandbox`` (``--sandbox.*``) the sandboxed ones and a user
+    factory that takes a ``sandbox`` keyword."""
     name = cfg.name
     if name in JUDGED_TASKS:
         return TASKS[name](cfg, judge=judge)
+    if name in SANDBOXED_TASKS:
+        return TASKS[name](cfg, sandbox=sandbox)
     if name in TASKS:
         return TASKS[name](cfg)
     if ":" in name:
         factory = _import_factory(name)
-        takes_judge = "judge" in inspect.signature(factory).parameters
-        return _check_task(factory(cfg, judge=judge) if takes_judge else factory(cfg), name)
+        wants = inspect.signature(factory).parameters
+        kwargs = {k: v for k, v in (("judge", judge), ("sandbox", sandbox)) if k in wants}
+        return _check_task(factory(cfg, **kwargs), name)
     raise ConfigError(
         f"unknown task {name!r}: use one of {', '.join(TASKS)} or an import path "
         "'package.module:factory' to your own task factory"

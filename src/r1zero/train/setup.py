@@ -1,6 +1,7 @@
 """Assemble a run from its config, in small named steps (torchtune's recipe style): the run
-directory, the data, what the machine decides (`Resolved`), the cluster, the resume
-state, the learner, the rollout engines, the logger and the reward workers. Everything
+directory, the data and the environment, what the machine decides (`Resolved`), the
+cluster, the resume state, the learner, the rollout engines, the logger and the reward
+workers. Everything
 heavy happens here, after the config was derived and validated (`r1zero.config.derive`).
 
 One factory per seam: learners come from `r1zero.learner.build.build_learner` (here, and in
@@ -25,6 +26,7 @@ from r1zero.cluster.learner_group import LearnerGroup
 from r1zero.cluster.placement import ClusterPlan, plan_cluster
 from r1zero.cluster.weight_sync import sync_path
 from r1zero.config import ConfigError, TrainConfig
+from r1zero.envs import Environment, OneTurn, build_env, check_sandbox, needs_sandbox
 from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.actor_critic import WithCritic
 from r1zero.learner.base import Learner
@@ -103,6 +105,8 @@ class Trainer:
     """Reward worker processes (``--reward-workers N``); None = verify in this process."""
     source: RolloutSource | None = None
     """Where each step's rollout comes from (train/source.py); wired in by the loop."""
+    env: Environment = dataclasses.field(default_factory=OneTurn)
+    """The other side of each episode (r1zero.envs): one turn, a tool, a user's environment."""
     threads_before: int = 0
     """torch's thread count before the run set its own (restored when it closes)."""
 
@@ -113,6 +117,7 @@ def build_trainer(cfg: TrainConfig) -> Trainer:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     task, template, train_problems, test_problems = setup_data(cfg)
+    env = setup_env(cfg, task)
     resolved = resolve_machine(cfg)
     if cfg.deterministic:  # before any kernel runs (and before vLLM is imported)
         deterministic_kernels()
@@ -140,17 +145,27 @@ def build_trainer(cfg: TrainConfig) -> Trainer:
     # Reward workers start now; their imports overlap the first rollout (nothing waits).
     verifiers = VerifierPool(cfg.task, template, cfg.reward_workers, cfg.judge) if cfg.reward_workers > 0 else None
     return Trainer(cfg, resolved, run_dir, task, template, train_problems, test_problems, tokenizer,
-                   learner, backend, logger, state, shares, verifiers, threads_before=threads_before)
+                   learner, backend, logger, state, shares, verifiers, threads_before=threads_before,
+                   env=env)
 
 
 def setup_data(cfg: TrainConfig) -> tuple[Task, Template, list[Problem], list[Problem]]:
     """The task, its template and its train / held-out problems."""
-    task = get_task(cfg.task, cfg.judge)
+    task = get_task(cfg.task, cfg.judge, cfg.sandbox)
     template = get_template(cfg.template or task.default_template)
     train_problems, test_problems = task.problems("train"), task.problems("test")
     if not train_problems:
         raise ConfigError(f"task {cfg.task.name!r} has no training problems")
     return task, template, train_problems, test_problems
+
+
+def setup_env(cfg: TrainConfig, task: Task) -> Environment:
+    """The episodes' environment (``--tools``, ``--env.*``). When the run will execute model
+    code, a sandbox must start here first (before any model loads), or the run is refused
+    (`check_sandbox`; ``--sandbox none`` opts out, with a warning)."""
+    if needs_sandbox(cfg.task.name, cfg.tools):
+        check_sandbox(cfg.sandbox)
+    return build_env(task, cfg.tools, cfg.env, cfg.sandbox)
 
 
 def resolve_machine(cfg: TrainConfig) -> Resolved:

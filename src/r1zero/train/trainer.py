@@ -22,6 +22,7 @@ from r1zero.config import TrainConfig, config_diff, derive, saved_config
 from r1zero.core.advantages import compute_advantages, zero_variance_groups
 from r1zero.core.preferences import best_worst_pairs
 from r1zero.core.rewards import cosine_reward, overlong_penalty, repetition_penalty
+from r1zero.envs import env_metrics, episode_verdicts, graded_text, run_episodes
 from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.batching import TrainSequence
 from r1zero.logging import Progress, write_rollouts
@@ -53,8 +54,10 @@ def prompts_for_step(num_problems: int, step: int, per_step: int, seed: int) -> 
 
 
 def rollout(t: Trainer, step: int, problems: list[Problem], draw: int = 0) -> list[Completion]:
-    """Phase 1: G responses per problem, seeded by (seed, step, problem id, sample); a
-    dynamic-sampling redraw adds its index, so a problem drawn twice gets new samples."""
+    """Phase 1: G episodes per problem, seeded by (seed, step, problem id, sample); a
+    dynamic-sampling redraw adds its index, so a problem drawn twice gets new samples. An
+    episode alternates model and environment turns (r1zero.envs); a single-turn task's is
+    the one ``generate`` call, its completions unchanged."""
     params = SamplingParams(
         n=t.cfg.group_size,
         temperature=t.cfg.temperature,
@@ -65,7 +68,7 @@ def rollout(t: Trainer, step: int, problems: list[Problem], draw: int = 0) -> li
     prompts = [t.template.render(p.question, t.tokenizer) for p in problems]
     seeds = [derive_seed(t.cfg.seed, step, p.id) if draw == 0
              else derive_seed(t.cfg.seed, step, "draw", draw, p.id) for p in problems]
-    completions = t.backend.generate(prompts, params, seeds)
+    completions = run_episodes(t.backend, t.env, t.tokenizer, problems, prompts, params, seeds)
     for c in completions:  # recorded: what a resumed run must not skip or repeat
         c.seed = derive_seed(seeds[c.prompt_index], c.sample_index)
     return completions
@@ -158,15 +161,21 @@ def shaped_rewards(parts: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def score(t: Trainer, problems: list[Problem], completions: list[Completion]) -> list[TaskVerdict]:
-    """Phase 2: verifiable rewards. By default truncated responses get 0 and stay in the
-    loss (the reference recipe: an unfinished answer is not an answer). With
-    --reward-workers N the verifier runs in N worker processes; the verdicts are the same."""
-    texts = [c.text for c in completions]
+    """Phase 2: verifiable rewards: the environment's verdict of an episode, or the task's
+    verifier on the model's own text (`episode_verdicts`). By default truncated responses
+    get 0 and stay in the loss (the reference recipe: an unfinished answer is not an
+    answer). With --reward-workers N the verifier runs in N worker processes; the verdicts
+    are the same."""
+    texts = [graded_text(c) for c in completions]
     golds = [problems[c.prompt_index] for c in completions]
-    if t.verifiers is not None:
-        raw = t.verifiers.verify(texts, golds)
-    else:
-        raw = verify_all(t.task, texts, golds, template=t.template)  # batched when the task can
+
+    def verify(idx: list[int]) -> list[TaskVerdict]:
+        some_texts, some_golds = [texts[i] for i in idx], [golds[i] for i in idx]
+        if t.verifiers is not None:
+            return t.verifiers.verify(some_texts, some_golds)
+        return verify_all(t.task, some_texts, some_golds, template=t.template)  # batched when it can
+
+    raw = episode_verdicts(completions, verify)
     verdicts = []
     for c, v in zip(completions, raw):
         if c.truncated and t.cfg.truncation == "zero":
@@ -212,11 +221,13 @@ def build_batch(
     if t.cfg.algo.objective == "dpo":  # pairs only; the learner computes their advantages
         pairs = [p for p in best_worst_pairs(rewards, G) if all(completions[i].token_ids for i in p)]
         return [TrainSequence(completions[i].prompt_token_ids, completions[i].token_ids, sign,
-                              completions[i].logprobs, pair=k, staleness=token_staleness(completions[i], step))
+                              completions[i].logprobs, pair=k, staleness=token_staleness(completions[i], step),
+                              loss_mask=completions[i].loss_mask)
                 for k, pair in enumerate(pairs) for i, sign in zip(pair, (1.0, -1.0))]
+    # An episode's environment tokens stay in the sequence with loss weight 0 (loss_mask).
     return [
         TrainSequence(c.prompt_token_ids, c.token_ids, float(a), c.logprobs,
-                      staleness=token_staleness(c, step))
+                      staleness=token_staleness(c, step), loss_mask=c.loss_mask)
         for c, a, k in zip(completions, adv.tolist(), keep.tolist())
         if k and c.token_ids
     ]
@@ -247,7 +258,7 @@ def evaluate(t: Trainer, step: int) -> dict[str, float]:
     )
     prompts = [t.template.render(p.question, t.tokenizer) for p in t.test_problems]
     seeds = [derive_seed(t.cfg.seed, "eval", p.id) for p in t.test_problems]
-    completions = t.backend.generate(prompts, params, seeds)
+    completions = run_episodes(t.backend, t.env, t.tokenizer, t.test_problems, prompts, params, seeds)
     verdicts = score(t, t.test_problems, completions)
     return eval_metrics(completions, verdicts)
 
@@ -275,6 +286,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     t.source.sync(step + 1)  # the engines now hold version step + 1
     t4 = time.perf_counter()
     metrics.update(rollout_metrics(completions, verdicts, rewards, t.cfg.group_size))
+    metrics.update(env_metrics(completions, verdicts))  # env/: turns, tool calls, sandbox time
     metrics.update(staleness_metrics(drawn))
     if t.cfg.reward.shaping:  # each shaper's own component, beside the verifier's
         metrics.update({f"reward/{k}": float(drawn.reward_parts[k].mean())
@@ -401,11 +413,14 @@ def standing(t: Trainer) -> str:
 
 def close(t: Trainer) -> None:
     """Stop the rollout source first (its producer may still be drawing and scoring), then
-    the reward workers, the logger, the engines and the learner."""
+    the reward workers, the environment and the task's sandboxes, the logger, the engines
+    and the learner."""
     if t.source is not None:
         t.source.close()
     if t.verifiers is not None:
         t.verifiers.close()
+    t.env.close()  # its sandboxes, and the task's (the code task's tests)
+    getattr(t.task, "close", lambda: None)()
     t.logger.close()
     t.backend.close()
     t.learner.close()
