@@ -157,3 +157,25 @@ def test_a_task_built_for_its_problems_starts_no_sandbox():
     task = get_task(TaskConfig(name="code", train_path="generated", num_train=3, num_test=1))
     assert len(task.problems("train")) == 3 and task._owned is None
     task.close()
+
+
+def test_code_files_with_a_few_bad_records_load_with_a_warning(tmp_path):
+    """The rule of every loader (issue 19 item 10): a few unusable records are skipped with a
+    count and their rows; strict makes the first one an error; mostly bad is an error."""
+    import json
+
+    from r1zero.tasks.code import load_code_problems
+
+    good = {"task_id": "MBPP/1", "text": "Add two numbers.", "code": "def add(a, b):\n    return a + b\n",
+            "test_list": ["assert add(1, 2) == 3"]}
+    bad = {"task_id": "MBPP/2", "text": "No tests."}
+    path = tmp_path / "mbpp.jsonl"
+    path.write_text("".join(json.dumps(dict(good, task_id=f"MBPP/{i}")) + "\n" for i in range(9))
+                    + json.dumps(bad) + "\n")
+    with pytest.warns(UserWarning, match=r"skipped 1 of 10 rows.*row 10"):
+        assert len(load_code_problems(str(path))) == 9
+    with pytest.raises(DataError, match="row 10"):
+        load_code_problems(str(path), strict=True)
+    path.write_text(json.dumps(good) + "\n" + (json.dumps(bad) + "\n") * 3)
+    with pytest.raises(DataError, match="3 of 4 rows hold no usable problem"):
+        load_code_problems(str(path))

@@ -42,7 +42,7 @@ START_HERE = ("preset", "algorithm", "model", "template", "steps", "prompts_per_
 
 GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (  # a box is titled "<name> options"
     ("sampling", "How rollouts are sampled and scored (--rollout.*: how they meet new weights).",
-     ("top_p", "max_staleness", "truncation", "reward_workers")),
+     ("top_p", "max_staleness", "truncation", "reward_workers", "tools")),
     ("update", "The optimizer and the update's batching, precision and kernels.",
      ("weight_decay", "adam_betas", "adam_eps", "max_grad_norm", "epochs", "train_batch_size",
       "lr_schedule", "lr_warmup_steps", "micro_batch_tokens", "skip_zero_advantage", "packed",

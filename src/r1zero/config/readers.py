@@ -46,12 +46,17 @@ GENERATED_TASKS = ("arithmetic", "countdown", "knights_knaves")
 
 READERS: tuple[Reader, ...] = (
     # --- the task
-    Reader(("task.train_path", "task.test_path", "task.question_field", "task.answer_field",
-            "task.strict_data"), "the tasks that read problem files (math, gsm8k) and your "
-           "own task", ("task.name",), _task(*FILE_TASKS)),
+    Reader(("task.train_path", "task.test_path"), "the tasks that read problem files (math, "
+           "gsm8k, code) and your own task", ("task.name",), _task(*FILE_TASKS, "code")),
+    Reader(("task.question_field", "task.answer_field"), "the tasks that read question/answer "
+           "files (math, gsm8k) and your own task", ("task.name",), _task(*FILE_TASKS)),
+    Reader(("task.strict_data",), "the tasks that read problem files (math, gsm8k, code) and "
+           "your own task", ("task.name",), _task(*FILE_TASKS, "code")),
     Reader(("task.num_train", "task.num_test", "task.seed"), "the generated tasks "
-           "(arithmetic, countdown, knights_knaves) and your own task", ("task.name",),
-           _task(*GENERATED_TASKS)),
+           "(arithmetic, countdown, knights_knaves, code with a path 'generated') and your own "
+           "task", ("task.name", "task.train_path", "task.test_path"),
+           lambda c: _task(*GENERATED_TASKS)(c) or (c.task.name == "code" and "generated" in
+                                                   (c.task.train_path, c.task.test_path))),
     Reader(("task.extract",), "the tasks graded as math (math, gsm8k, arithmetic) and your "
            "own task", ("task.name",), _task("math", "gsm8k", "arithmetic")),
     Reader(("task.digits", "task.operations"), "the arithmetic task and your own task",

@@ -51,7 +51,7 @@ def resolve_benchmarks(cfg: EvalConfig) -> list[BenchmarkSet]:
     sets = []
     for key, title, source, split in _benchmark_sources(cfg):
         if cfg.task == "code":
-            problems = load_code_problems(source, split=split, limit=cfg.limit)
+            problems = load_code_problems(source, split=split, limit=cfg.limit, strict=cfg.strict_data)
         else:
             problems = load_problems(source, split=split, limit=cfg.limit, strict=cfg.strict_data,
                                      question_field=cfg.question_field if cfg.data else None,

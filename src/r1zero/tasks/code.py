@@ -61,11 +61,23 @@ def code_problem(record: dict[str, Any], where: str) -> Problem:
     return Problem(str(task_id), question, answer, meta)
 
 
-def load_code_problems(source: str, *, split: str | None = None, limit: int | None = None) -> list[Problem]:
+def load_code_problems(source: str, *, split: str | None = None, limit: int | None = None,
+                       strict: bool = False) -> list[Problem]:
     """HumanEval or MBPP problems from ``source`` (a file, a save_to_disk directory or a hub
-    id; a hub dataset's ``split``, default "test"), at most ``limit``."""
+    id; a hub dataset's ``split``, default "test"), at most ``limit``. Unusable records follow
+    the rule of every loader (`r1zero.data.check_unusable`): skipped with a count and the
+    first few named, an error when most are, or at the first one when ``strict``."""
     records = data_lib.read_records(source, split=split)[:limit]
-    return [code_problem(r, f"{source}: row {i}") for i, r in enumerate(records)]
+    problems, unusable = [], []
+    for i, r in enumerate(records):
+        try:
+            problems.append(code_problem(r, f"{source}: row {i + 1}"))
+        except DataError as e:
+            if strict:
+                raise
+            unusable.append(f"row {i + 1}: {str(e).removeprefix(f'{source}: row {i + 1}: ')}")
+    data_lib.check_unusable(str(source), len(problems), unusable)
+    return problems
 
 
 # ----------------------------------------------------------------------------- code
@@ -150,7 +162,8 @@ class CodeTask:
                 self._cache[split] = [code_problem(r, r["task_id"]) for r in records]
             else:
                 hub_split = None if data_lib.is_local_source(source) else split
-                self._cache[split] = load_code_problems(source, split=hub_split)
+                self._cache[split] = load_code_problems(source, split=hub_split,
+                                                        strict=self.cfg.strict_data)
         return self._cache[split]
 
     def verify(self, response: str, problem: Problem, *, template: Template) -> TaskVerdict:

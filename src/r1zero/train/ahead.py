@@ -29,7 +29,10 @@ FORMAT = 1
 def to_record(d: Drawn) -> dict:
     """One `Drawn` as plain data."""
     return {"step": d.step, "problems": [dataclasses.asdict(p) for p in d.problems],
-            "completions": [dataclasses.asdict(c) for c in d.completions],
+            # shallow: a completion's ``extra`` may hold objects (an episode's summary) that
+            # pickle as they are, where asdict would flatten them into dicts
+            "completions": [{f.name: getattr(c, f.name) for f in dataclasses.fields(c)}
+                            for c in d.completions],
             "verdicts": [dataclasses.asdict(v) for v in d.verdicts],
             "reward_parts": dict(d.reward_parts), "rewards": d.rewards, "draws": d.draws,
             "version": d.version, "seconds": d.seconds}
