@@ -78,6 +78,22 @@ def load_problems(
     return _with_unique_ids(problems, name)
 
 
+def load_records(source: str | os.PathLike, *, split: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """``(display name, raw records)`` of any source `load_problems` reads (file, Arrow
+    directory, hub name), for callers with fields of their own (`r1zero sft`'s pairs)."""
+    name, rows = _read_rows(str(source), split)
+    if not rows:
+        raise DataError(f"{name}: no records found")
+    return name, [row for _, row in rows]
+
+
+def pick_field(keys: list[str], explicit: str | None, candidates: tuple[str, ...], role: str,
+               name: str) -> str:
+    """An explicitly named field (which must exist) or the first candidate present; else a
+    DataError listing the fields there are."""
+    return _pick(keys, explicit, candidates, role, name)
+
+
 def is_local_source(source: str | os.PathLike) -> bool:
     """True when ``source`` names something on disk (including ``DIR/SPLIT``)."""
     path = Path(source).expanduser()

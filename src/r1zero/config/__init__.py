@@ -6,7 +6,7 @@ algorithm's switches, a resume, the run directory, validation); presets are name
 the machine decides is resolved when a run is built (r1zero/machine.py, train/setup.py).
 """
 
-from r1zero.config.commands import GradeConfig, PlotConfig
+from r1zero.config.commands import ExportConfig, GradeConfig, PlotConfig
 from r1zero.config.derive import (
     RESUME_MAY_CHANGE,
     RESUME_PLACEMENT,
@@ -23,15 +23,19 @@ from r1zero.config.presets import PRESETS
 from r1zero.config.sections import (
     JUDGE_ENDPOINTS,
     JUDGED_TASKS,
+    LORA_TARGETS,
     SHAPERS,
     ClusterConfig,
     ConfigError,
     CriticConfig,
     JudgeConfig,
+    LoraConfig,
     RewardConfig,
     SamplingConfig,
     TaskConfig,
+    TeacherConfig,
 )
+from r1zero.config.sft_config import SFTConfig
 from r1zero.config.train_config import (
     UNSET_ALGO,
     TrainConfig,
@@ -41,8 +45,9 @@ from r1zero.config.train_config import (
 
 __all__ = [
     "JUDGED_TASKS", "JUDGE_ENDPOINTS", "PRESETS", "RESUME_MAY_CHANGE", "RESUME_PLACEMENT", "SHAPERS",
-    "STALE_TIS_CAP", "UNSET_ALGO", "ClusterConfig", "ConfigError", "CriticConfig", "GradeConfig",
-    "JudgeConfig", "PlotConfig", "RewardConfig", "SamplingConfig", "TaskConfig", "TrainConfig", "budget_at",
+    "STALE_TIS_CAP", "UNSET_ALGO", "ClusterConfig", "ConfigError", "CriticConfig", "ExportConfig", "GradeConfig",
+    "JudgeConfig", "LORA_TARGETS", "LoraConfig", "PlotConfig", "RewardConfig", "SamplingConfig", "TaskConfig",
+    "SFTConfig", "TeacherConfig", "TrainConfig", "budget_at",
     "config_diff", "config_from_dict", "derive", "flag", "resolve_algorithm", "saved_config",
     "token_budget_schedule", "with_algorithm",
 ]

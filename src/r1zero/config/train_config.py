@@ -13,8 +13,10 @@ from r1zero.config.sections import (
     ConfigError,
     CriticConfig,
     JudgeConfig,
+    LoraConfig,
     RewardConfig,
     TaskConfig,
+    TeacherConfig,
 )
 from r1zero.core.algorithms import ALGORITHMS, AlgorithmConfig
 from r1zero.core.algorithms import validate as validate_algo
@@ -33,6 +35,12 @@ class TrainConfig:
     # --- what to train
     model: str = "smollm2-135m-instruct"
     """Hub id, local HF directory, or a packaged model name (smollm2-135m-instruct)."""
+    init_from: str | None = None
+    """Start from another run's latest checkpoint instead of --model (e.g. an `r1zero sft`
+    run; an adapter checkpoint is merged into its base first). A new run: its optimizer
+    and step counter start afresh."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """Train LoRA adapters instead of every weight (see LoraConfig); off by default."""
     task: TaskConfig = field(default_factory=TaskConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     """math / gsm8k: a reference-guided LLM judge as part of the reward (opt-in, off by
@@ -139,6 +147,8 @@ class TrainConfig:
     """PPO's value model (see CriticConfig)."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """Reward shaping on top of the task's verifier (see RewardConfig); none by default."""
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    """The teacher of on-policy distillation, --algorithm opd (see TeacherConfig)."""
     precision: str = "auto"
     """Learner precision: auto (bf16 where the device computes it fast: a CUDA GPU with
     bf16, or a CPU with native bf16 instructions that beats fp32 in a short cached probe;
@@ -208,6 +218,11 @@ class TrainConfig:
         token_budget_schedule(self.max_new_tokens)  # raises on a malformed schedule
         self.reward.check()
         self.critic.check()
+        self.lora.check()
+        self.teacher.check()
+        if (self.algo.token_reward == "teacher") != self.teacher.enabled:
+            raise ConfigError("--algorithm opd (token rewards from a teacher) and --teacher.model go together: "
+                              "give both (e.g. --algorithm opd --teacher.model M) or neither")
         self.task.check()
         self.judge.check("--judge")
         if self.judge.enabled and self.task.name not in JUDGED_TASKS and ":" not in self.task.name:

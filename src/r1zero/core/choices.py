@@ -24,3 +24,6 @@ RATIO_LEVELS: tuple[str, ...] = ("token", "sequence")
 POLICY_TERMS: tuple[str, ...] = ("clipped", "logprob")
 SAMPLE_FILTERS: tuple[str, ...] = ("none", "correct")
 OBJECTIVES: tuple[str, ...] = ("pg", "dpo")
+TOKEN_REWARDS: tuple[str, ...] = ("none", "teacher")
+"""``teacher`` = on-policy distillation: each response token also earns
+log pi_teacher(o_t) - log pi_student(o_t) (r1zero.train.distill)."""
