@@ -197,3 +197,25 @@ def test_bad_targets_name_the_model_layers(tiny_dir):  # noqa: F811
         _learner(tiny_dir, lora=replace(LORA, targets=("qkv",)))
     with pytest.raises(ConfigError, match="lora.rank"):
         LoraConfig(rank=-1).check()
+
+
+def test_memory_formula_matches_the_learners_tensors(tiny_dir):  # noqa: F811
+    """bench/lora_memory.py: the formula (full 16P fp32 / 18P bf16; LoRA 4P + 16A fp32,
+    2P + 16A bf16) equals the bytes the learner really holds before an optimizer step, and
+    the Qwen2.5-Math architectures have their published sizes."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "lora_memory.py"
+    spec = importlib.util.spec_from_file_location("lora_memory", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for case, formula, measured in bench.small_check(tiny_dir, rank=4):
+        assert formula == measured, case
+    # 1.5B: embeddings 151936 x 1536 = 233.4 M (tied) + 28 layers x 46.8 M = 1.543 B;
+    # 7B: 2 x 152064 x 3584 = 1.090 B (untied) + 28 x 233.1 M = 7.615 B.
+    p, a = bench.counts(bench.qwen("Qwen2.5-Math-1.5B"), 16)
+    assert p == pytest.approx(1.5437e9, rel=1e-3)
+    # rank 16 per layer: q 16(1536+1536) + k, v 16(1536+256) + o + 3 x 16(1536+8960) = 659,456
+    assert a == 28 * 659_456
+    assert bench.counts(bench.qwen("Qwen2.5-Math-7B"), 16)[0] == pytest.approx(7.6156e9, rel=1e-3)
