@@ -109,3 +109,15 @@ def test_sft_config_errors(data):
         from r1zero.learner.export import run_checkpoint
 
         run_checkpoint(data.rsplit("/", 1)[0])
+
+
+def test_sft_resume_continues_the_same_curve(tiny_dir, data, tmp_path):  # noqa: F811
+    """3 steps straight = 2 steps, then --resume to 3 (weights, AdamW and the example order
+    come back from the checkpoint and the step)."""
+    base = SFTConfig(data=data, model=tiny_dir, batch_size=2, lr=1e-2, precision="fp32", progress=False)
+    straight = sft(replace(base, steps=3, run_dir=str(tmp_path / "straight")))
+    sft(replace(base, steps=2, run_dir=str(tmp_path / "resumed")))
+    resumed = sft(replace(base, steps=3, resume=str(tmp_path / "resumed")))
+    assert resumed["loss/total"] == pytest.approx(straight["loss/total"], rel=1e-5)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
