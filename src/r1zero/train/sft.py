@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from r1zero.cluster.placement import plan_cluster
 from r1zero.config import SFTConfig, TrainConfig
 from r1zero.config.sft_config import PROMPT_FIELDS, RESPONSE_FIELDS
 from r1zero.data import DataError, load_records, pick_field
@@ -64,9 +65,7 @@ def sft(cfg: SFTConfig) -> dict[str, float]:
     resolved = resolve_machine(tcfg)
     if resolved.threads is not None:
         torch.set_num_threads(int(resolved.threads.value))
-    if tcfg.cluster.learners:
-        from r1zero.cluster.placement import plan_cluster  # Ray: only with --cluster.learners
-
+    if tcfg.cluster.learners:  # Ray starts here, and only here
         resolved = dataclasses.replace(resolved, cluster=plan_cluster(tcfg, "hf"))
     torch.manual_seed(cfg.seed)
     resume_from, state = setup_state(tcfg, run_dir)
