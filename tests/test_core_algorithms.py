@@ -23,7 +23,9 @@ from r1zero.core.metrics import entropy_from_logits
 
 def test_table_reference_values():
     assert set(ALGORITHMS) == {"grpo", "dr_grpo", "dapo", "rloo", "reinforce_pp", "gspo", "raft", "raft_pp",
-                               "online_dpo", "ppo"}
+                               "online_dpo", "ppo", "opd"}
+    opd = ALGORITHMS["opd"]  # Dr. GRPO's advantages plus the teacher's token rewards, token-mean
+    assert (opd.token_reward, opd.aggregation, opd.std_scale) == ("teacher", "token-mean", "none")
     gspo = ALGORITHMS["gspo"]
     assert (gspo.ratio_level, gspo.clip_low, gspo.clip_high, gspo.aggregation) == (
         "sequence", 3e-4, 4e-4, "seq-mean-token-mean")

@@ -1,4 +1,4 @@
-"""The `r1zero` command: train, eval, analyze, grade, plot.
+"""The `r1zero` command: train, sft, eval, analyze, grade, plot, export.
 
 Each subcommand's flags are the fields of one config dataclass (tyro; help laid out by
 r1zero/config/help.py). `train` also takes `--preset NAME` (a named config that flags then
@@ -17,13 +17,15 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-USAGE = """usage: r1zero {train,eval,analyze,grade,plot} [flags]   (r1zero COMMAND --help)
+USAGE = """usage: r1zero {train,sft,eval,analyze,grade,plot,export} [flags]   (r1zero COMMAND --help)
 
   train     RL-tune a model on a task (default preset: arith, the CPU demo)
+  sft       supervised fine-tuning on (prompt, response) pairs (then train --init-from)
   eval      evaluate a model on benchmark sets (accuracy, pass@k, lengths)
   analyze   base-model study (templates, pass@k, self-reflection) or a training run
   grade     grade responses in a JSONL file against gold answers
   plot      training curves of a run directory
+  export    a run's checkpoint as a model directory (LoRA merged into its base)
 
   --debug (or R1ZERO_DEBUG=1): show the traceback of an error instead of its one line
 """
@@ -100,6 +102,29 @@ def cmd_train(args: list[str]) -> int:
     from r1zero.train.trainer import train
 
     train(cfg, given=given)
+    return 0
+
+
+def cmd_sft(args: list[str]) -> int:
+    import tyro
+
+    from r1zero.config import SFTConfig
+    from r1zero.train.sft import sft
+
+    cfg = tyro.cli(SFTConfig, args=args, prog="r1zero sft")
+    sft(cfg)
+    return 0
+
+
+def cmd_export(args: list[str]) -> int:
+    import tyro
+
+    from r1zero.config import ExportConfig
+    from r1zero.learner.export import export_checkpoint, run_checkpoint
+
+    cfg = tyro.cli(ExportConfig, args=_positional_first(args, "--run-dir"), prog="r1zero export")
+    checkpoint = run_checkpoint(cfg.run_dir)
+    print(f"{checkpoint} -> {export_checkpoint(checkpoint, Path(cfg.out))}")
     return 0
 
 
@@ -246,10 +271,12 @@ def _positional_first(args: list[str], flag: str) -> list[str]:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
+    "sft": cmd_sft,
     "eval": cmd_eval,
     "analyze": cmd_analyze,
     "grade": cmd_grade,
     "plot": cmd_plot,
+    "export": cmd_export,
 }
 
 

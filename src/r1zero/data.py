@@ -120,14 +120,20 @@ def check_unusable(name: str, usable: int, unusable: list[str]) -> None:
         stacklevel=3)
 
 
-def read_records(source: str | os.PathLike, *, split: str | None = None) -> list[dict[str, Any]]:
-    """The raw records of a file, a ``save_to_disk`` directory or a hub dataset (the readers
-    of `load_problems`), for tasks whose problems are more than a question and an answer
-    (the code task's unit tests)."""
+def load_records(source: str | os.PathLike, *, split: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """``(display name, raw records)`` of any source `load_problems` reads (file, Arrow
+    directory, hub name), for callers with fields of their own (`r1zero sft`'s pairs)."""
     name, rows = _read_rows(str(source), split)
     if not rows:
         raise DataError(f"{name}: no records found")
-    return [record for _, record in rows]
+    return name, [row for _, row in rows]
+
+
+def pick_field(keys: list[str], explicit: str | None, candidates: tuple[str, ...], role: str,
+               name: str) -> str:
+    """An explicitly named field (which must exist) or the first candidate present; else a
+    DataError listing the fields there are."""
+    return _pick(keys, explicit, candidates, role, name)
 
 
 def is_local_source(source: str | os.PathLike) -> bool:

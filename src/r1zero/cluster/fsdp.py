@@ -80,14 +80,17 @@ def _logprobs_method(self, mb, **kwargs):
     return response_logprobs(self, mb, fsdp_inner=True, **kwargs)
 
 
-def full_state_dict(model: torch.nn.Module, keep: bool = True) -> dict[str, torch.Tensor]:
-    """Every parameter and buffer as a full fp32 tensor on the host (HF names). A
+def full_state_dict(model: torch.nn.Module, keep: bool = True, only=None) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer as a full fp32 tensor on the host (HF names), or those
+    whose name passes ``only`` (LoRA: the adapter's, so the base is never gathered). A
     collective: all ranks must call it together (one rank alone would wait forever); only
     a rank with ``keep`` (rank 0, the sender) copies the gathered tensors to host memory,
     the others drop each one as soon as the gather is done, so a sync costs one host copy
     of the model, not one per rank."""
     out = {}
     for name, tensor in model.state_dict().items():
+        if only is not None and not only(name):
+            continue
         full = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
         if keep:
             out[name] = full.detach().to("cpu", torch.float32) if full.is_floating_point() else full.cpu()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from r1zero.adapters import adapter_tensors, has_adapters, is_adapter_tensor, tensor_bytes, write_adapter
 from r1zero.cluster.fsdp import full_state_dict, save_sharded, shard
 from r1zero.cluster.placement import ClusterPlan, ray_module, wait_for, wait_placed
 from r1zero.cluster.weight_sync import open_sync, torch_dtype
@@ -108,24 +109,40 @@ class LearnerRankImpl:
         return run_update(self.learner, seqs, step)
 
     def weights(self) -> dict:
-        """Collective: every rank gathers; rank 0 returns the full state dict."""
-        return full_state_dict(self.learner.policy, keep=self.rank == 0)
+        """Collective: every rank gathers; rank 0 returns the full state dict (with LoRA the
+        adapter alone: only its shards are gathered)."""
+        policy = self.learner.policy
+        if not has_adapters(policy):
+            return full_state_dict(policy, keep=self.rank == 0)
+        return adapter_tensors(policy, full_state_dict(policy, keep=self.rank == 0, only=is_adapter_tensor))
 
     def open_sync(self, path: str, engines: list, tp: int, dtype: str,
                   endpoint: tuple[str, int] | None) -> bool:
         """Collective (every rank): the learner side of the "nccl" / "ipc" sync path."""
         self.transfer = open_sync(path, self.learner.policy, self.rank, engines, tp, torch_dtype(dtype),
                                   endpoint)
+        self.engine_dtype = dtype
         return True
 
-    def sync(self) -> bool:
-        """Collective (every rank gathers; rank 0 sends): one sync over the open transfer."""
+    def sync(self) -> int:
+        """Collective (every rank gathers; rank 0 sends): one sync over the open transfer;
+        returns the bytes sent (every parameter in the engines' dtype)."""
         self.transfer.send_weights()
-        return True
+        wire = torch_dtype(self.engine_dtype).itemsize
+        return sum(p.numel() * (wire if p.is_floating_point() else p.element_size())
+                   for p in self.learner.policy.parameters())
 
     def save(self, path: str) -> bool:
-        """Collective: this rank's shards of weights and optimizer (`save_sharded`)."""
-        save_sharded(self.learner.policy, self.learner.optimizer, Path(path), self.rank,
+        """Collective: this rank's shards of weights and optimizer (`save_sharded`); with
+        LoRA the gathered adapter (rank 0 writes it) and the optimizer's shards."""
+        policy = self.learner.policy
+        if has_adapters(policy):
+            adapter = self.weights()
+            if self.rank == 0:
+                write_adapter(Path(path), policy.peft_config["default"], adapter)
+            ckpt.save_optimizer(policy, self.learner.optimizer, Path(path))
+            return True
+        save_sharded(policy, self.learner.optimizer, Path(path), self.rank,
                      hf_config=self.learner.objective.name == "policy")
         return True
 
@@ -171,18 +188,20 @@ class LearnerGroup:
         self.optim_steps = parts[0]["optim_steps"]  # the ranks' counter (one clock, theirs)
         return update_metrics(self.objective, parts)
 
-    def sync(self, engines) -> None:
+    def sync(self, engines) -> int:
         """Every engine gets the new weights: gathered by all ranks and put in the object
-        store once, or over vLLM's NCCL / CUDA-IPC transfer, opened on the first sync."""
+        store once (always with LoRA: the adapter), or over vLLM's NCCL / CUDA-IPC transfer,
+        opened on the first sync. Returns the bytes sent."""
         if self.sync_path == "object_store":
-            engines.load_weights(self.weights())
-            return
+            tensors = list(self.weights())
+            engines.load_weights(tensors)
+            return tensor_bytes(tensors)
         if not self.connected:
             endpoint = self._wait(self.ranks[0].endpoint.remote())
             self._wait([a.open_sync.remote(self.sync_path, engines.engines, engines.tp, self.engine_dtype,
                                            endpoint) for a in self.ranks])
             self.connected = True
-        self._wait([a.sync.remote() for a in self.ranks])
+        return self._wait([a.sync.remote() for a in self.ranks])[0]
 
     def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
         return self._wait([a.weights.remote() for a in self.ranks])[0].items()

@@ -46,9 +46,11 @@ def torch_dtype(name: str) -> torch.dtype:
     return dtypes[name]
 
 
-def sync_path(engine_kind: str, on_gpu: bool, colocate: bool) -> str:
-    """The weight-sync path for engines of ``engine_kind`` ("vllm" or "hf")."""
-    if engine_kind != "vllm" or not on_gpu:
+def sync_path(engine_kind: str, on_gpu: bool, colocate: bool, adapters: bool = False) -> str:
+    """The weight-sync path for engines of ``engine_kind`` ("vllm" or "hf"). LoRA
+    (``adapters``) always takes the object store: an adapter is megabytes, and vLLM
+    receives it through its LoRA API, not the weight-transfer engine."""
+    if engine_kind != "vllm" or not on_gpu or adapters:
         return "object_store"
     return "ipc" if colocate else "nccl"
 

@@ -7,7 +7,7 @@ validation, and config/readers.py: no flag the run does not read); presets are n
 machine decides is resolved when a run is built (r1zero/machine.py, train/setup.py).
 """
 
-from r1zero.config.commands import GradeConfig, PlotConfig
+from r1zero.config.commands import ExportConfig, GradeConfig, PlotConfig
 from r1zero.config.derive import (
     RESUME_MAY_CHANGE,
     RESUME_PLACEMENT,
@@ -25,17 +25,21 @@ from r1zero.config.readers import READERS, check_read, flag
 from r1zero.config.sections import (
     JUDGE_ENDPOINTS,
     JUDGED_TASKS,
+    LORA_TARGETS,
     SHAPERS,
     ClusterConfig,
     ConfigError,
     CriticConfig,
     JudgeConfig,
     MissingDependency,
+    LoraConfig,
     RewardConfig,
     RolloutConfig,
     SamplingConfig,
     TaskConfig,
+    TeacherConfig,
 )
+from r1zero.config.sft_config import SFTConfig
 from r1zero.config.train_config import (
     UNSET_ALGO,
     TrainConfig,
@@ -44,10 +48,11 @@ from r1zero.config.train_config import (
 )
 
 __all__ = [
-    "JUDGED_TASKS", "JUDGE_ENDPOINTS", "PRESETS", "READERS", "RESUME_MAY_CHANGE", "RESUME_PLACEMENT",
-    "SANDBOX_MODES", "SHAPERS", "STALE_TIS_CAP", "TOOLS", "UNSET_ALGO", "ClusterConfig", "ConfigError",
-    "CriticConfig", "EnvConfig", "GradeConfig", "JudgeConfig", "MissingDependency", "PlotConfig",
-    "RewardConfig", "RolloutConfig", "SamplingConfig", "SandboxConfig", "TaskConfig", "TrainConfig",
+    "JUDGED_TASKS", "JUDGE_ENDPOINTS", "LORA_TARGETS", "PRESETS", "READERS", "RESUME_MAY_CHANGE",
+    "RESUME_PLACEMENT", "SANDBOX_MODES", "SHAPERS", "STALE_TIS_CAP", "TOOLS", "UNSET_ALGO",
+    "ClusterConfig", "ConfigError", "CriticConfig", "EnvConfig", "ExportConfig", "GradeConfig",
+    "JudgeConfig", "LoraConfig", "MissingDependency", "PlotConfig", "RewardConfig", "RolloutConfig",
+    "SFTConfig", "SamplingConfig", "SandboxConfig", "TaskConfig", "TeacherConfig", "TrainConfig",
     "budget_at", "check_read", "config_diff", "config_from_dict", "derive", "flag", "preset_summary",
     "resolve_algorithm", "saved_config", "token_budget_schedule", "with_algorithm",
 ]

@@ -1,5 +1,5 @@
-"""The configs of the small commands (`r1zero grade`, `r1zero plot`); `r1zero eval` and
-`r1zero analyze` keep theirs beside their code (evaluation.py, analysis/)."""
+"""The configs of the small commands (`r1zero grade`, `r1zero plot`, `r1zero export`);
+`r1zero eval` and `r1zero analyze` keep theirs beside their code (evaluation.py, analysis/)."""
 
 from __future__ import annotations
 
@@ -70,3 +70,15 @@ class PlotConfig:
     the first run's plots/ as compare.png)."""
     labels: tuple[str, ...] = ()
     """Legend names of the runs in the overlay (default: the directory names)."""
+
+
+@dataclass
+class ExportConfig:
+    """`r1zero export RUN_DIR --out DIR`: a run's latest checkpoint as a plain transformers
+    model directory (a LoRA adapter merged into its base), loadable by transformers, vLLM
+    and `r1zero eval --model DIR`."""
+
+    run_dir: str
+    """A run directory (its latest checkpoint) or one checkpoint directory."""
+    out: str
+    """The model directory to write."""

@@ -297,3 +297,78 @@ class RewardConfig:
             raise ConfigError("--reward.repetition-ngram must be >= 1 and --reward.repetition-penalty <= 0")
         if self.cosine_max_len is not None and self.cosine_max_len < 1:
             raise ConfigError("--reward.cosine-max-len must be >= 1 (or unset: the generation budget)")
+
+
+# ----------------------------------------------------------------------------- LoRA
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+"""Every linear layer of a Llama / Qwen2 decoder block (attention and MLP)."""
+
+
+@dataclass
+class LoraConfig:
+    """`--lora.*`: train low-rank adapters (LoRA, Hu et al. 2021, through peft) instead of
+    every weight. W = W_0 + (alpha / rank) B A with A [rank, d_in], B [d_out, rank] (B = 0
+    at the start, so step 0 is the base model); only A and B are in the optimizer, the
+    checkpoints and the weight syncs (vLLM serves the base once and receives each new
+    adapter). `r1zero export RUN_DIR --out DIR` writes the merged model."""
+
+    rank: int = 0
+    """Adapter rank r; 0 = no LoRA (every weight trains)."""
+    alpha: float = 32.0
+    """Scale numerator: the update is (alpha / rank) B A (peft's lora_alpha)."""
+    targets: tuple[str, ...] = LORA_TARGETS
+    """Names of the linear modules that get adapters (peft's target_modules); default: all
+    attention and MLP projections of each block ("LoRA Without Regret": all layers)."""
+    dropout: float = 0.0
+    """Dropout on the adapter's input (0: the RL ratio and the sampler see the same policy)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.rank > 0
+
+    def check(self) -> None:
+        if self.rank < 0 or (self.enabled and (self.alpha <= 0 or not self.targets)):
+            raise ConfigError("--lora.rank must be >= 0 (0 = off); with a rank, --lora.alpha must be > 0 "
+                              "and --lora.targets name at least one module (e.g. q_proj v_proj)")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"--lora.dropout must be in [0, 1), got {self.dropout}")
+
+
+# ----------------------------------------------------------------------------- teacher
+@dataclass
+class TeacherConfig:
+    """`--teacher.*`: the teacher of on-policy distillation (``--algorithm opd``). The
+    student samples; the teacher scores the student's own tokens; each token's reward is
+    log π_teacher(o_t) − log π_student(o_t) (minus the per-token reverse KL). The teacher
+    must share the student's tokenizer (token ids are compared, not text)."""
+
+    model: str | None = None
+    """A local teacher (hub id, directory or packaged name), or with --teacher.base-url the
+    model name the server knows."""
+    base_url: str | None = None
+    """An OpenAI-compatible server (vLLM) that scores the student's tokens: its prompt
+    log-probs (completions API, ``echo`` + ``prompt_logprobs``), e.g. http://localhost:8000/v1."""
+    weight: float = 1.0
+    """w in A_t = (1 − w) A_i + w (log π_T(o_t) − log π_S(o_t)): 1 = pure distillation, 0 =
+    the verifiable reward's advantage A_i alone, between = both."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the server's API key (unset: no key sent)."""
+    concurrency: int = 8
+    """Scoring requests in flight at once (server teacher)."""
+    request_timeout_s: float = 300.0
+    """Per-request timeout in seconds (server teacher; retried with backoff)."""
+    micro_batch_tokens: int = 4096
+    """Token budget of one teacher forward pass (local teacher)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.model is not None
+
+    def check(self) -> None:
+        if self.base_url and not self.model:
+            raise ConfigError("--teacher.base-url needs --teacher.model (the model name the server knows)")
+        if not 0 <= self.weight <= 1:
+            raise ConfigError(f"--teacher.weight must be in [0, 1] (1 = pure distillation), got {self.weight}")
+        if self.concurrency < 1 or self.request_timeout_s <= 0 or self.micro_batch_tokens < 64:
+            raise ConfigError("--teacher.concurrency must be >= 1, --teacher.request-timeout-s > 0 and "
+                              "--teacher.micro-batch-tokens >= 64")

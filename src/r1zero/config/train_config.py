@@ -14,9 +14,11 @@ from r1zero.config.sections import (
     ConfigError,
     CriticConfig,
     JudgeConfig,
+    LoraConfig,
     RewardConfig,
     RolloutConfig,
     TaskConfig,
+    TeacherConfig,
 )
 from r1zero.core.algorithms import ALGORITHMS, AlgorithmConfig
 from r1zero.core.algorithms import validate as validate_algo
@@ -35,6 +37,12 @@ class TrainConfig:
     # --- what to train
     model: str = "smollm2-135m-instruct"
     """Hub id, local HF directory, or a packaged model name (smollm2-135m-instruct)."""
+    init_from: str | None = None
+    """Start from another run's latest checkpoint instead of --model (e.g. an `r1zero sft`
+    run; an adapter checkpoint is merged into its base first). A new run: its optimizer
+    and step counter start afresh."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """Train LoRA adapters instead of every weight (see LoraConfig); off by default."""
     task: TaskConfig = field(default_factory=TaskConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     """math / gsm8k: a reference-guided LLM judge as part of the reward (opt-in, off by
@@ -157,6 +165,8 @@ class TrainConfig:
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     """Where model-written code runs (the code task's tests, --tools python): bwrap, or
     --sandbox none to run it WITHOUT isolation (see SandboxConfig, r1zero.sandbox)."""
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    """The teacher of on-policy distillation, --algorithm opd (see TeacherConfig)."""
     precision: str = "auto"
     """Learner precision: auto (bf16 where the device computes it fast: a CUDA GPU with
     bf16, or a CPU with native bf16 instructions that beats fp32 in a short cached probe;
@@ -249,6 +259,11 @@ class TrainConfig:
                               "--tools / --env.name")
         self.sandbox.check()
         self.critic.check()
+        self.lora.check()
+        self.teacher.check()
+        if (self.algo.token_reward == "teacher") != self.teacher.enabled:
+            raise ConfigError("--algorithm opd (token rewards from a teacher) and --teacher.model go together: "
+                              "give both (e.g. --algorithm opd --teacher.model M) or neither")
         self.task.check()
         self.judge.check("--judge")
         if self.judge.enabled and self.task.name not in JUDGED_TASKS and ":" not in self.task.name:

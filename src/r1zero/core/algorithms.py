@@ -21,6 +21,7 @@ from r1zero.core.choices import (  # torch-free: configs validate without import
     RATIO_LEVELS,
     SAMPLE_FILTERS,
     STD_SCALES,
+    TOKEN_REWARDS,
 )
 
 
@@ -104,6 +105,9 @@ class AlgorithmConfig:
     overlong_buffer_frac: float = 0.0
     """DAPO soft overlong punishment: L_cache as a fraction of the generation budget L_max
     (the paper: 4096 / 20480 = 0.2); 0 = off. See r1zero.core.rewards.overlong_penalty."""
+    token_reward: str = "none"
+    """none, or teacher (on-policy distillation, --teacher.*): token t of a response gets
+    the advantage (1 - w) A_i + w (log pi_teacher(o_t) - log pi_student(o_t))."""
 
     @property
     def needs_critic(self) -> bool:
@@ -139,6 +143,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "sample_filter": SAMPLE_FILTERS,
     "objective": OBJECTIVES,
     "is_correction": IS_CORRECTIONS,
+    "token_reward": TOKEN_REWARDS,
 }
 
 
@@ -191,6 +196,10 @@ def validate(cfg: AlgorithmConfig) -> AlgorithmConfig:
         ("policy_term", cfg.objective != "dpo" or cfg.policy_term == "logprob", "logprob with objective=dpo"),
         ("aggregation", cfg.objective != "dpo" or cfg.aggregation == "seq-mean-token-sum",
          "seq-mean-token-sum with objective=dpo"),
+        # Teacher token rewards become token advantages: a critic's GAE or DPO's pair
+        # coefficients would replace them.
+        ("token_reward", cfg.token_reward == "none" or (cfg.objective == "pg" and cfg.baseline != "value"),
+         "none with objective=dpo or baseline=value"),
     ]
     for name, ok, allowed in checks:
         if not ok:
@@ -298,6 +307,17 @@ ONLINE_DPO = AlgorithmConfig(
     policy_term="logprob",
 )
 
+OPD = replace(
+    # On-policy distillation (Agarwal et al. 2024, GKD with on-policy samples; Thinking
+    # Machines 2025; verl/slime "opd"): the student samples, the teacher scores the
+    # student's own tokens, and each token's advantage is its teacher reward
+    # log pi_T(o_t) - log pi_S(o_t), a per-token reverse-KL estimate with no discount
+    # (--teacher.weight mixes in the verifiable reward's Dr. GRPO advantage).
+    DR_GRPO,
+    token_reward="teacher",
+    aggregation="token-mean",  # the mean per-token reverse KL of the step
+)
+
 ALGORITHMS: dict[str, AlgorithmConfig] = {
     "grpo": GRPO,
     "dr_grpo": DR_GRPO,
@@ -309,6 +329,7 @@ ALGORITHMS: dict[str, AlgorithmConfig] = {
     "raft_pp": RAFT_PP,
     "online_dpo": ONLINE_DPO,
     "ppo": PPO,
+    "opd": OPD,
 }
 
 SUMMARIES: dict[str, str] = {

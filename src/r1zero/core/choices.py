@@ -30,3 +30,6 @@ IS_CORRECTIONS: tuple[str, ...] = ("auto", "none", "token_tis", "seq_tis", "toke
 token_tis when a cap is set (--algo.tis-cap, on by default with --max-staleness), else none."""
 CAPPED_CORRECTIONS: tuple[str, ...] = ("token_tis", "seq_tis")
 """The rows that truncate at --algo.tis-cap (and so need one)."""
+TOKEN_REWARDS: tuple[str, ...] = ("none", "teacher")
+"""``teacher`` = on-policy distillation: each response token also earns
+log pi_teacher(o_t) - log pi_student(o_t) (r1zero.train.distill)."""

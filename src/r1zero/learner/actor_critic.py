@@ -40,8 +40,8 @@ class WithCritic:
     def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
         return self.policy.weights()
 
-    def sync(self, engines) -> None:
-        self.policy.sync(engines)
+    def sync(self, engines) -> int:
+        return self.policy.sync(engines)
 
     def save(self, run_dir: Path, tokenizer, state: ckpt.TrainState, keep: int) -> Path:
         return ckpt.save_with(run_dir, tokenizer, state, keep, self.write)

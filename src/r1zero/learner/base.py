@@ -30,11 +30,13 @@ class Learner(Protocol):
         ...
 
     def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
-        """Full (unsharded) weights with HF names."""
+        """Full (unsharded) weights with HF names; with LoRA the adapter's tensors alone,
+        under peft's on-disk names (r1zero/adapters.py)."""
         ...
 
-    def sync(self, engines) -> None:
-        """Load the new weights into every engine of the rollout backend ``engines``."""
+    def sync(self, engines) -> int:
+        """Load the new weights into every engine of the rollout backend ``engines``; return
+        the bytes sent (``perf/sync_bytes``: the model, or with LoRA only the adapter)."""
         ...
 
     def save(self, run_dir: Path, tokenizer, state: ckpt.TrainState, keep: int) -> Path:

@@ -1,11 +1,12 @@
 """`build_learner`: the one factory of a learner (the policy or PPO's critic), used by one
 process and by every rank of a cluster's learner group alike.
 
-The steps (torchtune's recipe style): load the model, check its output layer, choose its
-compute copy and attention kernel, add a reference model when the algorithm has a KL
-term, make the optimizer, restore the optimizer of a checkpoint. A rank passes ``shard``
-(FSDP2, r1zero/cluster/fsdp.py), which then also takes the place of the bf16 compute copy
-(FSDP2's mixed precision casts per layer)."""
+The steps (torchtune's recipe style): load the model (with LoRA adapters under
+``--lora.rank``), check its output layer, choose its compute copy and attention kernel, add
+a reference model when the algorithm has a KL term, make the optimizer over the trainable
+weights, restore the optimizer of a checkpoint. A rank passes ``shard`` (FSDP2,
+r1zero/cluster/fsdp.py), which then also takes the place of the bf16 compute copy (FSDP2's
+mixed precision casts per layer)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from r1zero.adapters import add_lora, load_adapter_tensors, read_adapter
 from r1zero.config import TrainConfig
 from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.attention import check_output_layer, packed_rows, set_attention
@@ -21,7 +23,7 @@ from r1zero.learner.critic import CRITIC_DIR, load_value_model
 from r1zero.learner.local import LocalLearner
 from r1zero.learner.objectives import OBJECTIVES
 from r1zero.learner.optim import adamw, optim_settings
-from r1zero.learner.precision import compute_model
+from r1zero.learner.precision import compute_model, frozen_to
 from r1zero.models import load_model, load_tokenizer
 
 Shard = Callable[[torch.nn.Module, bool], torch.nn.Module]
@@ -34,14 +36,14 @@ def build_learner(cfg: TrainConfig, *, model_path: str, device: torch.device, pr
     """A `LocalLearner` for ``role`` ("policy" or "critic"), on ``device``, from
     ``model_path`` or from the checkpoint ``resume_from`` (its weights, its optimizer)."""
     model, state_dir = MODELS[role](cfg, model_path, device, resume_from)
-    compute = model if shard else compute_model(model, precision)
+    compute = model if shard else compute_of(model, precision, adapters=role == "policy" and cfg.lora.enabled)
     packed = packed_rows(cfg.packed, cfg.attn_implementation, decoder_of(model))
     set_attention(decoder_of(compute), cfg.attn_implementation, device, packed)
     if shard:
         shard(model, True)
     ref = reference_model(cfg, model_path, device, precision, packed, shard) if role == "policy" else None
     optim = optim_settings(cfg, role)
-    optimizer = adamw(model.parameters(), optim)
+    optimizer = adamw([p for p in model.parameters() if p.requires_grad], optim)  # LoRA: A and B only
     if state_dir is not None:
         ckpt.load_optimizer(model, optimizer, state_dir)
     pad = load_tokenizer(str(resume_from or model_path)).pad_token_id
@@ -50,11 +52,28 @@ def build_learner(cfg: TrainConfig, *, model_path: str, device: torch.device, pr
 
 
 def policy_model(cfg: TrainConfig, model_path: str, device: torch.device, resume_from: Path | None):
-    """The policy (from the checkpoint on a resume) and where its optimizer state is."""
-    model, _ = load_model(str(resume_from or model_path), device=str(device))
+    """The policy (from the checkpoint on a resume) and where its optimizer state is. With
+    LoRA the base always comes from ``model_path`` and the checkpoint holds the adapter."""
+    adapters = cfg.lora.enabled
+    model, _ = load_model(str(model_path if adapters else resume_from or model_path), device=str(device))
     model.eval()
     check_output_layer(model)
+    if adapters:
+        model = add_lora(model, cfg.lora, base=model_path)
+        if resume_from is not None:
+            load_adapter_tensors(model, read_adapter(Path(resume_from)))
     return model, None if resume_from is None else Path(resume_from)
+
+
+def compute_of(model: torch.nn.Module, precision: str, adapters: bool) -> torch.nn.Module:
+    """The module forward/backward runs on (precision.py). With LoRA under ``bf16`` it is the
+    policy itself with its frozen base cast to bf16 once: the fp32 adapters are their own
+    master weights (peft runs them in their dtype), so no second copy of the base exists."""
+    if not adapters:
+        return compute_model(model, precision)
+    if precision == "bf16":
+        frozen_to(model, torch.bfloat16)
+    return model
 
 
 def critic_model(cfg: TrainConfig, model_path: str, device: torch.device, resume_from: Path | None):

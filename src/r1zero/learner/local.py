@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from r1zero.adapters import adapter_tensors, has_adapters, tensor_bytes
 from r1zero.config import TrainConfig
 from r1zero.core.algorithms import AlgorithmConfig
 from r1zero.core.metrics import add_stats
@@ -75,10 +76,16 @@ class LocalLearner:
         return out
 
     def weights(self) -> Iterable[tuple[str, torch.Tensor]]:
+        """Every weight (HF names), or with LoRA the adapter alone (peft's names)."""
+        if has_adapters(self.policy):
+            return adapter_tensors(self.policy).items()
         return self.policy.state_dict().items()
 
-    def sync(self, engines) -> None:
-        engines.load_weights(self.weights())
+    def sync(self, engines) -> int:
+        """New weights into ``engines``; returns the bytes sent (LoRA: the adapter's)."""
+        tensors = list(self.weights())
+        engines.load_weights(tensors)
+        return tensor_bytes(tensors)
 
     def save(self, run_dir: Path, tokenizer, state: ckpt.TrainState, keep: int) -> Path:
         return ckpt.save_with(run_dir, tokenizer, state, keep, self.write)
@@ -197,7 +204,8 @@ def optimizer_step(lrn: LocalLearner, zero_grad: bool = False) -> float:
     responses. One rule for an all-skipped and an all-filtered step."""
     if zero_grad:
         for p in lrn.policy.parameters():
-            p.grad = torch.zeros_like(p)
+            if p.requires_grad:  # LoRA: the adapters only
+                p.grad = torch.zeros_like(p)
     grad_norm = clip_gradients(lrn.policy, lrn.optim.max_grad_norm)
     for group in lrn.optimizer.param_groups:
         group["lr"] = scheduled_lr(lrn.optim, lrn.optim_steps)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from r1zero.adapters import has_adapters, save_model_adapter
 from r1zero.core import losses
 from r1zero.core.metrics import summarize_loss_stats, summarize_value_stats
 from r1zero.learner import checkpoint as ckpt
@@ -60,7 +61,12 @@ class PolicyObjective:
         return out
 
     def write(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, path: Path) -> None:
-        """HF weights and the optimizer (DCP layout: any world size loads it)."""
+        """HF weights and the optimizer (DCP layout: any world size loads it); with LoRA the
+        adapter in peft's layout instead of the weights (`r1zero export` merges it)."""
+        if has_adapters(model):
+            save_model_adapter(model, path)
+            ckpt.save_optimizer(model, optimizer, path)
+            return
         ckpt.write_model_and_optimizer(path, model, optimizer)
 
 

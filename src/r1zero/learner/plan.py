@@ -108,7 +108,8 @@ def plan_steps(lrn: LearnerParts, seqs: list[TrainSequence], step: int):
             and lrn.objective.skips_zero_advantage and not algo.needs_critic)
     plan = []
     for mini in minibatches(seqs, cfg.train_batch_size, derive_seed(cfg.seed, "minibatch", step)):
-        active = [s for s in mini if s.advantage != 0.0] if skip else mini
+        # (a teacher's token advantages, on-policy distillation, are not zero with A_i)
+        active = [s for s in mini if s.advantage != 0.0 or s.token_advantages is not None] if skip else mini
         index, mbs, real = rank_micro_batches(lrn, active)
         plan.append((step_norm(lrn, mini, step), mbs, real, [active[i] for i in index]))
     return plan

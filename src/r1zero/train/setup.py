@@ -31,7 +31,9 @@ from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.actor_critic import WithCritic
 from r1zero.learner.base import Learner
 from r1zero.learner.build import build_learner
+from r1zero.learner.export import starting_model
 from r1zero.learner.local import LocalLearner
+from r1zero.learner.teacher import Teacher, build_teacher
 from r1zero.logging import MetricsLogger, truncate_run_after, write_run_info
 from r1zero.machine import Choice, deterministic_kernels, resolve_dtype, resolve_precision, thread_count
 from r1zero.models import load_tokenizer, resolve_model_path
@@ -109,6 +111,11 @@ class Trainer:
     """The other side of each episode (r1zero.envs): one turn, a tool, a user's environment."""
     threads_before: int = 0
     """torch's thread count before the run set its own (restored when it closes)."""
+    teacher: Teacher | None = None
+    """On-policy distillation's teacher (``--algorithm opd``); None otherwise."""
+    sync_bytes: int = 0
+    """Bytes the last weight sync sent (``perf/sync_bytes``; 0 when the engine shares the
+    learner's module)."""
 
 
 # ----------------------------------------------------------------------------- the steps
@@ -128,7 +135,7 @@ def build_trainer(cfg: TrainConfig) -> Trainer:
         resolved = dataclasses.replace(resolved, cluster=plan_cluster(cfg, resolved.backend))
     torch.manual_seed(cfg.seed)
     resume_from, state = setup_state(cfg, run_dir)
-    model_path = resolve_model_path(cfg.model)
+    model_path = starting_model(cfg.init_from, run_dir) if cfg.init_from else resolve_model_path(cfg.model)
     start = str(resume_from or model_path)
     tokenizer = load_tokenizer(start)
     learner, policy = setup_learner(cfg, resolved, model_path, resume_from, state, run_dir)
@@ -140,13 +147,18 @@ def build_trainer(cfg: TrainConfig) -> Trainer:
             cfg, resolved.vllm_dtype.value, model_path, longest_prompt(template, tokenizer, train_problems + test_problems),
             len(test_problems))
         resolved = dataclasses.replace(resolved, vllm_cpu_kv_cache_gib=kv)
-    backend, shares = setup_backend(cfg, resolved, start, policy, tokenizer, run_dir)
+    # With LoRA a checkpoint holds the adapter: engines load the base (and get it below).
+    backend, shares = setup_backend(cfg, resolved, model_path if cfg.lora.enabled else start, policy,
+                                    tokenizer, run_dir)
+    if cfg.lora.enabled and resume_from is not None and not shares:
+        learner.sync(backend)
+    teacher = build_teacher(cfg, torch.device(resolved.device), resolved.precision.value, tokenizer)
     logger = setup_logger(cfg, run_dir, resolved)
     # Reward workers start now; their imports overlap the first rollout (nothing waits).
     verifiers = VerifierPool(cfg.task, template, cfg.reward_workers, cfg.judge) if cfg.reward_workers > 0 else None
     return Trainer(cfg, resolved, run_dir, task, template, train_problems, test_problems, tokenizer,
                    learner, backend, logger, state, shares, verifiers, threads_before=threads_before,
-                   env=env)
+                   env=env, teacher=teacher)
 
 
 def setup_data(cfg: TrainConfig) -> tuple[Task, Template, list[Problem], list[Problem]]:
@@ -220,7 +232,8 @@ def setup_learner(cfg: TrainConfig, resolved: Resolved, model_path: str, resume_
     kw = dict(model_path=model_path, precision=precision, resume_from=resume_from, optim_steps=state.optim_steps)
     if cfg.cluster.learners > 0:
         plan = resolved.cluster
-        path = sync_path(resolved.backend, plan.gpu, cfg.cluster.colocate) if cfg.cluster.engines else "object_store"
+        path = sync_path(resolved.backend, plan.gpu, cfg.cluster.colocate, cfg.lora.enabled) \
+            if cfg.cluster.engines else "object_store"
         policy: Learner = LearnerGroup(cfg, plan, run_dir=run_dir, sync_path=path,
                                        engine_dtype=resolved.vllm_dtype.value, **kw)
         critic = LearnerGroup(cfg, plan, run_dir=run_dir, role="critic", **kw) if cfg.algo.needs_critic else None
@@ -243,7 +256,7 @@ def engine_spec(cfg: TrainConfig, resolved: Resolved, model_path: str, weight_tr
                       seed=cfg.seed, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
                       max_model_len=cfg.max_model_len, cpu_kv_cache_gib=resolved.vllm_cpu_kv_cache_gib,
                       enable_sleep_mode=cfg.cluster.colocate, tensor_parallel_size=cfg.cluster.engine_tp,
-                      weight_transfer=weight_transfer)
+                      weight_transfer=weight_transfer, lora=cfg.lora if cfg.lora.enabled else None)
 
 
 def setup_backend(cfg: TrainConfig, resolved: Resolved, model_path: str,
@@ -254,7 +267,7 @@ def setup_backend(cfg: TrainConfig, resolved: Resolved, model_path: str,
     overlaps the update, from a copy of it); any other engine with weights of its own,
     loaded from ``model_path`` (the checkpoint on a resume)."""
     if cfg.cluster.engines > 0:
-        path = sync_path(resolved.backend, resolved.cluster.gpu, cfg.cluster.colocate)
+        path = sync_path(resolved.backend, resolved.cluster.gpu, cfg.cluster.colocate, cfg.lora.enabled)
         placement = policy.pg if cfg.cluster.colocate and isinstance(policy, LearnerGroup) else None
         spec = engine_spec(cfg, resolved, model_path, None if path == "object_store" else path)
         return RayEnginePool(spec, cfg.cluster.engines, resolved.cluster, run_dir, placement), False

@@ -25,6 +25,7 @@ from r1zero.core.rewards import cosine_reward, overlong_penalty, repetition_pena
 from r1zero.envs import env_metrics, episode_verdicts, graded_text, run_episodes
 from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.batching import TrainSequence
+from r1zero.learner.teacher import with_teacher
 from r1zero.logging import Progress, write_rollouts
 from r1zero.plotting import plot_run
 from r1zero.rollout import pick_engine
@@ -241,11 +242,10 @@ def token_staleness(c: Completion, step: int | None) -> list[int] | None:
 
 
 def sync(t: Trainer) -> None:
-    """Phase 6: push the new weights to the rollout engine. The transformers backend
-    samples from the learner's own module (the bf16 copy under --precision bf16, which
-    `optimizer_step` already refreshed): nothing to send."""
-    if not t.shares_weights:
-        t.learner.sync(t.backend)
+    """Phase 6: push the new weights to the rollout engine (with LoRA: the adapter alone).
+    The transformers backend samples from the learner's own module (the bf16 copy under
+    --precision bf16, which `optimizer_step` already refreshed): nothing to send."""
+    t.sync_bytes = 0 if t.shares_weights else t.learner.sync(t.backend)
 
 
 def evaluate(t: Trainer, step: int) -> dict[str, float]:
@@ -275,6 +275,9 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     t1 = time.perf_counter()
     adv = advantages(t, rewards)  # [B*G]
     seqs = build_batch(t, completions, adv, rewards, verdicts, step)
+    distilled: dict[str, float] = {}
+    if t.teacher is not None:  # on-policy distillation: the teacher's token advantages
+        seqs, distilled = with_teacher(t.teacher, seqs, t.cfg.teacher.weight)
     t2 = time.perf_counter()
     if t.cfg.cluster.colocate:
         t.backend.sleep()  # engines give their GPU memory to the update
@@ -287,6 +290,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     t4 = time.perf_counter()
     metrics.update(rollout_metrics(completions, verdicts, rewards, t.cfg.group_size))
     metrics.update(env_metrics(completions, verdicts))  # env/: turns, tool calls, sandbox time
+    metrics.update(distilled)
     metrics.update(staleness_metrics(drawn))
     if t.cfg.reward.shaping:  # each shaper's own component, beside the verifier's
         metrics.update({f"reward/{k}": float(drawn.reward_parts[k].mean())
@@ -303,6 +307,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
         "perf/rollout_s": drawn.seconds,
         "perf/train_s": t3 - t2,
         "perf/sync_s": t4 - t3,
+        "perf/sync_bytes": t.sync_bytes,
         "perf/gen_tokens_per_s": gen_tokens / max(drawn.seconds, 1e-9),
         "perf/train_tokens_per_s": metrics.pop("perf/train_tokens", 0) / max(t3 - t2, 1e-9),
         "perf/peak_rss_gb": peak_rss_gb(),
