@@ -15,6 +15,10 @@ Measured on an avx512_bf16 EPYC (2026-12-04, 2 threads): a 1024^2 bf16 matmul dr
 355 to 0.9-1.2 GFLOP/s, fp32 stays within noise of the real AVX2-only EPYC's 73.5 -- the
 same 10-80x bf16 cliff. Not emulated: the CPU flags in /proc/cpuinfo (r1zero's probe sees
 the slow bf16 and picks fp32 all the same) and the memory system of another machine.
+
+Subprocesses (bench_trl.py's sides, vLLM's engine process) inherit the caps: the
+environment variables, and ``bench/avx2_site/sitecustomize.py`` (put on PYTHONPATH here),
+which answers the ``torch.cpu`` questions above in every Python process the run starts.
 """
 
 from __future__ import annotations
@@ -23,19 +27,18 @@ import os
 import runpy
 import sys
 
-CAPS = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+CAPS = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "R1ZERO_AS_AVX2": "1"}
+SITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "avx2_site")
 
 
 def main(argv: list[str]) -> None:
     if any(os.environ.get(k) != v for k, v in CAPS.items()):
         # The caps are read when torch loads: re-run this script with them set.
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **CAPS})
+        path = os.pathsep.join(p for p in (SITE, os.environ.get("PYTHONPATH")) if p)
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **CAPS, "PYTHONPATH": path})
     import torch
 
-    for name in ("_is_avx512_supported", "_is_avx512_bf16_supported", "_is_amx_tile_supported",
-                 "_is_amx_fp16_supported", "_is_avx512_vnni_supported"):
-        if hasattr(torch.cpu, name):
-            setattr(torch.cpu, name, lambda: False)
+    assert not getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)(), "bench/avx2_site/sitecustomize.py did not load"
     if not argv:
         raise SystemExit("usage: as_avx2.py -m MODULE [ARGS] | SCRIPT.py [ARGS]")
     if argv[0] == "-m":

@@ -149,7 +149,7 @@ def test_every_collocated_update_releases_the_cache(monkeypatch, tiny_dir):  # n
 def test_the_engine_dtype_is_resolved_before_the_sync_casts(monkeypatch):
     """Defect 7: ``getattr(torch, "auto")`` failed in the NCCL/IPC sync; the run now
     resolves --vllm-dtype auto first, and the cast names a bad value."""
-    from r1zero import machine
+    from r1zero import machine, rollout
     from r1zero.cluster.weight_sync import torch_dtype
     from r1zero.train import setup
 
@@ -158,6 +158,7 @@ def test_the_engine_dtype_is_resolved_before_the_sync_casts(monkeypatch):
         torch_dtype("auto")
     monkeypatch.setattr(machine, "gpu_bf16", lambda: (True, "H200 supports bf16"))
     monkeypatch.setattr(setup, "pick_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(rollout, "vllm_available", lambda: True)  # a GPU machine with vLLM
     resolved = setup.resolve_machine(TrainConfig(vllm_dtype="auto", backend="vllm"))
     assert torch_dtype(resolved.vllm_dtype.value) is torch.bfloat16
 
@@ -215,7 +216,7 @@ def test_collocated_engines_sleep_at_level_two():
             calls.append(("reset",))
 
     b = VLLMBackend.__new__(VLLMBackend)
-    b.llm, b.sleep_enabled = _LLM(), True
+    b.llm, b.sleep_enabled, b.lora = _LLM(), True, None  # full weights (LoRA keeps level 1)
     b.sleep()
     b.wake()
     assert calls == [("sleep", 2), ("wake",), ("reset",)]

@@ -113,6 +113,7 @@ def test_two_rank_checkpoint_resumes_in_one_process(tiny_dir, tmp_path):  # noqa
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow  # ~18 s; the other direction (2 ranks -> 1 process) runs by default
 def test_one_process_checkpoint_resumes_on_two_ranks_with_its_optimizer(tiny_dir, tmp_path):  # noqa: F811
     """1 -> 2 ranks: the Adam state travels (DCP re-shards it), so the resumed run lands
     where the straight one does."""

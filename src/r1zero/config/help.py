@@ -50,7 +50,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (  # a box is titled "<na
     ("vllm", "The vLLM engine (--backend vllm, or auto with vLLM installed).",
      ("vllm_gpu_memory_utilization", "vllm_dtype", "max_model_len", "vllm_cpu_kv_cache_gib")),
     ("output", "Evaluation, checkpoints, logging and this process.",
-     ("eval_max_new_tokens", "save_every", "keep_checkpoints", "rollout_samples", "tensorboard",
+     ("eval_max_new_tokens", "save_every", "keep_checkpoints", "init_from", "rollout_samples", "tensorboard",
       "wandb", "wandb_project", "threads", "progress", "deterministic")),
 )
 """The other top-level flags of `r1zero train`, by theme: (box name, its description,

@@ -343,6 +343,7 @@ SUMMARIES: dict[str, str] = {
     "raft_pp": "RAFT with the clipped importance ratio to the sampler (Xiong et al. 2025)",
     "online_dpo": "each group's best and worst responses as a DPO pair (Guo et al. 2024)",
     "ppo": "a learned critic, GAE with γ = λ = 1, clipped values (Open-Reasoner-Zero)",
+    "opd": "on-policy distillation: token reward log π_teacher − log π_student (Agarwal 2024)",
 }
 """One line per algorithm (what `r1zero train --help` lists under --algorithm); a test
 checks that every row of `ALGORITHMS` has one."""
