@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from r1zero.config import ConfigError, LoraConfig
+from r1zero.config import ConfigError, LoraConfig, MissingDependency
 
 ADAPTER = "default"
 """peft's name of the (one) adapter inside the module."""
@@ -31,8 +31,8 @@ def _peft():
     """peft, imported only when adapters are used (the optional r1zero[lora] extra)."""
     try:
         import peft
-    except ImportError as err:
-        raise ImportError(LORA_INSTALL_HINT) from err
+    except ImportError as err:  # one line on the command line (a user error, not a bug)
+        raise MissingDependency(LORA_INSTALL_HINT) from err
     return peft
 
 

@@ -4,13 +4,12 @@ and the start-up check that a sandbox can run model code (`check_sandbox`)."""
 
 from __future__ import annotations
 
-import importlib
-
 from r1zero.config import ConfigError, EnvConfig, SandboxConfig
 from r1zero.envs.base import Environment, OneTurn
 from r1zero.envs.python_tool import PythonTool
 from r1zero.sandbox import SandboxUnavailable, probe
 from r1zero.tasks import SANDBOXED_TASKS, Task
+from r1zero.tasks.registry import import_factory
 
 
 def build_env(task: Task, tools: tuple[str, ...], config: EnvConfig, sandbox: SandboxConfig) -> Environment:
@@ -27,14 +26,7 @@ def build_env(task: Task, tools: tuple[str, ...], config: EnvConfig, sandbox: Sa
 
 def _user_env(path: str, task: Task, config: EnvConfig, sandbox: SandboxConfig) -> Environment:
     """Import ``module:factory`` and build the environment; errors name what failed."""
-    module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ConfigError(f"--env.name {path!r}: cannot import module {module_name!r} ({e})") from e
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ConfigError(f"--env.name {path!r}: module {module_name!r} has no callable {attr!r}")
+    factory = import_factory(path, f"--env.name {path!r}")
     env = factory(task=task, config=config, sandbox=sandbox)
     if not isinstance(env, Environment):
         raise ConfigError(f"--env.name {path!r} returned {type(env).__name__}, which is not an "

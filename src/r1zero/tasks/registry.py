@@ -44,7 +44,7 @@ def get_task(cfg: TaskConfig, judge: JudgeConfig | None = None,
     if name in TASKS:
         return TASKS[name](cfg)
     if ":" in name:
-        factory = _import_factory(name)
+        factory = import_factory(name, f"task {name!r}")
         wants = inspect.signature(factory).parameters
         kwargs = {k: v for k, v in (("judge", judge), ("sandbox", sandbox)) if k in wants}
         return _check_task(factory(cfg, **kwargs), name)
@@ -54,18 +54,19 @@ def get_task(cfg: TaskConfig, judge: JudgeConfig | None = None,
     )
 
 
-def _import_factory(path: str) -> TaskFactory:
-    """Import ``module:attribute``; errors name the part that failed."""
+def import_factory(path: str, what: str) -> Callable:
+    """Import ``module:attribute`` (a user's task or environment factory); ``what`` names
+    it in the errors ("task 'pkg.mod:f'"), which say which part failed."""
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
-        raise ConfigError(f"task path {path!r} must look like 'package.module:factory'")
+        raise ConfigError(f"{what} must look like 'package.module:factory'")
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ConfigError(f"task {path!r}: cannot import module {module_name!r} ({e})") from e
+        raise ConfigError(f"{what}: cannot import module {module_name!r} ({e})") from e
     factory = getattr(module, attr, None)
     if not callable(factory):
-        raise ConfigError(f"task {path!r}: module {module_name!r} has no callable {attr!r}")
+        raise ConfigError(f"{what}: module {module_name!r} has no callable {attr!r}")
     return factory
 
 
