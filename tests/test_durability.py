@@ -175,6 +175,19 @@ def test_pruning_renames_before_deleting(tmp_path, monkeypatch):
     assert [p.name for p in ckpt.step_dirs(tmp_path / "checkpoints")] == ["step_000002", "step_000003"]
 
 
+def test_a_kill_before_pruning_is_pruned_when_the_finished_run_resumes(tmp_path):
+    """Kill point 37 of the slow fault suite: killed after the last step's checkpoint was
+    sealed but before the oldest was deleted; the resumed run has nothing left to train
+    and saves that same step again, which must still prune (it returned early)."""
+    def weights(p):
+        (p / "model.safetensors").write_bytes(b"w")
+
+    for step in (1, 2, 3):  # keep 10: three checkpoints, as the kill left them with keep 2
+        ckpt.save_with(tmp_path, _Tokenizer(), ckpt.TrainState(step=step), 10, weights)
+    ckpt.save_with(tmp_path, _Tokenizer(), ckpt.TrainState(step=3), 2, weights)
+    assert [p.name for p in ckpt.step_dirs(tmp_path / "checkpoints")] == ["step_000002", "step_000003"]
+
+
 # ----------------------------------------------------------------------------- resume
 @pytest.fixture(scope="module")
 def two_checkpoints(tiny_dir, tmp_path_factory):  # noqa: F811

@@ -99,7 +99,8 @@ def save_with(run_dir: Path, tokenizer, state: TrainState, keep: int, write) -> 
     root = checkpoint_dir(run_dir)
     final = root / f"step_{state.step:06d}"
     if final.is_dir() and durable.check(final, hashes=False) is None:
-        _point_latest(root, final)  # this very step is saved (a finished run resumed)
+        _point_latest(root, final)  # this very step is saved (a finished run resumed) ...
+        _prune(root, keep)  # ... perhaps killed before it deleted the oldest
         return final
     previous = latest_checkpoint(run_dir)
     tmp = root / f".tmp_{final.name}"
@@ -124,9 +125,14 @@ def save_with(run_dir: Path, tokenizer, state: TrainState, keep: int, write) -> 
     os.rename(tmp, final)
     durable.fsync_dir(root)
     _point_latest(root, final)
+    _prune(root, keep)
+    return final
+
+
+def _prune(root: Path, keep: int) -> None:
+    """Delete the checkpoints beyond the newest ``keep``."""
     for old in step_dirs(root)[:-keep]:
         _delete(old)
-    return final
 
 
 def _delete(path: Path) -> None:
