@@ -55,6 +55,7 @@ def test_overlapped_rollouts_on_the_cluster(tiny_dir, tmp_path):  # noqa: F811
     assert all(r["rollout/staleness_max"] <= 1 for r in rows)
 
 
+@pytest.mark.slow  # ~31 s; PPO on gloo FSDP2 ranks runs by default in test_cluster_fsdp.py
 def test_ppo_critic_as_a_group_of_ranks_matches_one_process(tiny_dir, tmp_path):  # noqa: F811
     """PPO on 2 policy ranks + 2 critic ranks (the engine in the driver) against one
     process: the same values, value loss and policy grad-norm at step 1; the critic's
