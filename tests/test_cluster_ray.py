@@ -44,6 +44,7 @@ def test_cluster_run_matches_one_process(tiny_dir, tmp_path):  # noqa: F811
     assert saved["cluster"]["learners"] == 2 and saved["resolved"]["cpus_per_actor"] == 0.5
 
 
+@pytest.mark.slow  # ~13 s; overlapped rollouts run by default in one process (test_rollouts.py)
 def test_overlapped_rollouts_on_the_cluster(tiny_dir, tmp_path):  # noqa: F811
     """--max-staleness 1 with learner ranks and engine actors: the producer thread drives
     the engines while the ranks train; no step is more than one version old."""
