@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,20 +47,10 @@ def fsync_dir(path: str | os.PathLike) -> None:
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     """Replace ``path`` with ``data``: written to a temporary file beside it, synced, then
     renamed over it (rename is atomic on one filesystem), so a reader or a crash sees the
-    old or the new content, never a mix. The temporary file is removed on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    old or the new content, never a mix. The temporary file is removed on failure
+    (`replaced` does the work)."""
+    with replaced(path) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 class OutputError(ValueError):
