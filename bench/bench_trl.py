@@ -6,6 +6,9 @@ batch. Each side runs in its own process (clean peak memory); seconds per optimi
 are the median over the steps after the first (warm-up). Prints both, then the lines
 `speedup_vs_trl: <TRL s/step / r1zero s/step>` and
 `peak_rss_ratio_vs_trl: <r1zero peak RSS / TRL peak RSS>` (each side's whole process).
+Before them, the compute floor: the seconds per step the step's unavoidable FLOPs take at
+this machine's measured matmul peak in r1zero's precision (`compute_floor_s`), and the
+largest speedup over TRL that floor allows.
 """
 
 from __future__ import annotations
@@ -46,7 +49,10 @@ def run_r1zero(steps: int, backend: str, precision: str, skip: bool) -> dict:
         warm = step_s[1:] or step_s
         info = json.loads((run / "run_info.json").read_text())
         resolved = json.loads((run / "config.json").read_text()).get("resolved", {})
+        last = rows[-1]
         return {
+            "gen_tokens": last["perf/gen_tokens_per_s"] * last["perf/gen_s"],
+            "train_tokens": last["perf/train_tokens_per_s"] * last["perf/train_s"],
             "s_per_step": statistics.median(warm),
             "s_per_step_all": statistics.mean(step_s),
             "gen_s": statistics.median(r["perf/gen_s"] for r in rows[1:] or rows),
@@ -60,6 +66,44 @@ def run_r1zero(steps: int, backend: str, precision: str, skip: bool) -> dict:
             "vllm_dtype": resolved.get("vllm_dtype"),
             "versions": info.get("versions"),
         }
+
+
+def matmul_peak_gflops(dtype: str, seconds: float = 2.0) -> float:
+    """Best GFLOP/s of this process's threads on a decoder-MLP-shaped matmul
+    ([2048, 576] x [576, 1536], SmolLM2-135M's) in ``dtype``: what the hardware gives a
+    learner's largest GEMMs here."""
+    import time
+
+    import torch
+
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a, b = torch.randn(2048, 576, dtype=dt), torch.randn(576, 1536, dtype=dt)
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        best = max(best, 5 * 2 * 2048 * 576 * 1536 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def compute_floor_s(model_dir: str, gen_tokens: float, train_tokens: float, gflops: float) -> float:
+    """A lower bound on r1zero's seconds per step at the measured matmul peak: the FLOPs no
+    implementation of this step can skip. Generation: 2 x (decoder + output layer params)
+    per generated token. Update (forward + backward, weight gradients included): 6 x
+    decoder params per learner token (prompts once per group, packed) + 6 x output-layer
+    params per response token. Attention, elementwise work and the optimizer are left out,
+    so the true floor is higher."""
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(model_dir)
+    d, f, layers, v = c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.vocab_size
+    head_dim = getattr(c, "head_dim", None) or d // c.num_attention_heads
+    kv = c.num_key_value_heads * head_dim
+    decoder = layers * (2 * d * d + 2 * d * kv + 3 * d * f)  # q, o; k, v; gate, up, down
+    head = v * d
+    flops = 2 * (decoder + head) * gen_tokens + 6 * decoder * train_tokens + 6 * head * gen_tokens
+    return flops / (gflops * 1e9)
 
 
 def main() -> None:
@@ -101,6 +145,11 @@ def main() -> None:
     allocator = "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "glibc malloc"
     print(f"allocator (both sides): {allocator}")
     print(json.dumps({"r1zero": r1, "trl": trl, "allocator": allocator}, default=str))
+    peak = matmul_peak_gflops(r1["precision"] if r1["precision"] in ("fp32", "bf16") else "fp32")
+    floor = compute_floor_s(model_dir, r1["gen_tokens"], r1["train_tokens"], peak)
+    print(f"compute floor ({r1['precision']} matmul peak {peak:.0f} GFLOP/s here; "
+          f"{r1['gen_tokens']:.0f} generated + {r1['train_tokens']:.0f} learner tokens per step): "
+          f"{floor:.1f} s/step -> at most {trl['s_per_step'] / floor:.1f}x TRL in {r1['precision']}")
     print(f"speedup_vs_trl: {trl['s_per_step'] / r1['s_per_step']:.2f}")
     print(f"peak_rss_ratio_vs_trl: {r1['peak_rss_gb'] / trl['peak_rss_gb']:.2f}")
 

@@ -16,11 +16,16 @@ from torch.cuda._utils import _get_device_index
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_learner_gpu", ROOT / "bench" / "bench_learner_gpu.py")
+def load_bench(name: str):
+    """The script bench/NAME.py as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _bench():
+    return load_bench("bench_learner_gpu")
 
 
 def test_tiny_benchmark_streams_rows_on_cpu(tmp_path):

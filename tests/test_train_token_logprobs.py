@@ -40,7 +40,8 @@ def test_values_and_gradients_match_autograd(temperature, bias, monkeypatch):
         torch.testing.assert_close(a, e)
 
 
-def test_gradcheck():
+def test_gradcheck(monkeypatch):
+    monkeypatch.setattr(tl, "OVERWRITE_LOGITS", False)  # gradcheck runs backward many times
     h, w, b, t = _inputs(k=5, d=3, v=7, bias=True)
     fn = lambda h, w, b: token_logprobs(h, w, t, bias=b, temperature=0.9, entropy_grad=True)
     assert torch.autograd.gradcheck(fn, (h, w, b))
@@ -82,3 +83,16 @@ def test_entropy_can_be_skipped_without_changing_logprobs():
     lp, ent = token_logprobs(h, w, t, temperature=0.8, with_entropy=False)
     assert ent is None
     torch.testing.assert_close(lp, token_logprobs(h, w, t, temperature=0.8)[0])
+
+
+def test_backward_overwrites_the_saved_logits_and_refuses_a_second_backward():
+    h, w, _, t = _inputs(dtype=torch.float32)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda x: (saved.append(x), x)[1], lambda x: x):
+        lp, _ = token_logprobs(h, w, t)
+    logits = next(x for x in saved if x.shape == (len(t), w.shape[0]))
+    before = logits.clone()
+    lp.sum().backward(retain_graph=True)
+    assert not torch.equal(logits, before)  # no second [k, V] block was allocated
+    with pytest.raises(RuntimeError, match="OVERWRITE_LOGITS"):
+        lp.sum().backward()

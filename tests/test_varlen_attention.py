@@ -2,7 +2,8 @@
 per-token ids equals the segment plan (itself tested against padded rows), the block mask
 built without an [N, N] mask equals FlexAttention's own, and eager FlexAttention (forward
 only: torch has no FlexAttention backward on CPU) gives the segment kernel's outputs and
-the padded rows' log-probs."""
+the padded rows' log-probs. Also the segment kernel's own CPU path: its autograd Function
+(probabilities recomputed in backward) against plain autograd."""
 
 import random
 
@@ -132,6 +133,106 @@ def test_flex_gives_the_segment_kernel_output(seed, branch, monkeypatch):
     got, _ = varlen_attention.varlen_attention(module, q, k, v, block_mask, scaling=0.3)
     assert got.shape == want.shape == (1, n, heads, dim)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def _plain_autograd(mp):
+    """Route the kernel's dropout-free call to plain autograd (its dropout path at p=0)."""
+    mp.setattr(segment_attention.SegmentAttention, "apply",
+               lambda qg, k, v, bias: segment_attention.matmul_attention(qg, k, v, bias, 0.0))
+
+
+def _values_and_grads(seg, q, k, v, w):
+    leaves = [t.detach().requires_grad_() for t in (q, k, v)]
+    out, _ = segment_attention.segment_attention(_Attn().eval(), *leaves, None, scaling=0.3,
+                                                 **{segment_attention.KWARG: seg})
+    (out.float() * w).sum().backward()
+    return [out.detach()] + [t.grad for t in leaves]
+
+
+HEADS = [(6, 2), (6, 3), (4, 4)]  # grouped-query (G = 3, 2) and plain multi-head
+TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-5, atol=1e-5),
+       torch.bfloat16: dict(rtol=2e-2, atol=2e-2)}
+
+
+@pytest.mark.parametrize("heads,kv_heads", HEADS)
+@pytest.mark.parametrize("dtype", list(TOL))
+@pytest.mark.parametrize("seed", range(3))
+def test_matmul_function_gives_plain_autograds_values_and_gradients(seed, dtype, heads, kv_heads,
+                                                                   monkeypatch):
+    """The CPU path's Function (P recomputed in backward) against plain autograd of the same
+    formula, through the whole kernel: outputs and the gradients of query, key and value.
+    The layouts pad query and key slots (their outputs are dropped)."""
+    pk = _packed(seed)
+    seg = pk.segments
+    n, dim = pk.group_ids.numel(), 16
+    assert seg.q_index.numel() > n  # padding query slots
+    gen = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(1, h, n, dim, generator=gen, dtype=torch.float64).to(dtype)
+               for h in (heads, kv_heads, kv_heads))
+    w = torch.randn(1, n, heads, dim, generator=gen)
+    got = _values_and_grads(seg, q, k, v, w)
+    with monkeypatch.context() as mp:
+        _plain_autograd(mp)
+        want = _values_and_grads(seg, q, k, v, w)
+    for name, a, b in zip(["out", "query", "key", "value"], got, want):
+        assert a.dtype == dtype and torch.isfinite(a).all(), name
+        torch.testing.assert_close(a, b, **TOL[dtype], msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_matmul_function_on_fully_masked_rows(dtype):
+    """Rows whose bias is all the dtype's lowest value (the segment plan makes none: its
+    padding queries see one key) give plain autograd's finite values and gradients, with a
+    gradient flowing into every row."""
+    m, kv_heads, g, lq, lk, dim = 3, 2, 3, 5, 7, 8
+    mask = torch.rand(m, lq, lk, generator=torch.Generator().manual_seed(0)) < 0.6
+    mask[:, -2:] = False  # two fully masked query rows per segment
+    bias = torch.zeros(m, lq, lk).masked_fill_(~mask, float("-inf"))[:, None, None]
+
+    def bias_of(dt):
+        return bias.to(dt).clamp_(min=torch.finfo(dt).min)
+
+    gen = torch.Generator().manual_seed(1)
+    inputs = [torch.randn(m, kv_heads, rows, dim, generator=gen).to(dtype)
+              for rows in (g * lq, lk, lk)]
+    grad_out = torch.randn(m, kv_heads, g * lq, dim, generator=gen).to(dtype)
+    results = []
+    for fn in (segment_attention.SegmentAttention.apply,
+               lambda *a: segment_attention.matmul_attention(*a, 0.0)):
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        out = fn(*leaves, bias_of)
+        out.backward(grad_out)
+        results.append([out.detach()] + [t.grad for t in leaves])
+    for a, b in zip(*results):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, **TOL[dtype])
+
+
+def test_matmul_function_keeps_no_probabilities(monkeypatch):
+    """What autograd keeps of the CPU path holds no [M, Hkv, G, Lq, Lk] block; plain autograd
+    (the control) keeps it."""
+    pk = _packed(0)
+    seg = pk.segments
+    n, heads, kv_heads, dim = pk.group_ids.numel(), 6, 2, 16
+    (m, lq), lk = seg.q_index.shape, seg.k_index.shape[1]
+    probs = m * heads * lq * lk  # = M * Hkv * G * Lq * Lk
+    assert lk != dim  # no other saved tensor can have that size
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, h, n, dim, generator=gen).requires_grad_()
+               for h in (heads, kv_heads, kv_heads))
+
+    def saved_sizes() -> list[int]:
+        sizes = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: (sizes.append(t.numel()), t)[1],
+                                                      lambda t: t):
+            segment_attention.segment_attention(_Attn().eval(), q, k, v, None, scaling=0.3,
+                                                **{segment_attention.KWARG: seg})
+        return sizes
+
+    assert probs not in saved_sizes()
+    with monkeypatch.context() as mp:
+        _plain_autograd(mp)
+        assert probs in saved_sizes()
 
 
 def test_sdpa_branch_shares_kv_heads_without_repeating(monkeypatch):

@@ -79,7 +79,7 @@ def test_values_reach_a_ray_engine(monkeypatch):
 def test_cpu_kv_budget_is_sized_to_the_run(tmp_path):
     """The packaged model's shapes (30 layers x 3 KV heads x 64 x 2 x bf16 = 23,040 bytes per
     token): the demo's 100 held-out sequences (a step has 64) x (60 + 96 + 128) tokens x
-    1.25 = 0.76 GiB, not 2 GiB;
+    1.25 = 0.76 GiB, not 2 GiB (64 sequences without evaluation);
     a step of 4 x 2 sequences and a 3-problem test set get the 0.25 GiB floor; a 3000-token
     budget with 128+ sequences in flight is capped at one chunk of 128."""
     from transformers import LlamaConfig
@@ -90,6 +90,10 @@ def test_cpu_kv_budget_is_sized_to_the_run(tmp_path):
                 hidden_size=576).save_pretrained(tmp_path)
     demo = TrainConfig(prompts_per_step=8, group_size=8, max_new_tokens=96)
     assert cpu_kv_cache_gib(demo, "bfloat16", str(tmp_path), 60, 100) == round(1.25 * 100 * 284 * 23040 / 2**30, 3)
+    # without held-out evaluation (--eval-every 0) only a step's 64 sequences are in flight;
+    # fp32 doubles the bytes per token
+    no_eval = dataclasses.replace(demo, eval_every=0)
+    assert cpu_kv_cache_gib(no_eval, "float32", str(tmp_path), 60, 100) == round(1.25 * 64 * 284 * 46080 / 2**30, 3)
     small = TrainConfig(prompts_per_step=4, group_size=2, max_new_tokens=16)
     assert cpu_kv_cache_gib(small, "bfloat16", str(tmp_path), 20, 3) == 0.25
     big = TrainConfig(prompts_per_step=128, group_size=8, max_new_tokens=3000)

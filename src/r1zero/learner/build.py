@@ -2,9 +2,10 @@
 process and by every rank of a cluster's learner group alike.
 
 The steps (torchtune's recipe style): load the model (with LoRA adapters under
-``--lora.rank``), check its output layer, choose its compute copy and attention kernel, add
-a reference model when the algorithm has a KL term, make the optimizer over the trainable
-weights, restore the optimizer of a checkpoint. A rank passes ``shard`` (FSDP2,
+``--lora.rank``), check its output layer, choose its compute copy and attention kernel,
+switch its MLPs and norms to versions that keep fewer activations (same math:
+lean_layers.py), add a reference model when the algorithm has a KL term, make the
+optimizer over the trainable weights, restore the optimizer of a checkpoint. A rank passes ``shard`` (FSDP2,
 r1zero/cluster/fsdp.py), which then also takes the place of the bf16 compute copy (FSDP2's
 mixed precision casts per layer)."""
 
@@ -20,6 +21,7 @@ from r1zero.config import TrainConfig
 from r1zero.learner import checkpoint as ckpt
 from r1zero.learner.attention import check_output_layer, packed_rows, set_attention
 from r1zero.learner.critic import CRITIC_DIR, load_value_model
+from r1zero.learner.lean_layers import lean_activations
 from r1zero.learner.local import LocalLearner
 from r1zero.learner.objectives import OBJECTIVES
 from r1zero.learner.optim import adamw, optim_settings
@@ -39,6 +41,7 @@ def build_learner(cfg: TrainConfig, *, model_path: str, device: torch.device, pr
     compute = model if shard else compute_of(model, precision, adapters=role == "policy" and cfg.lora.enabled)
     packed = packed_rows(cfg.packed, cfg.attn_implementation, decoder_of(model))
     set_attention(decoder_of(compute), cfg.attn_implementation, device, packed)
+    lean_activations(compute)  # before sharding: each block is checked on plain tensors
     if shard:
         shard(model, True)
     ref = reference_model(cfg, model_path, device, precision, packed, shard) if role == "policy" else None

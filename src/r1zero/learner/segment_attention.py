@@ -11,11 +11,14 @@ only the attention step regroups tokens per segment. For segment m with query sl
 
 Short segments (RL rows of a few hundred tokens) make the regrouped attention a small
 share of the work. On CPU it is computed as plain matmuls (torch's flash kernel measured
-slower for such rows); elsewhere through `scaled_dot_product_attention` with the boolean
-mask (memory-efficient kernel, no [Lq, Lk] score matrix kept, but the [M, Lq, Lk] mask is
-built on the CPU and copied over). On CUDA the learner prefers FlexAttention over the same
-layout without any dense mask (`r1zero.learner.varlen_attention`); this kernel is its
-fallback there and the reference it is tested against. Calls without segments (e.g.
+slower for such rows) in `SegmentAttention`, which recomputes the probabilities in
+backward rather than keeping the fp32 [M, H, Lq, Lk] block (the largest single activation:
+554 MiB per 2,048-token fp32 micro-batch of SmolLM2-135M); with dropout, plain autograd
+(`matmul_attention`). Elsewhere it goes through `scaled_dot_product_attention` with the
+boolean mask (memory-efficient kernel, no [Lq, Lk] score matrix kept, but the [M, Lq, Lk]
+mask is built on the CPU and copied over). On CUDA the learner prefers FlexAttention over
+the same layout without any dense mask (`r1zero.learner.varlen_attention`); this kernel is
+its fallback there and the reference it is tested against. Calls without segments (e.g.
 generation with the transformers backend on the same module) fall back to sdpa.
 """
 
@@ -54,17 +57,78 @@ def segment_attention(module, query, key, value, attention_mask, scaling=None, d
         # are stacked along the query axis, [M, Hkv, G*Lq, D].
         g = heads // kv_heads
         qg = (q * scale).view(kv_heads, g, m, lq, dim).permute(2, 0, 1, 3, 4).reshape(m, kv_heads, g * lq, dim)
-        scores = torch.matmul(qg, k.transpose(-1, -2)).view(m, kv_heads, g, lq, lk)
-        scores = scores + seg.bias(scores.dtype)  # [M, 1, 1, Lq, Lk]: 0 or -inf-like
-        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-        probs = torch.nn.functional.dropout(probs, p=p_drop, training=module.training)
-        out = torch.matmul(probs.view(m, kv_heads, g * lq, lk), v)  # [M, Hkv, G*Lq, D]
+        if p_drop > 0:  # the dropout mask would have to be kept too: plain autograd
+            out = matmul_attention(qg, k, v, seg.bias, p_drop)
+        else:
+            out = SegmentAttention.apply(qg, k, v, seg.bias)  # [M, Hkv, G*Lq, D]
         out = out.view(m, kv_heads, g, lq, dim).permute(0, 3, 1, 2, 4)  # [M, Lq, Hkv, G, D]
     else:
         out = sdpa_grouped(q.transpose(0, 1), k, v, seg.mask[:, None], p_drop, scale)
         out = out.transpose(1, 2)  # [M, Lq, H, D]
     out = out.reshape(m * lq, heads, dim).index_select(0, seg.gather_back)  # [N, H, D]
     return out[None], None
+
+
+def _probs(qg: torch.Tensor, k: torch.Tensor, bias) -> torch.Tensor:
+    """``softmax(qg kᵀ + bias)`` in fp32 -> ``[M, Hkv, G*Lq, Lk]``, for ``qg [M, Hkv, G*Lq, D]``
+    (scaled), ``k [M, Hkv, Lk, D]`` and ``bias(dtype) [M, 1, 1, Lq, Lk]`` (0 or -inf-like)."""
+    m, kv_heads, glq, _ = qg.shape
+    scores = torch.matmul(qg, k.transpose(-1, -2))
+    b = bias(scores.dtype)
+    scores = scores.view(m, kv_heads, glq // b.shape[-2], *b.shape[-2:]) + b
+    return torch.softmax(scores, dim=-1, dtype=torch.float32).view(m, kv_heads, glq, -1)
+
+
+def matmul_attention(qg: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias,
+                     dropout_p: float) -> torch.Tensor:
+    """``dropout(softmax(qg kᵀ + bias)) v`` through plain autograd (shapes as `_probs`,
+    ``v [M, Hkv, Lk, D]``) -> ``[M, Hkv, G*Lq, D]``. Keeps the fp32 probabilities (and
+    their cast and the dropout mask) for backward; without dropout `SegmentAttention`
+    computes the same without keeping them."""
+    probs = _probs(qg, k, bias).to(qg.dtype)
+    probs = torch.nn.functional.dropout(probs, p=dropout_p, training=dropout_p > 0)
+    return torch.matmul(probs, v)
+
+
+class SegmentAttention(torch.autograd.Function):
+    """``O = P V`` with ``P = softmax(S)``, ``S = qg kᵀ + bias`` (`matmul_attention` without
+    dropout), keeping only ``qg, k, v`` for backward (``bias`` is the segment plan's,
+    shared by all layers) and recomputing ``P`` there:
+
+        dV = Pᵀ dO,   dP = dO Vᵀ,   D = rowsum(dP ∘ P) (= rowsum(dO ∘ O)),
+        dS = P ∘ (dP − D),   d(qg) = dS K,   dK = dSᵀ qg.
+
+    Why: plain autograd keeps the fp32 ``P [M, Hkv, G*Lq, Lk]`` (and its cast under bf16):
+    554 MiB of the 3.7 GiB of activations kept per 2,048-token micro-batch of SmolLM2-135M
+    in fp32, the largest single item. Recomputing costs one more ``qg kᵀ`` and softmax.
+
+    Same numerics as plain autograd, bit for bit: ``P`` is recomputed by forward's fp32
+    softmax (not as ``exp(S − lse)`` from a saved log-sum-exp, which differs in the last
+    bits, and on a row whose scores are all the dtype's lowest value gives 1 where softmax
+    gives 1/Lk), cast to the input dtype for the matmuls as forward does, and ``dS`` comes
+    from the op autograd runs for softmax (``_softmax_backward_data``: D from ``dP ∘ P``,
+    so ``O`` is not kept either). Grouped-query heads are stacked along the query axis
+    (``G*Lq``), so dK and dV sum over a K/V head's query heads inside the matmuls. Backward
+    runs under forward's autocast state, so its matmuls take forward's dtypes.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu")
+    def forward(ctx, qg: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias) -> torch.Tensor:
+        ctx.bias = bias
+        ctx.save_for_backward(qg, k, v)
+        return torch.matmul(_probs(qg, k, bias).to(qg.dtype), v)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
+    def backward(ctx, grad_out: torch.Tensor):
+        qg, k, v = ctx.saved_tensors
+        p32 = _probs(qg, k, ctx.bias)
+        p = p32.to(qg.dtype)
+        grad_v = torch.matmul(p.transpose(-1, -2), grad_out)
+        dp = torch.matmul(grad_out, v.transpose(-1, -2)).float()
+        ds = torch._softmax_backward_data(dp, p32, -1, torch.float32).to(qg.dtype)
+        return torch.matmul(ds, k), torch.matmul(ds.transpose(-1, -2), qg), grad_v, None
 
 
 def sdpa_grouped(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,

@@ -299,7 +299,8 @@ def longest_prompt(template, tokenizer, problems) -> int:
 
 def cpu_kv_cache_gib(cfg: TrainConfig, dtype: str, model_path: str, longest: int, num_test: int) -> float:
     """The vLLM-CPU KV budget a run needs, in GiB: the sequences one request chunk holds
-    (`CPU_MAX_SEQS`, or fewer if a step or the held-out set has fewer) x (longest prompt +
+    (`CPU_MAX_SEQS`, or fewer if a step and the held-out set of ``num_test`` problems have
+    fewer; a run without held-out evaluation, ``--eval-every 0``, only a step's) x (longest prompt +
     the peak generation budget + one 128-token block of slack) x KV bytes per token
     (2 x layers x KV heads x head dim x dtype bytes), +25 %, at least 0.25 GiB. A fixed
     2 GiB, the previous default, was ~10x what the CPU demo uses."""
@@ -311,6 +312,6 @@ def cpu_kv_cache_gib(cfg: TrainConfig, dtype: str, model_path: str, longest: int
     kv_heads = getattr(mc, "num_key_value_heads", None) or mc.num_attention_heads
     dtype_bytes = 4 if dtype in ("float32", "float") else 2
     per_token = 2 * mc.num_hidden_layers * kv_heads * head_dim * dtype_bytes
-    seqs = min(CPU_MAX_SEQS, max(cfg.prompts_per_step * cfg.group_size, num_test))
+    seqs = min(CPU_MAX_SEQS, max(cfg.prompts_per_step * cfg.group_size, num_test if cfg.eval_every else 0))
     tokens = seqs * (longest + cfg.max_new_tokens_peak + 128)
     return round(max(0.25, 1.25 * tokens * per_token / 2**30), 3)
