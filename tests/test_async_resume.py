@@ -187,7 +187,9 @@ def test_sigkill_at_a_random_moment_and_resume(tiny_dir, tmp_path, uninterrupted
            "--group-size", "4", "--max-new-tokens", "8", "--backend", "hf", "--precision", "fp32",
            "--eval-every", "0", "--save-every", "1", "--max-staleness", "2", "--rollout-samples", "-1",
            "--truncation", "keep", "--device", "cpu", "--no-progress", "--run-dir", str(run),
-           "--lr", "1e-3", "--keep-checkpoints", "5", "--rollout.partial"]
+           "--lr", "1e-3", "--keep-checkpoints", "5", "--rollout.partial",
+           # `r1zero train` starts from the demo preset (seed 1, T 0.7, ...): the fixture's values
+           "--seed", "0", "--temperature", "1.0", "--micro-batch-tokens", "4096"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
