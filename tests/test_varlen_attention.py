@@ -6,6 +6,7 @@ the padded rows' log-probs. Also the segment kernel's own CPU path: its autograd
 (probabilities recomputed in backward) against plain autograd."""
 
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -137,8 +138,11 @@ def test_flex_gives_the_segment_kernel_output(seed, branch, monkeypatch):
 
 def _plain_autograd(mp):
     """Route the kernel's dropout-free call to plain autograd (its dropout path at p=0)."""
-    mp.setattr(segment_attention.SegmentAttention, "apply",
-               lambda qg, k, v, bias: segment_attention.matmul_attention(qg, k, v, bias, 0.0))
+    def plain(query, key, value, seg, scale):
+        qg, k, v = segment_attention.regroup(query, key, value, seg, scale)
+        return segment_attention.matmul_attention(qg, k, v, seg.bias, 0.0)
+
+    mp.setattr(segment_attention.SegmentAttention, "apply", plain)
 
 
 def _values_and_grads(seg, q, k, v, w):
@@ -192,15 +196,20 @@ def test_matmul_function_on_fully_masked_rows(dtype):
     def bias_of(dt):
         return bias.to(dt).clamp_(min=torch.finfo(dt).min)
 
+    # A plan by hand: segment i's query slots are flat tokens i*Lq.., its key slots i*Lk..
+    n = m * lk
+    seg = SimpleNamespace(q_index=torch.arange(m * lq).view(m, lq),
+                          k_index=torch.arange(n).view(m, lk), bias=bias_of)
     gen = torch.Generator().manual_seed(1)
-    inputs = [torch.randn(m, kv_heads, rows, dim, generator=gen).to(dtype)
-              for rows in (g * lq, lk, lk)]
+    inputs = [torch.randn(1, heads, n, dim, generator=gen).to(dtype)
+              for heads in (kv_heads * g, kv_heads, kv_heads)]
     grad_out = torch.randn(m, kv_heads, g * lq, dim, generator=gen).to(dtype)
     results = []
     for fn in (segment_attention.SegmentAttention.apply,
-               lambda *a: segment_attention.matmul_attention(*a, 0.0)):
+               lambda q, k, v, seg, scale: segment_attention.matmul_attention(
+                   *segment_attention.regroup(q, k, v, seg, scale), seg.bias, 0.0)):
         leaves = [t.clone().requires_grad_() for t in inputs]
-        out = fn(*leaves, bias_of)
+        out = fn(*leaves, seg, 0.3)
         out.backward(grad_out)
         results.append([out.detach()] + [t.grad for t in leaves])
     for a, b in zip(*results):
@@ -233,6 +242,43 @@ def test_matmul_function_keeps_no_probabilities(monkeypatch):
     with monkeypatch.context() as mp:
         _plain_autograd(mp)
         assert probs in saved_sizes()
+
+
+def test_matmul_function_keeps_only_the_compact_inputs(monkeypatch):
+    """What autograd keeps of the CPU path is the compact query, key and value and small
+    index tensors: no padded, per-segment [M, ..., Lq or Lk, D] copies (a shared prompt's
+    keys copied into each of its responses' segments). Plain autograd (the control) keeps
+    more."""
+    prompt = list(range(5, 45))
+    seqs = [TrainSequence(prompt, [50 + i] * (2 + 3 * i), 1.0) for i in range(5)]
+    seqs.append(TrainSequence([7, 8, 9], [60, 61], -1.0))
+    pk = collate_packed(seqs, list(range(len(seqs)))).packed
+    seg = pk.segments
+    n, heads, kv_heads, dim = pk.group_ids.numel(), 6, 2, 16
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, h, n, dim, generator=gen).requires_grad_()
+               for h in (heads, kv_heads, kv_heads))
+    compact = sum(t.nbytes for t in (q, k, v))
+    index = sum(t.nbytes for t in (seg.q_index, seg.k_index, seg.gather_back))
+    assert seg.k_index.numel() > 2 * n  # the prompt's keys are copied into many segments
+
+    def saved_bytes() -> int:
+        storages = {}
+
+        def pack(t):
+            storage = t.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            segment_attention.segment_attention(_Attn().eval(), q, k, v, None, scaling=0.3,
+                                                **{segment_attention.KWARG: seg})
+        return sum(storages.values())
+
+    assert compact <= saved_bytes() <= compact + index
+    with monkeypatch.context() as mp:
+        _plain_autograd(mp)
+        assert saved_bytes() > compact + index
 
 
 def test_sdpa_branch_shares_kv_heads_without_repeating(monkeypatch):
