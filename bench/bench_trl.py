@@ -45,20 +45,24 @@ def run_r1zero(steps: int, backend: str, precision: str, skip: bool) -> dict:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         rows = [r for r in rows if "perf/step_s" in r]
-        step_s = [r["perf/step_s"] for r in rows]
-        warm = step_s[1:] or step_s
+        warm = rows[1:] or rows  # the steps after the first (warm-up)
         info = json.loads((run / "run_info.json").read_text())
         resolved = json.loads((run / "config.json").read_text()).get("resolved", {})
-        last = rows[-1]
+
+        def median(f):
+            return statistics.median(f(r) for r in warm)
+
+        s_per_step = median(lambda r: r["perf/step_s"])
         return {
-            "gen_tokens": last["perf/gen_tokens_per_s"] * last["perf/gen_s"],
-            "train_tokens": last["perf/train_tokens_per_s"] * last["perf/train_s"],
-            "s_per_step": statistics.median(warm),
-            "s_per_step_all": statistics.mean(step_s),
-            "gen_s": statistics.median(r["perf/gen_s"] for r in rows[1:] or rows),
-            "train_s": statistics.median(r["perf/train_s"] for r in rows[1:] or rows),
-            "sync_s": statistics.median(r["perf/sync_s"] for r in rows[1:] or rows),
-            "completions_per_s": 64 / statistics.median(warm),
+            # tokens per step, for the compute floor: rate x seconds of each phase
+            "gen_tokens": median(lambda r: r["perf/gen_tokens_per_s"] * r["perf/gen_s"]),
+            "train_tokens": median(lambda r: r["perf/train_tokens_per_s"] * r["perf/train_s"]),
+            "s_per_step": s_per_step,
+            "s_per_step_all": statistics.mean(r["perf/step_s"] for r in rows),
+            "gen_s": median(lambda r: r["perf/gen_s"]),
+            "train_s": median(lambda r: r["perf/train_s"]),
+            "sync_s": median(lambda r: r["perf/sync_s"]),
+            "completions_per_s": 64 / s_per_step,
             "peak_rss_gb": max(r["perf/peak_rss_gb"] for r in rows),
             "backend": backend,
             "skip_zero_advantage": skip,
@@ -145,7 +149,7 @@ def main() -> None:
     allocator = "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "glibc malloc"
     print(f"allocator (both sides): {allocator}")
     print(json.dumps({"r1zero": r1, "trl": trl, "allocator": allocator}, default=str))
-    peak = matmul_peak_gflops(r1["precision"] if r1["precision"] in ("fp32", "bf16") else "fp32")
+    peak = matmul_peak_gflops("bf16" if r1["precision"].startswith("bf16") else "fp32")  # bf16-autocast too
     floor = compute_floor_s(model_dir, r1["gen_tokens"], r1["train_tokens"], peak)
     print(f"compute floor ({r1['precision']} matmul peak {peak:.0f} GFLOP/s here; "
           f"{r1['gen_tokens']:.0f} generated + {r1['train_tokens']:.0f} learner tokens per step): "

@@ -5,9 +5,9 @@ The steps (torchtune's recipe style): load the model (with LoRA adapters under
 ``--lora.rank``), check its output layer, choose its compute copy and attention kernel,
 switch its MLPs and norms to versions that keep fewer activations (same math:
 lean_layers.py), add a reference model when the algorithm has a KL term, make the
-optimizer over the trainable weights, restore the optimizer of a checkpoint. A rank passes ``shard`` (FSDP2,
-r1zero/cluster/fsdp.py), which then also takes the place of the bf16 compute copy (FSDP2's
-mixed precision casts per layer)."""
+optimizer over the trainable weights, restore the optimizer of a checkpoint. A rank passes
+``shard`` (FSDP2, r1zero/cluster/fsdp.py), which then also takes the place of the bf16
+compute copy (FSDP2's mixed precision casts per layer)."""
 
 from __future__ import annotations
 

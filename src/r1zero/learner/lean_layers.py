@@ -24,8 +24,9 @@ rebuild from others for a few elementwise operations:
 
 Measured (SmolLM2-135M, fp32, one 2,048-token packed micro-batch, CPU): of the 3,717 MiB
 of activations kept for backward, the MLPs kept 1,411 MiB and the norms 538 MiB; these
-rewrites keep 706 MiB and 269 MiB (docs/benchmarks.md, "Activation memory of the update"). Liger-Kernel's SwiGLU does the same on GPUs (Triton); this is
-the CPU-and-anywhere version for transformers' module layout.
+rewrites keep 706 MiB and 269 MiB (docs/benchmarks.md, "Activation memory of the
+update"). Liger-Kernel's SwiGLU does the same on GPUs (Triton); this is the
+CPU-and-anywhere version for transformers' module layout.
 
 `lean_activations(model)` switches every block that matches the layout (checked on a
 sample input against the block's own forward before it is switched, so a block with a
@@ -40,6 +41,8 @@ import torch
 import torch.nn.functional as F
 
 MLP_PARTS = ("gate_proj", "up_proj", "down_proj", "act_fn")
+CHECK_TOL = 1e-5
+"""rtol = atol of the check of a rewrite against its block's own forward (fp32 sample)."""
 
 
 class _SiluGateDown(torch.autograd.Function):
@@ -128,7 +131,7 @@ def _norm_candidate(m: torch.nn.Module) -> bool:
 
 
 @torch.no_grad()
-def _same_as_own(m: torch.nn.Module, forward, width: int, tol: float) -> bool:
+def _same_as_own(m: torch.nn.Module, forward, width: int) -> bool:
     """The rewrite's forward equals the block's own on a fixed sample (grad mode on, so the
     rewrite runs; a private generator, so the run's random stream is untouched)."""
     p = next(m.parameters())
@@ -137,7 +140,7 @@ def _same_as_own(m: torch.nn.Module, forward, width: int, tol: float) -> bool:
         x = x.to(p.dtype)
     with torch.enable_grad():
         mine, own = forward(m, x), type(m).forward(m, x)
-    return mine.shape == own.shape and torch.allclose(mine.float(), own.float(), rtol=tol, atol=tol)
+    return mine.shape == own.shape and torch.allclose(mine.float(), own.float(), rtol=CHECK_TOL, atol=CHECK_TOL)
 
 
 def lean_activations(model: torch.nn.Module) -> int:
@@ -149,12 +152,12 @@ def lean_activations(model: torch.nn.Module) -> int:
         if "forward" in vars(m):
             continue  # already switched, or someone else's override: leave it
         if _mlp_candidate(m):
-            forward, width, tol = _mlp_forward, m.gate_proj.in_features, 1e-5
+            forward, width = _mlp_forward, m.gate_proj.in_features
         elif _norm_candidate(m):
-            forward, width, tol = _norm_forward, m.weight.shape[0], 1e-5
+            forward, width = _norm_forward, m.weight.shape[0]
         else:
             continue
-        if _same_as_own(m, forward, width, tol):
+        if _same_as_own(m, forward, width):
             m.forward = types.MethodType(forward, m)
             switched += 1
     return switched

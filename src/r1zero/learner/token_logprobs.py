@@ -15,9 +15,9 @@ each of ``.float()``, ``/ T``, ``logsumexp`` and the entropy's softmax, and stre
 block through memory about ten times; with a 49k vocabulary that is ~0.7 GB per pass per
 micro-batch on a CPU. Here the logits are kept once, in the matmul's dtype (bf16 under bf16
 precision, so exactly what autograd would keep), everything per-vocabulary is done on row
-chunks that stay in cache, in fp32, and the backward writes the logits' gradient over them. Libraries with a fused linear + cross-entropy
-(Liger, Apple's cut-cross-entropy) are Triton/GPU only and return a loss, not per-token
-log-probs and entropy.
+chunks that stay in cache, in fp32, and the backward writes the logits' gradient over them.
+Libraries with a fused linear + cross-entropy (Liger, Apple's cut-cross-entropy) are
+Triton/GPU only and return a loss, not per-token log-probs and entropy.
 """
 
 from __future__ import annotations

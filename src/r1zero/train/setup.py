@@ -300,8 +300,9 @@ def longest_prompt(template, tokenizer, problems) -> int:
 def cpu_kv_cache_gib(cfg: TrainConfig, dtype: str, model_path: str, longest: int, num_test: int) -> float:
     """The vLLM-CPU KV budget a run needs, in GiB: the sequences one request chunk holds
     (`CPU_MAX_SEQS`, or fewer if a step and the held-out set of ``num_test`` problems have
-    fewer; a run without held-out evaluation, ``--eval-every 0``, only a step's) x (longest prompt +
-    the peak generation budget + one 128-token block of slack) x KV bytes per token
+    fewer; a run without held-out evaluation, ``--eval-every 0``, only a step's) x
+    (longest prompt + the peak generation budget + one 128-token block of slack) x KV bytes
+    per token
     (2 x layers x KV heads x head dim x dtype bytes), +25 %, at least 0.25 GiB. A fixed
     2 GiB, the previous default, was ~10x what the CPU demo uses."""
     from transformers import AutoConfig
